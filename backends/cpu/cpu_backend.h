@@ -1,0 +1,14 @@
+// The CPU backend: OpenMP threads, Highway SIMD, OpenBLAS GEMM; runs every op.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "backends/backend.h"
+#include "backends/registry.h"
+
+namespace kiln {
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& options);
+
+}  // namespace kiln

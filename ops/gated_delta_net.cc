@@ -1,0 +1,7 @@
+#include "ops/op_families.h"
+
+namespace kiln {
+
+void RegisterGatedDeltaNetOps(std::vector<OpSchema>& ops) {}
+
+}  // namespace kiln
