@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include "absl/strings/string_view.h"
 #include <vector>
 
@@ -79,6 +80,10 @@ struct OpSchema {
   std::vector<AttrSpec> attrs;
   InferFn infer = nullptr;
   ReferenceFn reference = nullptr;
+  // (input, output) index pairs whose buffers may be the same memory: the
+  // op's reference and kernels give the right result when that output
+  // aliases that input (a state updated in place: KV cache, GDN state).
+  std::vector<std::pair<int, int>> inplace;
 };
 
 // Checks a node's attributes against the schema (unknown names, types,
