@@ -54,6 +54,11 @@ class InferContext {
   const TensorType* input(int i) const {
     return i < num_inputs() ? inputs_[i] : nullptr;
   }
+  // The graph tensor bound to input i ("" if unknown), for messages that
+  // name two inputs.
+  absl::string_view input_tensor_name(int i) const {
+    return i < static_cast<int>(tensor_names_.size()) ? absl::string_view(tensor_names_[i]) : "";
+  }
   absl::Status Error(absl::string_view msg) const;
   absl::Status InputError(int i, absl::string_view msg) const;
 

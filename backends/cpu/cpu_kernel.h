@@ -43,8 +43,14 @@ struct CpuKernelEntry {
 void RegisterCpuElementwiseKernels(std::vector<CpuKernelEntry>& k);  // elementwise.cc
 void RegisterCpuMatmulKernels(std::vector<CpuKernelEntry>& k);       // matmul.cc
 void RegisterCpuNormKernels(std::vector<CpuKernelEntry>& k);         // norm.cc (+softmax)
-void RegisterCpuLayoutKernels(std::vector<CpuKernelEntry>& k);       // layout.cc (+rope,
-                                                                      // reduce, conv, write_rows)
+void RegisterCpuLayoutKernels(std::vector<CpuKernelEntry>& k);       // layout.cc: gather,
+                                                                      // concat, slice, reshape,
+                                                                      // permute, transpose,
+                                                                      // contiguous
+void RegisterCpuRopeKernels(std::vector<CpuKernelEntry>& k);         // rope.cc
+void RegisterCpuReduceKernels(std::vector<CpuKernelEntry>& k);       // reduce.cc
+void RegisterCpuConvKernels(std::vector<CpuKernelEntry>& k);         // conv1d_causal.cc
+void RegisterCpuWriteRowsKernels(std::vector<CpuKernelEntry>& k);    // write_rows.cc
 void RegisterCpuFlashAttnKernels(std::vector<CpuKernelEntry>& k);    // flash_attn.cc
 void RegisterCpuGatedDeltaNetKernels(std::vector<CpuKernelEntry>& k);// gated_delta_net.cc
 

@@ -1,0 +1,318 @@
+// The CPU backend: host buffers, the kernel table behind supports(), pipelines
+// (kernel specializations) through a PipelineCache, and in-order execution.
+#include "backends/cpu/cpu_backend.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "backends/cpu/cpu_kernel.h"
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernel_util.h"
+#include "backends/pipeline_cache.h"
+#include "hwy/targets.h"
+#include "ops/op_schema.h"
+
+extern "C" {
+char* openblas_get_config(void);
+void openblas_set_num_threads(int num_threads);
+}
+
+namespace kiln {
+namespace {
+
+using cpu::CpuPipeline;
+
+constexpr size_t kAlignment = 64;
+
+// Host memory: owned (64-byte aligned, zeroed) or wrapped caller memory.
+class CpuBuffer : public Buffer {
+ public:
+  CpuBuffer(std::byte* data, size_t size, bool owned) : data_(data), size_(size), owned_(owned) {}
+  ~CpuBuffer() override {
+    if (owned_) std::free(data_);
+  }
+  size_t size() const override { return size_; }
+  std::byte* host_data() const override { return data_; }
+
+ private:
+  std::byte* data_;
+  size_t size_;
+  bool owned_;
+};
+
+// One node made ready: its pipeline and the views of its tensors.
+struct Step {
+  int node = -1;
+  const Node* n = nullptr;
+  const CpuPipeline* pipeline = nullptr;
+  std::vector<TensorView> inputs, outputs;
+};
+
+class CpuPreparedSplit : public PreparedSplit {
+ public:
+  std::vector<Step> steps;
+};
+
+// "[offset, offset+n) of a buffer of size bytes", overflow-safe.
+absl::Status CheckRange(absl::string_view what, size_t size, size_t offset, size_t n) {
+  if (offset > size || n > size - offset) {
+    return absl::OutOfRangeError(absl::StrCat(what, ": bytes [", offset, ", ", offset, " + ", n,
+                                              ") are outside the buffer of ", size, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+const CpuBuffer* AsCpu(const Buffer& b) { return dynamic_cast<const CpuBuffer*>(&b); }
+
+std::string CpuModelName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "model name")) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        return std::string(absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1)));
+      }
+    }
+  }
+  return "unknown CPU";
+}
+
+DeviceInfo MakeDeviceInfo(int threads) {
+  DeviceInfo d;
+  d.backend = "cpu";
+  d.kind = "cpu";
+  d.name = CpuModelName();
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) d.memory_bytes = static_cast<uint64_t>(pages) * page;
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  d.compute_units = cores > 0 ? static_cast<int>(cores) : 1;
+  d.subgroup_size = cpu::SimdF32Lanes();
+  const char* blas = openblas_get_config();
+  d.driver = absl::StrCat("OpenMP ", _OPENMP, ", OpenBLAS ", blas ? blas : "?");
+  std::string simd = "simd:";
+  for (int64_t bit = 1; bit != 0 && bit <= hwy::SupportedTargets(); bit <<= 1) {
+    if (hwy::SupportedTargets() & bit) absl::StrAppend(&simd, simd.size() > 5 ? "," : "", hwy::TargetName(bit));
+  }
+  d.features.push_back(simd);
+  d.features.push_back(absl::StrCat("threads:", threads));
+  d.features.push_back(absl::StrCat("openblas:", blas ? blas : "?"));
+  return d;
+}
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(int threads) : threads_(threads), device_(MakeDeviceInfo(threads)) {}
+
+  absl::string_view name() const override { return "cpu"; }
+  const DeviceInfo& device() const override { return device_; }
+
+  Support supports(const Graph& graph, const Node& node) const override {
+    const cpu::CpuKernelEntry* entry = cpu::FindCpuKernel(node.op);
+    if (!entry) return Support::No(absl::StrCat("no CPU kernel for op ", node.op));
+    // Kernels index f32/f16/bf16/i32 data by element: views must stay aligned.
+    for (const std::vector<int>* ids : {&node.inputs, &node.outputs}) {
+      for (int id : *ids) {
+        if (id < 0 || id >= static_cast<int>(graph.tensors.size())) continue;
+        const TensorInfo& t = graph.tensors[id];
+        const int es = ElementSize(t.dtype);
+        if (es <= 1) continue;
+        bool aligned = t.offset % es == 0;
+        for (int64_t s : t.strides) aligned &= s % es == 0;
+        if (!aligned) {
+          return Support::No(absl::StrCat("tensor ", Describe(t),
+                                          " has an offset or stride that is not a multiple of its ",
+                                          es, "-byte element"));
+        }
+      }
+    }
+    return entry->supports ? entry->supports(graph, node) : Support::Yes();
+  }
+
+  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override {
+    // Round up to whole alignment units (aligned_alloc needs it); never 0 bytes.
+    const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    if (rounded < bytes) return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", bytes, " bytes"));
+    void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+    if (!p) {
+      return absl::ResourceExhaustedError(absl::StrCat("out of host memory allocating ", bytes, " bytes"));
+    }
+    std::memset(p, 0, rounded == 0 ? kAlignment : rounded);
+    return std::unique_ptr<Buffer>(new CpuBuffer(static_cast<std::byte*>(p), bytes, true));
+  }
+
+  absl::StatusOr<std::unique_ptr<Buffer>> WrapHost(const void* data, size_t bytes) override {
+    if (!data && bytes) return absl::InvalidArgumentError("WrapHost: null data");
+    // Kernels only read inputs; the const is the caller's promise we keep.
+    auto* p = static_cast<std::byte*>(const_cast<void*>(data));
+    return std::unique_ptr<Buffer>(new CpuBuffer(p, bytes, false));
+  }
+
+  absl::Status Upload(Buffer& dst, size_t offset, const void* src, size_t n) override {
+    const CpuBuffer* b = AsCpu(dst);
+    if (!b) return absl::InvalidArgumentError("Upload: not a CPU buffer");
+    if (auto st = CheckRange("Upload", b->size(), offset, n); !st.ok()) return st;
+    if (n) std::memmove(b->host_data() + offset, src, n);
+    return absl::OkStatus();
+  }
+
+  absl::Status Download(const Buffer& src, size_t offset, void* dst, size_t n) override {
+    const CpuBuffer* b = AsCpu(src);
+    if (!b) return absl::InvalidArgumentError("Download: not a CPU buffer");
+    if (auto st = CheckRange("Download", b->size(), offset, n); !st.ok()) return st;
+    if (n) std::memmove(dst, b->host_data() + offset, n);
+    return absl::OkStatus();
+  }
+
+  absl::Status Copy(const Buffer& src, size_t src_offset, Buffer& dst, size_t dst_offset,
+                    size_t n) override {
+    const CpuBuffer* s = AsCpu(src);
+    const CpuBuffer* d = AsCpu(dst);
+    if (!s || !d) return absl::InvalidArgumentError("Copy: not a CPU buffer");
+    if (auto st = CheckRange("Copy source", s->size(), src_offset, n); !st.ok()) return st;
+    if (auto st = CheckRange("Copy destination", d->size(), dst_offset, n); !st.ok()) return st;
+    if (n) std::memmove(d->host_data() + dst_offset, s->host_data() + src_offset, n);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::unique_ptr<PreparedSplit>> Prepare(const Split& split,
+                                                         const Bindings& bindings) override {
+    if (!split.graph) return absl::InvalidArgumentError("Prepare: the split has no graph");
+    const Graph& graph = *split.graph;
+    auto prepared = std::make_unique<CpuPreparedSplit>();
+    for (int ni : split.nodes) {
+      if (ni < 0 || ni >= static_cast<int>(graph.nodes.size())) {
+        return absl::InvalidArgumentError(absl::StrCat("Prepare: node #", ni, " does not exist"));
+      }
+      const Node& node = graph.nodes[ni];
+      Support s = supports(graph, node);
+      if (!s.ok) return absl::UnimplementedError(absl::StrCat(NodeLabel(node), ": ", s.reason));
+      const cpu::CpuKernelEntry* entry = cpu::FindCpuKernel(node.op);
+      auto selected = entry->select(graph, node);
+      if (!selected.ok()) return selected.status();
+      auto pipeline = cache_.GetOrCreate(selected->key, [&]() -> absl::StatusOr<std::unique_ptr<CpuPipeline>> {
+        return std::make_unique<CpuPipeline>(*selected);
+      });
+      if (!pipeline.ok()) return pipeline.status();
+      Step step;
+      step.node = ni;
+      step.n = &node;
+      step.pipeline = *pipeline;
+      for (int id : node.inputs) {
+        auto v = Resolve(graph, node, bindings, id);
+        if (!v.ok()) return v.status();
+        step.inputs.push_back(*v);
+      }
+      for (int id : node.outputs) {
+        auto v = Resolve(graph, node, bindings, id);
+        if (!v.ok()) return v.status();
+        step.outputs.push_back(*v);
+      }
+      prepared->steps.push_back(std::move(step));
+    }
+    return std::unique_ptr<PreparedSplit>(std::move(prepared));
+  }
+
+  absl::Status Execute(PreparedSplit& split, std::vector<NodeTiming>* timings) override {
+    auto* prepared = dynamic_cast<CpuPreparedSplit*>(&split);
+    if (!prepared) return absl::InvalidArgumentError("Execute: the split was not prepared by the CPU backend");
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    auto us = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
+    for (const Step& step : prepared->steps) {
+      const auto start = Clock::now();
+      cpu::KernelArgs args;
+      args.node = step.n;
+      args.inputs = step.inputs;
+      args.outputs = step.outputs;
+      args.threads = threads_;
+      absl::Status st = step.pipeline->fn(args);
+      if (!st.ok()) {
+        // Kernel messages usually name the node already; add it when they do not.
+        const std::string label = NodeLabel(*step.n);
+        if (absl::StrContains(st.message(), label)) return st;
+        return absl::Status(st.code(), absl::StrCat(label, ": ", st.message()));
+      }
+      if (timings) {
+        const auto end = Clock::now();
+        timings->push_back({step.node, us(start - t0), us(end - start)});
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Wait() override { return absl::OkStatus(); }  // Execute is synchronous
+
+  PipelineStats pipeline_stats() const override { return cache_.stats(); }
+
+ private:
+  // The view a kernel sees of tensor `id`: its binding's address, the graph's
+  // dims and strides; checked to lie inside the bound buffer.
+  absl::StatusOr<TensorView> Resolve(const Graph& graph, const Node& node, const Bindings& bindings,
+                                     int id) const {
+    if (id < 0) return TensorView{};  // absent optional input
+    if (id >= static_cast<int>(graph.tensors.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor #", id, " does not exist"));
+    }
+    const TensorInfo& info = graph.tensors[id];
+    Binding b;
+    if (id < static_cast<int>(bindings.tensors.size())) b = bindings.tensors[id];
+    if (!b.buffer && info.is_view()) {
+      // A view without its own binding lives in its base's buffer.
+      const int base = info.view_of;
+      if (base < static_cast<int>(bindings.tensors.size()) && bindings.tensors[base].buffer) {
+        b = bindings.tensors[base];
+        b.offset += static_cast<size_t>(info.offset);
+      }
+    }
+    if (!b.buffer) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(NodeLabel(node), ": tensor ", Describe(info), " is not bound to a buffer"));
+    }
+    std::byte* base = b.buffer->host_data();
+    if (!base || !AsCpu(*b.buffer)) {
+      return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info),
+                                                     " is bound to a buffer that is not CPU memory"));
+    }
+    const int64_t extent = ExtentBytes(info.dtype, info.dims, info.strides);
+    if (auto st = CheckRange(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info)), b.buffer->size(),
+                             b.offset, static_cast<size_t>(extent));
+        !st.ok()) {
+      return st;
+    }
+    const int es = ElementSize(info.dtype);
+    if (es > 1 && (reinterpret_cast<uintptr_t>(base) + b.offset) % es != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info),
+                                                     " is bound at offset ", b.offset,
+                                                     ", not a multiple of its element size"));
+    }
+    return TensorView::Of(info, base + b.offset);
+  }
+
+  const int threads_;
+  const DeviceInfo device_;
+  PipelineCache<CpuPipeline> cache_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& options) {
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cpu backend: threads must be >= 0, got ", options.threads));
+  }
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  // GEMMs run from the calling thread, so OpenBLAS may use them all.
+  openblas_set_num_threads(threads);
+  return std::unique_ptr<Backend>(new CpuBackend(threads));
+}
+
+}  // namespace kiln

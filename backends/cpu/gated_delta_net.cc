@@ -1,0 +1,442 @@
+// CPU gated delta net (OPS.md): the fused recurrence, token by token, with the
+// state in L1-sized column blocks.
+//
+// The recurrence is independent across value columns j (u[j], d[j], S[:,j]
+// and out[j] only read column j), so a work item is one (batch, value head,
+// column group), and within it the state is swept one block of columns
+// (2 vectors wide: K x 32 floats on AVX-512, 16 KB for K = 128) at a time
+// through a chunk of tokens, staying in L1. Per token and state element the
+// work is one decay multiply and three FMAs, fused in one sweep over the
+// block's rows:
+//   S[i] = decay_i * S[i] + k_i * d      (update of token t)
+//   o   += q_i * S[i]                    (output of token t)
+//   u'  += decay'_i k'_i * S[i]          (S^T k of token t+1, after its decay)
+// so each state element is loaded and stored once per token.
+//
+// Chunked (WY/UT) form: not used. On a CPU it does about 1.8x the FLOPs of
+// this recurrence for K = V = 128 and chunk 64 (the C x C intra-chunk
+// products and the extra K x V products per chunk), and this recurrence
+// already runs at the FMA rate from L1, so the chunked form cannot win here.
+//
+// q/k rows are converted, l2-normalized and scaled per chunk of tokens; the
+// state of an item is read whole into local memory before final_state is
+// written, so final_state may alias state.
+//
+// Specialization: instances for K = V in {32, 64, 128, 256} and a generic
+// one (any K, V), each for GDA (scalar gate) and KDA (per-key gate). Highway
+// runtime dispatch through a per-target table, as in flash_attn.cc.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "backends/cpu/cpu_kernel.h"
+#include "backends/cpu/kernel_util.h"
+#include "graph/dtype.h"
+#include "ops/gated_delta_net.h"
+
+#ifndef KILN_BACKENDS_CPU_GATED_DELTA_NET_SHARED_
+#define KILN_BACKENDS_CPU_GATED_DELTA_NET_SHARED_
+
+#include <omp.h>
+
+namespace kiln::cpu::gdn {
+
+inline constexpr int64_t kChunkTokens = 64;  // tokens prepared at once
+
+// Everything a kernel instance needs, resolved once per call.
+struct Problem {
+  TensorView q, k, v, g, beta, state, out, final_state;
+  int64_t B = 0, T = 0, Hk = 0, K = 0, Hv = 0, V = 0;
+  float scale = 1;
+  bool l2norm = false;
+  GdnHeadMap head_map = GdnHeadMap::kGrouped;
+  int threads = 1;
+};
+
+inline Problem MakeProblem(const KernelArgs& a) {
+  Problem p;
+  p.q = a.inputs[kGdnQ];
+  p.k = a.inputs[kGdnK];
+  p.v = a.inputs[kGdnV];
+  p.g = a.inputs[kGdnG];
+  p.beta = a.inputs[kGdnBeta];
+  if (kGdnState < static_cast<int>(a.inputs.size())) p.state = a.inputs[kGdnState];
+  p.out = a.outputs[kGdnOut];
+  p.final_state = a.outputs[kGdnFinalState];
+  p.B = p.q.dim(0), p.T = p.q.dim(1), p.Hk = p.q.dim(2), p.K = p.q.dim(3);
+  p.Hv = p.v.dim(2), p.V = p.v.dim(3);
+  p.scale = static_cast<float>(EffectiveScale(*a.node, p.K));
+  p.l2norm = a.node->GetBool("l2norm_qk");
+  p.head_map = GdnHeadMapOf(*a.node);
+  const double work = static_cast<double>(p.B) * p.Hv * std::max<int64_t>(p.T, 1) * p.K * p.V;
+  p.threads = work < 1e5 ? 1 : std::max(1, a.threads);
+  return p;
+}
+
+struct Variant {
+  int k, v;  // 0: any
+  bool kda;
+  KernelFn fn;
+};
+struct VariantTable {
+  const Variant* begin;
+  size_t size;
+};
+
+}  // namespace kiln::cpu::gdn
+
+#endif  // KILN_BACKENDS_CPU_GATED_DELTA_NET_SHARED_
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS HWY_SSSE3
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backends/cpu/gated_delta_net.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/aligned_allocator.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kiln::cpu::gdn {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+constexpr size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Vectors per column block.
+constexpr size_t kBlockVecs = 2;
+
+// Per-token inputs of a chunk, as f32.
+struct Chunk {
+  size_t tokens = 0;
+  float* q = nullptr;      // [tokens][K]: scale * q (l2-normalized if asked)
+  float* k = nullptr;      // [tokens][K]
+  float* kd = nullptr;     // [tokens][K]: decay_i * k_i
+  float* decay = nullptr;  // [tokens] (GDA) or [tokens][K] (KDA)
+  float* beta = nullptr;   // [tokens]
+  float* v = nullptr;      // [tokens][cw]: the item's columns, zero-padded
+  float* o = nullptr;      // [tokens][cw]: outputs of the item's columns
+};
+
+// u[c] = sum_i kd[i] * S[i][c] for one block of kC vectors.
+template <size_t kC>
+HWY_INLINE void ProjectKeys(const float* HWY_RESTRICT kd, size_t K, const float* HWY_RESTRICT S,
+                            size_t ss, VF* u) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF a0[kC], a1[kC];
+  for (size_t c = 0; c < kC; ++c) a0[c] = hn::Zero(df), a1[c] = hn::Zero(df);
+  size_t i = 0;
+  for (; i + 2 <= K; i += 2) {
+    const VF k0 = hn::Set(df, kd[i]), k1 = hn::Set(df, kd[i + 1]);
+    for (size_t c = 0; c < kC; ++c) {
+      a0[c] = hn::MulAdd(k0, hn::Load(df, S + i * ss + c * N), a0[c]);
+      a1[c] = hn::MulAdd(k1, hn::Load(df, S + (i + 1) * ss + c * N), a1[c]);
+    }
+  }
+  if (i < K) {
+    const VF k0 = hn::Set(df, kd[i]);
+    for (size_t c = 0; c < kC; ++c) a0[c] = hn::MulAdd(k0, hn::Load(df, S + i * ss + c * N), a0[c]);
+  }
+  for (size_t c = 0; c < kC; ++c) u[c] = hn::Add(a0[c], a1[c]);
+}
+
+// One token on one block of kC vectors: S = decay S + k d^T, o = S^T q, and
+// (kNext) u_next = S^T kd_next, in one sweep over the K rows.
+template <size_t kC, bool kKda, bool kNext>
+HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
+                     const float* HWY_RESTRICT decay, const float* HWY_RESTRICT kd_next, size_t K,
+                     const VF* d, float* HWY_RESTRICT S, size_t ss, VF* o, VF* u_next) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF o0[kC], o1[kC], n0[kC], n1[kC];
+  for (size_t c = 0; c < kC; ++c) {
+    o0[c] = hn::Zero(df), o1[c] = hn::Zero(df);
+    if (kNext) n0[c] = hn::Zero(df), n1[c] = hn::Zero(df);
+  }
+  const VF gda_decay = hn::Set(df, kKda ? 0.0f : decay[0]);
+  auto row = [&](size_t i, VF* oa, VF* na) HWY_ATTR {
+    const VF ki = hn::Set(df, k[i]), qi = hn::Set(df, q[i]);
+    const VF di = kKda ? hn::Set(df, decay[i]) : gda_decay;
+    float* Si = S + i * ss;
+    for (size_t c = 0; c < kC; ++c) {
+      const VF s = hn::MulAdd(di, hn::Load(df, Si + c * N), hn::Mul(ki, d[c]));
+      hn::Store(s, df, Si + c * N);
+      oa[c] = hn::MulAdd(qi, s, oa[c]);
+      if (kNext) na[c] = hn::MulAdd(hn::Set(df, kd_next[i]), s, na[c]);
+    }
+  };
+  size_t i = 0;
+  for (; i + 2 <= K; i += 2) {
+    row(i, o0, n0);
+    row(i + 1, o1, n1);
+  }
+  if (i < K) row(i, o0, n0);
+  for (size_t c = 0; c < kC; ++c) {
+    o[c] = hn::Add(o0[c], o1[c]);
+    if (kNext) u_next[c] = hn::Add(n0[c], n1[c]);
+  }
+}
+
+// Runs the chunk's tokens over one block of kC vectors at column offset col
+// of the item's state S (K rows of ss floats).
+template <size_t kC, bool kKda>
+HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float* S) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  float* Sb = S + col;
+  VF u[kC], d[kC], o[kC];
+  ProjectKeys<kC>(ch.kd, K, Sb, cw, u);
+  for (size_t t = 0; t < ch.tokens; ++t) {
+    const VF bt = hn::Set(df, ch.beta[t]);
+    const float* vt = ch.v + t * cw + col;
+    for (size_t c = 0; c < kC; ++c) d[c] = hn::Mul(bt, hn::Sub(hn::Load(df, vt + c * N), u[c]));
+    const float* decay = kKda ? ch.decay + t * K : ch.decay + t;
+    if (t + 1 < ch.tokens) {
+      Step<kC, kKda, true>(ch.q + t * K, ch.k + t * K, decay, ch.kd + (t + 1) * K, K, d, Sb, cw, o, u);
+    } else {
+      Step<kC, kKda, false>(ch.q + t * K, ch.k + t * K, decay, nullptr, K, d, Sb, cw, o, u);
+    }
+    float* ot = ch.o + t * cw + col;
+    for (size_t c = 0; c < kC; ++c) hn::Store(o[c], df, ot + c * N);
+  }
+}
+
+template <int kK, int kV, bool kKda>
+class Kernel {
+ public:
+  explicit Kernel(const Problem& p)
+      : p_(p), K_(kK ? kK : p.K), V_(kV ? kV : p.V), vp_(RoundUp(V_, hn::Lanes(DF()))) {
+    const size_t block = kBlockVecs * hn::Lanes(DF());
+    const size_t blocks = (vp_ + block - 1) / block;
+    // Column groups: enough work items for the threads.
+    const int64_t heads = p.B * p.Hv;
+    size_t groups = 1;
+    if (p.threads > 1 && heads < 2 * p.threads) {
+      groups = std::min<size_t>(blocks, (2 * p.threads + heads - 1) / heads);
+    }
+    group_width_ = (blocks + groups - 1) / groups * block;
+    groups_ = (vp_ + group_width_ - 1) / group_width_;
+  }
+
+  int64_t items() const { return p_.B * p_.Hv * static_cast<int64_t>(groups_); }
+
+  struct Scratch {
+    hwy::AlignedFreeUniquePtr<float[]> S, q, k, kd, decay, beta, v, o;
+    std::vector<float> row;
+  };
+
+  void Allocate(Scratch& s) const {
+    const size_t tc = kChunkTokens, cw = group_width_;
+    s.S = Zeroed(K_ * cw);
+    s.q = Zeroed(tc * K_);
+    s.k = Zeroed(tc * K_);
+    s.kd = Zeroed(tc * K_);
+    s.decay = Zeroed(kKda ? tc * K_ : tc);
+    s.beta = Zeroed(tc);
+    s.v = Zeroed(tc * cw);
+    s.o = Zeroed(tc * cw);
+    s.row.resize(std::max(K_, V_));
+  }
+
+  void Run(int64_t item, Scratch& s) const {
+    const int64_t grp = item % groups_;
+    const int64_t hv = (item / groups_) % p_.Hv;
+    const int64_t b = item / (groups_ * p_.Hv);
+    const int64_t kh = GdnKeyHead(hv, p_.Hv, p_.Hk, p_.head_map);
+    const size_t c0 = grp * group_width_;
+    const size_t cw = std::min(group_width_, vp_ - c0);    // padded columns of this item
+    const size_t cn = std::min<size_t>(cw, V_ - std::min<size_t>(c0, V_));  // real ones
+    const size_t ss = cw;                                   // row stride of the local state
+
+    // The whole (b, hv) state block is read before anything is written.
+    float* S = s.S.get();
+    for (size_t i = 0; i < K_; ++i) {
+      float* Si = S + i * ss;
+      if (p_.state.present()) {
+        const std::byte* src = p_.state.data + b * p_.state.strides[0] + hv * p_.state.strides[1] +
+                               i * p_.state.strides[2];
+        std::memcpy(Si, src + c0 * sizeof(float), cn * sizeof(float));
+      } else {
+        std::fill(Si, Si + cn, 0.0f);
+      }
+      std::fill(Si + cn, Si + ss, 0.0f);
+    }
+
+    Chunk ch;
+    ch.q = s.q.get(), ch.k = s.k.get(), ch.kd = s.kd.get(), ch.decay = s.decay.get();
+    ch.beta = s.beta.get(), ch.v = s.v.get(), ch.o = s.o.get();
+    const size_t block = kBlockVecs * hn::Lanes(DF());
+    for (int64_t t0 = 0; t0 < p_.T; t0 += kChunkTokens) {
+      ch.tokens = std::min<int64_t>(kChunkTokens, p_.T - t0);
+      Prepare(b, hv, kh, t0, c0, cw, cn, ch, s.row.data());
+      size_t col = 0;
+      for (; col + block <= cw; col += block) RunBlock<kBlockVecs, kKda>(ch, K_, cw, col, S);
+      for (; col < cw; col += hn::Lanes(DF())) RunBlock<1, kKda>(ch, K_, cw, col, S);
+      for (size_t t = 0; t < ch.tokens; ++t) {
+        std::byte* dst = p_.out.data + b * p_.out.strides[0] + (t0 + t) * p_.out.strides[1] +
+                         hv * p_.out.strides[2];
+        StoreRow(p_.out.dtype, ch.o + t * cw, cn, dst + c0 * ElementSize(p_.out.dtype));
+      }
+    }
+
+    for (size_t i = 0; i < K_; ++i) {
+      std::byte* dst = p_.final_state.data + b * p_.final_state.strides[0] +
+                       hv * p_.final_state.strides[1] + i * p_.final_state.strides[2];
+      std::memcpy(dst + c0 * sizeof(float), S + i * ss, cn * sizeof(float));
+    }
+  }
+
+ private:
+  static hwy::AlignedFreeUniquePtr<float[]> Zeroed(size_t n) {
+    auto p = hwy::AllocateAligned<float>(std::max<size_t>(n, 1));
+    std::fill(p.get(), p.get() + std::max<size_t>(n, 1), 0.0f);
+    return p;
+  }
+
+  // Address of [i0, i1, i2] (a row when the view has rank 4, else an element).
+  static const std::byte* At(const TensorView& t, int64_t i0, int64_t i1, int64_t i2) {
+    return t.data + i0 * t.strides[0] + i1 * t.strides[1] + i2 * t.strides[2];
+  }
+
+  // Loads row (b, t, kh) of q or k as f32, l2-normalized if asked, times mul.
+  void LoadKeyRow(const TensorView& x, int64_t b, int64_t t, int64_t kh, float mul,
+                  float* out) const {
+    LoadRow(x.dtype, At(x, b, t, kh), K_, out);
+    if (p_.l2norm) {
+      float sumsq = 0;
+      for (size_t i = 0; i < K_; ++i) sumsq += out[i] * out[i];
+      mul /= std::sqrt(sumsq + static_cast<float>(kGdnL2Eps));
+    }
+    if (mul != 1.0f) {
+      for (size_t i = 0; i < K_; ++i) out[i] *= mul;
+    }
+  }
+
+  void Prepare(int64_t b, int64_t hv, int64_t kh, int64_t t0, size_t c0, size_t cw, size_t cn,
+               Chunk& ch, float* row) const {
+    for (size_t t = 0; t < ch.tokens; ++t) {
+      const int64_t tt = t0 + t;
+      LoadKeyRow(p_.q, b, tt, kh, p_.scale, ch.q + t * K_);
+      float* kt = ch.k + t * K_;
+      LoadKeyRow(p_.k, b, tt, kh, 1.0f, kt);
+      float* kd = ch.kd + t * K_;
+      if (kKda) {
+        const auto* g = reinterpret_cast<const float*>(At(p_.g, b, tt, hv));
+        float* dec = ch.decay + t * K_;
+        for (size_t i = 0; i < K_; ++i) dec[i] = std::exp(g[i]), kd[i] = dec[i] * kt[i];
+      } else {
+        float g;
+        std::memcpy(&g, At(p_.g, b, tt, hv), 4);
+        const float dec = std::exp(g);
+        ch.decay[t] = dec;
+        for (size_t i = 0; i < K_; ++i) kd[i] = dec * kt[i];
+      }
+      std::memcpy(&ch.beta[t], At(p_.beta, b, tt, hv), 4);
+      float* vt = ch.v + t * cw;
+      if (c0 == 0 && cn == V_) {
+        LoadRow(p_.v.dtype, At(p_.v, b, tt, hv), cn, vt);
+      } else {
+        LoadRow(p_.v.dtype, At(p_.v, b, tt, hv), V_, row);
+        std::memcpy(vt, row + c0, cn * sizeof(float));
+      }
+      std::fill(vt + cn, vt + cw, 0.0f);
+    }
+  }
+
+  const Problem& p_;
+  const size_t K_, V_, vp_;
+  size_t group_width_ = 0, groups_ = 1;
+};
+
+template <int kK, int kV, bool kKda>
+absl::Status GatedDeltaNet(const KernelArgs& args) {
+  const Problem p = MakeProblem(args);
+  const Kernel<kK, kV, kKda> kernel(p);
+  const int64_t items = kernel.items();
+  if (items == 0) return absl::OkStatus();
+  const int threads = static_cast<int>(std::min<int64_t>(p.threads, items));
+#pragma omp parallel num_threads(threads)
+  {
+    typename Kernel<kK, kV, kKda>::Scratch s;
+    kernel.Allocate(s);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < items; ++item) kernel.Run(item, s);
+  }
+  return absl::OkStatus();
+}
+
+#define KILN_GDN_SIZE(n) \
+  {n, n, false, &GatedDeltaNet<n, n, false>}, { n, n, true, &GatedDeltaNet<n, n, true> }
+
+VariantTable Variants() {
+  static const Variant kVariants[] = {
+      KILN_GDN_SIZE(32), KILN_GDN_SIZE(64), KILN_GDN_SIZE(128), KILN_GDN_SIZE(256),
+      KILN_GDN_SIZE(0),
+  };
+  return {kVariants, sizeof(kVariants) / sizeof(kVariants[0])};
+}
+#undef KILN_GDN_SIZE
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kiln::cpu::gdn
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace kiln::cpu {
+namespace gdn {
+
+HWY_EXPORT(Variants);
+
+namespace {
+
+Support SupportsGatedDeltaNet(const Graph& graph, const Node& node) {
+  if (node.inputs.size() < 5) return Support::No("gated_delta_net needs q, k, v, g and beta");
+  for (int i : {kGdnQ, kGdnK, kGdnV}) {
+    const TensorInfo& t = graph.tensor(node.inputs[i]);
+    if (!IsFloat(t.dtype)) return Support::No(absl::StrCat(Describe(t), ": must be f32, f16 or bf16"));
+  }
+  for (int i : {kGdnG, kGdnBeta, kGdnState}) {
+    if (!node.has_input(i)) continue;
+    const TensorInfo& t = graph.tensor(node.inputs[i]);
+    if (t.dtype != DType::kF32) return Support::No(absl::StrCat(Describe(t), ": must be f32"));
+  }
+  return Support::Yes();
+}
+
+absl::StatusOr<CpuPipeline> SelectGatedDeltaNet(const Graph& graph, const Node& node) {
+  const int64_t K = graph.tensor(node.inputs[kGdnK]).dims.back();
+  const int64_t V = graph.tensor(node.inputs[kGdnV]).dims.back();
+  const bool kda = GdnIsKda(graph.tensor(node.inputs[kGdnG]).rank());
+  const VariantTable table = HWY_DYNAMIC_DISPATCH(Variants)();
+  for (size_t i = 0; i < table.size; ++i) {
+    const Variant& var = table.begin[i];
+    if (var.kda == kda && var.k == K && var.v == V) {
+      return CpuPipeline{absl::StrCat("gated_delta_net[k=", K, ",v=", V, ",kda=", kda, "]"), var.fn};
+    }
+  }
+  for (size_t i = 0; i < table.size; ++i) {
+    const Variant& var = table.begin[i];
+    if (var.kda == kda && var.k == 0) {
+      return CpuPipeline{absl::StrCat("gated_delta_net[k=any,v=any,kda=", kda, "]"), var.fn};
+    }
+  }
+  return absl::InternalError("gated_delta_net: no generic CPU kernel");
+}
+
+}  // namespace
+}  // namespace gdn
+
+void RegisterCpuGatedDeltaNetKernels(std::vector<CpuKernelEntry>& k) {
+  k.push_back({"gated_delta_net", &gdn::SupportsGatedDeltaNet, &gdn::SelectGatedDeltaNet});
+}
+
+}  // namespace kiln::cpu
+#endif  // HWY_ONCE

@@ -1,0 +1,38 @@
+#include "examples/example_graphs.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "examples/attention_block.h"
+#include "examples/hybrid_block.h"
+
+namespace kiln {
+
+std::vector<std::string> ExampleNames() {
+  return {"attention-block-decode", "attention-block-prefill", "hybrid-block-decode",
+          "hybrid-block-prefill"};
+}
+
+absl::StatusOr<Graph> MakeExample(absl::string_view name, uint64_t seed) {
+  absl::StatusOr<Graph> g;
+  if (name == "attention-block-decode") {
+    g = examples::MakeAttentionBlock(/*decode=*/true, seed);
+  } else if (name == "attention-block-prefill") {
+    g = examples::MakeAttentionBlock(/*decode=*/false, seed);
+  } else if (name == "hybrid-block-decode") {
+    g = examples::MakeHybridBlock(/*decode=*/true, seed);
+  } else if (name == "hybrid-block-prefill") {
+    g = examples::MakeHybridBlock(/*decode=*/false, seed);
+  } else {
+    return absl::NotFoundError(absl::StrCat("no example named '", name,
+                                            "'; examples: ", absl::StrJoin(ExampleNames(), ", ")));
+  }
+  if (!g.ok()) {
+    return absl::Status(g.status().code(),
+                        absl::StrCat("example '", name, "': ", g.status().message()));
+  }
+  g->metadata["example"] = std::string(name);
+  g->metadata["seed"] = absl::StrCat(seed);
+  return g;
+}
+
+}  // namespace kiln

@@ -1,0 +1,14 @@
+// The Qwen3.5-style hybrid pair: a gated delta net layer, then an attention
+// layer.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "graph/graph.h"
+
+namespace kiln::examples {
+
+absl::StatusOr<Graph> MakeHybridBlock(bool decode, uint64_t seed);
+
+}  // namespace kiln::examples

@@ -1,0 +1,231 @@
+#include "scheduler/memory_plan.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "ops/registry.h"
+
+namespace kiln {
+namespace {
+
+int64_t AlignUp(int64_t n) { return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+
+std::vector<std::pair<int, int>> SchemaInplacePairs(const Node& node) {
+  const OpSchema* schema = FindOp(node.op);
+  return schema ? schema->inplace : std::vector<std::pair<int, int>>{};
+}
+
+// Best fit: among the gaps between already placed blocks whose lifetimes
+// overlap this one, the smallest that fits; else on top of them all.
+void PackArena(ArenaPlan& arena) {
+  std::vector<int> order(arena.blocks.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    const ArenaBlock& x = arena.blocks[a];
+    const ArenaBlock& y = arena.blocks[b];
+    if (x.bytes != y.bytes) return x.bytes > y.bytes;
+    if (x.first != y.first) return x.first < y.first;
+    return x.root < y.root;
+  });
+  std::vector<int> placed;
+  std::vector<const ArenaBlock*> overlapping;
+  for (int bi : order) {
+    ArenaBlock& block = arena.blocks[bi];
+    arena.naive_bytes += block.bytes;
+    if (block.bytes == 0) continue;  // nothing to place; offset 0 is as good as any
+    overlapping.clear();
+    for (int pi : placed) {
+      const ArenaBlock& other = arena.blocks[pi];
+      if (other.first <= block.last && block.first <= other.last) overlapping.push_back(&other);
+    }
+    std::sort(overlapping.begin(), overlapping.end(),
+              [](const ArenaBlock* a, const ArenaBlock* b) { return a->offset < b->offset; });
+    int64_t best = -1;
+    int64_t best_gap = std::numeric_limits<int64_t>::max();
+    int64_t end = 0;  // highest byte used by the overlapping blocks seen so far
+    for (const ArenaBlock* other : overlapping) {
+      const int64_t gap = other->offset - end;
+      if (gap >= block.bytes && gap < best_gap) {
+        best = end;
+        best_gap = gap;
+      }
+      end = std::max(end, other->offset + other->bytes);
+    }
+    block.offset = best >= 0 ? best : end;
+    arena.peak_bytes = std::max(arena.peak_bytes, block.offset + block.bytes);
+    placed.push_back(bi);
+  }
+}
+
+}  // namespace
+
+int64_t MemoryPlan::peak_bytes() const {
+  int64_t n = 0;
+  for (const ArenaPlan& a : arenas) n += a.peak_bytes;
+  return n;
+}
+
+int64_t MemoryPlan::naive_bytes() const {
+  int64_t n = 0;
+  for (const ArenaPlan& a : arenas) n += a.naive_bytes;
+  return n;
+}
+
+absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>& node_backend,
+                                      int num_backends, const MemoryPlanOptions& options) {
+  const int num_tensors = static_cast<int>(graph.tensors.size());
+  const int num_nodes = static_cast<int>(graph.nodes.size());
+  if (static_cast<int>(node_backend.size()) != num_nodes) {
+    return absl::InvalidArgumentError(absl::StrCat("placement covers ", node_backend.size(),
+                                                   " nodes; the graph has ", num_nodes));
+  }
+  for (int b : node_backend) {
+    if (b < 0 || b >= num_backends) {
+      return absl::InvalidArgumentError(absl::StrCat("placement names backend #", b));
+    }
+  }
+  const auto& inplace_pairs = options.inplace_pairs ? options.inplace_pairs : SchemaInplacePairs;
+  // The tensor whose storage a tensor id uses, before in-place aliasing.
+  auto base_of = [&](int id) { return graph.StorageOf(id); };
+
+  MemoryPlan plan;
+  plan.tensors.resize(num_tensors);
+  plan.arenas.resize(num_backends);
+  std::vector<bool> is_state(num_tensors, false), is_input(num_tensors, false);
+  std::vector<int> state_next(num_tensors, -1);
+  for (const StatePair& s : graph.states) {
+    is_state[s.input] = true;
+    state_next[s.input] = s.output;
+  }
+  for (int id : graph.inputs) is_input[id] = true;
+
+  // Kind and backend of each storage (non-view) tensor.
+  for (int id = 0; id < num_tensors; ++id) {
+    const TensorInfo& t = graph.tensors[id];
+    TensorStorage& st = plan.tensors[id];
+    st.root = id;
+    if (t.is_view()) continue;  // filled from its base below
+    if (t.is_constant()) {
+      st.kind = StorageKind::kConstant;
+    } else if (is_input[id]) {
+      st.kind = is_state[id] ? StorageKind::kState : StorageKind::kInput;
+    } else if (t.producer >= 0 && t.producer < num_nodes) {
+      st.kind = StorageKind::kArena;
+      st.backend = node_backend[t.producer];
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", t.name, "' has no producer, data or binding (validate the graph first)"));
+    }
+  }
+
+  // Last reader of each storage tensor; reads through views count for the
+  // base, and graph outputs are read "at the end" (num_nodes).
+  std::vector<int> last_read(num_tensors, -1);
+  for (int ni = 0; ni < num_nodes; ++ni) {
+    for (int id : graph.nodes[ni].inputs) {
+      if (id < 0) continue;
+      const int base = base_of(id);
+      last_read[base] = std::max(last_read[base], ni);
+      TensorStorage& st = plan.tensors[base];
+      if (st.backend < 0) st.backend = node_backend[ni];  // inputs/constants: first reader
+    }
+  }
+  for (int id : graph.outputs) last_read[base_of(id)] = num_nodes;
+  for (int id = 0; id < num_tensors; ++id) {
+    // Unread inputs and constants: with the first node (any place will do).
+    if (plan.tensors[id].backend < 0) plan.tensors[id].backend = num_nodes > 0 ? node_backend[0] : 0;
+  }
+
+  // In-place decisions in node order. A group (root and the outputs computed
+  // in place over it) is readable until group_last[root].
+  std::vector<int> group_last(num_tensors, -1);
+  for (int id = 0; id < num_tensors; ++id) group_last[id] = last_read[id];
+  for (int ni = 0; ni < num_nodes && options.allow_inplace; ++ni) {
+    const Node& node = graph.nodes[ni];
+    absl::flat_hash_set<int> claimed;  // roots taken over by this node
+    for (const auto& [in_slot, out_slot] : inplace_pairs(node)) {
+      if (!node.has_input(in_slot) || out_slot < 0 || out_slot >= static_cast<int>(node.outputs.size())) {
+        continue;
+      }
+      const int in = node.inputs[in_slot];
+      const int out = node.outputs[out_slot];
+      const TensorInfo& tin = graph.tensors[in];
+      const TensorInfo& tout = graph.tensors[out];
+      if (tin.is_view() || tout.is_view()) continue;
+      const int root = plan.tensors[in].root;
+      const TensorStorage& rs = plan.tensors[root];
+      // A state's buffer takes only the state's own next value: then the
+      // end-of-run copies of other states never read a buffer being written.
+      if (rs.kind != StorageKind::kArena &&
+          !(rs.kind == StorageKind::kState && state_next[root] == out)) {
+        continue;
+      }
+      if (rs.backend != node_backend[ni]) continue;
+      if (ContiguousBytes(tin.dtype, tin.dims) != ContiguousBytes(tout.dtype, tout.dims) ||
+          ContiguousBytes(graph.tensors[root].dtype, graph.tensors[root].dims) !=
+              ContiguousBytes(tout.dtype, tout.dims)) {
+        continue;
+      }
+      // The old value must be dead after this node, and this node must read
+      // it only through the in-place input.
+      if (group_last[root] > ni || claimed.contains(root)) continue;
+      bool read_elsewhere = false;
+      for (int j = 0; j < static_cast<int>(node.inputs.size()); ++j) {
+        if (j != in_slot && node.inputs[j] >= 0 &&
+            plan.tensors[base_of(node.inputs[j])].root == root) {
+          read_elsewhere = true;
+        }
+      }
+      if (read_elsewhere) continue;
+      claimed.insert(root);
+      plan.tensors[out].root = root;
+      plan.tensors[out].kind = rs.kind;
+      group_last[root] = std::max(group_last[root], last_read[out]);
+    }
+  }
+
+  // Arena blocks, one per group root.
+  for (int id = 0; id < num_tensors; ++id) {
+    TensorStorage& st = plan.tensors[id];
+    if (graph.tensors[id].is_view() || st.root != id || st.kind != StorageKind::kArena) continue;
+    const TensorInfo& t = graph.tensors[id];
+    ArenaBlock block;
+    block.root = id;
+    block.bytes = AlignUp(ContiguousBytes(t.dtype, t.dims));
+    block.first = t.producer;
+    block.last = std::max(group_last[id], t.producer);
+    ArenaPlan& arena = plan.arenas[st.backend];
+    st.block = static_cast<int>(arena.blocks.size());
+    arena.blocks.push_back(block);
+  }
+  for (ArenaPlan& arena : plan.arenas) PackArena(arena);
+
+  // Offsets: in-place members take their root's; views add their offset.
+  for (int id = 0; id < num_tensors; ++id) {
+    if (graph.tensors[id].is_view()) continue;
+    TensorStorage& st = plan.tensors[id];
+    const TensorStorage& rs = plan.tensors[st.root];
+    st.kind = rs.kind;
+    st.backend = rs.backend;
+    st.block = rs.block;
+    st.offset = rs.kind == StorageKind::kArena ? plan.arenas[rs.backend].blocks[rs.block].offset : 0;
+  }
+  for (int id = 0; id < num_tensors; ++id) {
+    const TensorInfo& t = graph.tensors[id];
+    if (!t.is_view()) continue;
+    TensorStorage& st = plan.tensors[id];
+    st = plan.tensors[t.view_of];
+    st.offset += t.offset;
+  }
+
+  plan.state_in_place.reserve(graph.states.size());
+  for (const StatePair& s : graph.states) {
+    plan.state_in_place.push_back(plan.tensors[s.output].root == s.input);
+  }
+  return plan;
+}
+
+}  // namespace kiln
