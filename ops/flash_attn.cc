@@ -159,9 +159,9 @@ absl::Status ReferenceFlashAttn(const Node& node, absl::Span<const TensorView> i
           double acc = 0;
           if (den != 0) {
             for (int64_t j = 0; j < Skv; ++j) {
+              if (s[j] == kNegInf) continue;  // masked: V is not read either
               const int64_t vi[4] = {b, j, kvh, d};
-              const double p = std::exp(s[j] - M);
-              if (p != 0) acc += p * LoadElement(v, vi);  // masked V unread too
+              acc += std::exp(s[j] - M) * LoadElement(v, vi);
             }
             acc /= den;
           }

@@ -21,10 +21,14 @@ namespace kiln {
 
 inline constexpr uint32_t kGraphFormatVersion = 1;
 
+// Caps on what a graph file may ask for. Counts are checked on the raw bytes
+// before protobuf builds anything (proto/wire_scan.h), so that memory stays
+// proportional to the file: roughly max_file_bytes + 100 * max_elements.
 struct LoadOptions {
   // The graph file itself (external weights files are mapped, not capped).
   // Protobuf cannot parse more than 2 GiB - 1 bytes, so larger values clamp.
   int64_t max_file_bytes = std::numeric_limits<int32_t>::max();
+  int64_t max_elements = 1 << 24;      // fields and repeated values, all levels
   int64_t max_tensors = 1 << 20;
   int64_t max_nodes = 1 << 20;
   int64_t max_graph_io = 1 << 16;      // graph inputs, outputs, states each
@@ -42,7 +46,8 @@ struct SaveOptions {
   // When true, constants of at least `external_min_bytes` go into one file
   // next to the graph, "<path>.weights", at 64-byte aligned offsets; the rest
   // stay inline. When false, every constant is inline (the file must then
-  // stay under protobuf's 2 GiB limit).
+  // stay under protobuf's 2 GiB limit). A weights file is written (and an
+  // old one replaced) only when some constant goes into it.
   bool external_weights = false;
   int64_t external_min_bytes = 4096;
 };

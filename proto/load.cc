@@ -14,6 +14,7 @@
 #include "proto/mapped_file.h"
 #include "proto/safe_path.h"
 #include "proto/topo_sort.h"
+#include "proto/wire_scan.h"
 
 namespace kiln {
 namespace {
@@ -23,11 +24,6 @@ namespace pb = ::kiln::v1;
 absl::Status Invalid(absl::string_view a, absl::string_view b = "", absl::string_view c = "",
                      absl::string_view d = "") {
   return absl::InvalidArgumentError(absl::StrCat(a, b, c, d));
-}
-
-absl::Status CheckCount(absl::string_view what, int64_t count, int64_t limit) {
-  if (count <= limit) return absl::OkStatus();
-  return Invalid(absl::StrCat("the graph has ", count, " ", what, ", more than the limit of ", limit));
 }
 
 absl::Status CheckLength(absl::string_view what, const std::string& s, int64_t limit) {
@@ -83,7 +79,7 @@ class Loader {
   absl::StatusOr<Graph> Load(pb::Graph& proto);
 
  private:
-  absl::Status CheckGraphCounts(const pb::Graph& proto);
+  absl::Status CheckHeader(const pb::Graph& proto);
   absl::Status ConvertTensor(int id, const pb::Graph& proto, pb::Tensor& in, TensorInfo& out);
   absl::Status ConvertData(pb::Tensor& in, int64_t bytes, TensorInfo& out);
   absl::Status ConvertNode(int index, int num_tensors, const pb::Node& in, Node& out);
@@ -94,7 +90,7 @@ class Loader {
   std::map<std::string, std::shared_ptr<const MappedFile>> files_;  // by path as written
 };
 
-absl::Status Loader::CheckGraphCounts(const pb::Graph& proto) {
+absl::Status Loader::CheckHeader(const pb::Graph& proto) {
   if (proto.format_version() == 0) {
     return Invalid("the file has no format_version: not a kiln graph, or a truncated one");
   }
@@ -103,15 +99,8 @@ absl::Status Loader::CheckGraphCounts(const pb::Graph& proto) {
                                 " is newer than this kiln reads (", kGraphFormatVersion,
                                 "); upgrade kiln to load this graph"));
   }
-  for (auto st : {CheckLength("the graph name", proto.name(), opt_.max_name_bytes),
-                  CheckCount("tensors", proto.tensors_size(), opt_.max_tensors),
-                  CheckCount("nodes", proto.nodes_size(), opt_.max_nodes),
-                  CheckCount("inputs", proto.inputs_size(), opt_.max_graph_io),
-                  CheckCount("outputs", proto.outputs_size(), opt_.max_graph_io),
-                  CheckCount("states", proto.states_size(), opt_.max_graph_io),
-                  CheckCount("metadata entries", proto.metadata_size(), opt_.max_metadata)}) {
-    if (!st.ok()) return st;
-  }
+  // Counts were checked by ScanGraphWire before parsing; lengths are here.
+  if (auto st = CheckLength("the graph name", proto.name(), opt_.max_name_bytes); !st.ok()) return st;
   for (const auto& [key, value] : proto.metadata()) {
     if (auto st = CheckLength("a metadata key", key, opt_.max_string_bytes); !st.ok()) return st;
     if (auto st = CheckLength(absl::StrCat("metadata '", key, "'"), value, opt_.max_string_bytes);
@@ -237,11 +226,6 @@ absl::Status Loader::ConvertNode(int index, int num_tensors, const pb::Node& in,
   out.name = in.name();
   out.op = in.op();
   const std::string label = NodeLabel(out);
-  if (in.inputs_size() > opt_.max_node_inputs || in.outputs_size() > opt_.max_node_outputs) {
-    return Invalid(label, absl::StrCat(": has ", in.inputs_size(), " inputs and ", in.outputs_size(),
-                                       " outputs, more than the limits of ", opt_.max_node_inputs,
-                                       " and ", opt_.max_node_outputs));
-  }
   for (int i = 0; i < in.inputs_size(); ++i) {
     const int id = in.inputs(i);
     if (id < -1 || id >= num_tensors) {
@@ -257,10 +241,6 @@ absl::Status Loader::ConvertNode(int index, int num_tensors, const pb::Node& in,
   }
   out.inputs.assign(in.inputs().begin(), in.inputs().end());
   out.outputs.assign(in.outputs().begin(), in.outputs().end());
-  if (in.attrs_size() > opt_.max_attrs) {
-    return Invalid(label, absl::StrCat(": has ", in.attrs_size(), " attributes, more than the limit of ",
-                                       opt_.max_attrs));
-  }
   for (const auto& [key, value] : in.attrs()) {
     if (auto st = CheckLength(absl::StrCat(label, ": an attribute name"), key, opt_.max_name_bytes); !st.ok()) {
       return st;
@@ -275,10 +255,6 @@ absl::Status Loader::ConvertNode(int index, int num_tensors, const pb::Node& in,
         out.attrs.emplace(key, value.s());
         break;
       case pb::AttrValue::kInts:
-        if (value.ints().values_size() > opt_.max_attr_ints) {
-          return Invalid(what, absl::StrCat(" has ", value.ints().values_size(),
-                                            " values, more than the limit of ", opt_.max_attr_ints));
-        }
         out.attrs.emplace(key, std::vector<int64_t>(value.ints().values().begin(), value.ints().values().end()));
         break;
       default:
@@ -289,7 +265,7 @@ absl::Status Loader::ConvertNode(int index, int num_tensors, const pb::Node& in,
 }
 
 absl::StatusOr<Graph> Loader::Load(pb::Graph& proto) {
-  if (auto st = CheckGraphCounts(proto); !st.ok()) return st;
+  if (auto st = CheckHeader(proto); !st.ok()) return st;
   Graph graph;
   graph.name = proto.name();
   graph.metadata.insert(proto.metadata().begin(), proto.metadata().end());
@@ -327,6 +303,7 @@ absl::StatusOr<Graph> ParseGraph(absl::string_view bytes, const std::string& fol
   if (static_cast<int64_t>(bytes.size()) > cap) {
     return Invalid(absl::StrCat("the graph file has ", bytes.size(), " bytes, more than the limit of ", cap));
   }
+  if (auto st = ScanGraphWire(bytes, options); !st.ok()) return st;
   pb::Graph proto;
   if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return Invalid("the file is not a valid kiln graph: protobuf parsing failed (truncated or corrupt)");
@@ -337,7 +314,7 @@ absl::StatusOr<Graph> ParseGraph(absl::string_view bytes, const std::string& fol
 
 absl::StatusOr<Graph> LoadGraph(const std::string& path, const LoadOptions& options) {
   const int64_t cap = std::min<int64_t>(options.max_file_bytes, std::numeric_limits<int32_t>::max());
-  auto bytes = ReadSmallFile(path, cap);
+  auto bytes = ReadCappedFile(path, cap);
   if (!bytes.ok()) return bytes.status();
   std::string folder = std::filesystem::path(path).parent_path().string();
   auto graph = ParseGraph(*bytes, folder.empty() ? "." : folder, options);

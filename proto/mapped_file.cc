@@ -62,7 +62,7 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
 }
 
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path, int64_t max_bytes) {
+absl::StatusOr<std::string> ReadCappedFile(const std::string& path, int64_t max_bytes) {
   uint64_t size = 0;
   auto fd = OpenRegular(path, /*no_follow=*/false, &size);
   if (!fd.ok()) return fd.status();

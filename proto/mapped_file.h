@@ -34,6 +34,6 @@ class MappedFile {
 
 // Reads a whole regular file of at most `max_bytes` bytes (checked before
 // reading, so a huge or endless file is refused without being read).
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path, int64_t max_bytes);
+absl::StatusOr<std::string> ReadCappedFile(const std::string& path, int64_t max_bytes);
 
 }  // namespace kiln

@@ -2,6 +2,7 @@
 // (kernel specializations) through a PipelineCache, and in-order execution.
 #include "backends/cpu/cpu_backend.h"
 
+#include <cblas.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -21,10 +22,6 @@
 #include "hwy/targets.h"
 #include "ops/op_schema.h"
 
-extern "C" {
-char* openblas_get_config(void);
-void openblas_set_num_threads(int num_threads);
-}
 
 namespace kiln {
 namespace {

@@ -62,7 +62,7 @@ void BinaryRow(BinaryOp op, const float* a, bool a_scalar, const float* b, bool 
     case BinaryOp::kAdd:
       return Map2(a, a_scalar, b, b_scalar, y, n, [](DF, auto x, auto z) { return hn::Add(x, z); });
     case BinaryOp::kSub:
-      return Map2(a, a_scalar, b, b_scalar, y, n, [](DF, auto x, auto z) { return hn::Add(x, z); });
+      return Map2(a, a_scalar, b, b_scalar, y, n, [](DF, auto x, auto z) { return hn::Sub(x, z); });
     case BinaryOp::kMul:
       return Map2(a, a_scalar, b, b_scalar, y, n, [](DF, auto x, auto z) { return hn::Mul(x, z); });
     case BinaryOp::kDiv:
@@ -73,7 +73,7 @@ void BinaryRow(BinaryOp op, const float* a, bool a_scalar, const float* b, bool 
 void UnaryRow(UnaryOp op, float alpha, float beta, const float* x, float* y, int64_t n) {
   switch (op) {
     case UnaryOp::kNeg: return Map1(x, y, n, [](DF, auto v) { return hn::Neg(v); });
-    case UnaryOp::kAbs: return Map1(x, y, n, [](DF, auto v) { return v; });
+    case UnaryOp::kAbs: return Map1(x, y, n, [](DF, auto v) { return hn::Abs(v); });
     case UnaryOp::kExp: return Map1(x, y, n, [](DF d, auto v) { return SafeExp(d, v); });
     case UnaryOp::kLog: return Map1(x, y, n, [](DF d, auto v) { return SafeLog(d, v); });
     case UnaryOp::kSqrt: return Map1(x, y, n, [](DF, auto v) { return hn::Sqrt(v); });

@@ -127,6 +127,7 @@ struct VariantTable {
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -269,11 +270,11 @@ HWY_INLINE void Reduce4(VF a0, VF a1, VF a2, VF a3, float* out) {
 #endif
 }
 
-// s[r * ss + c] = <q_r, k_c> for kRows rows and 4 keys; rows/keys are
-// zero-padded to dkp (a multiple of the vector length).
+// s[r][c] = <q[r], k_c> for kRows rows and 4 keys (rows ks floats apart);
+// rows are zero-padded to dkp (a multiple of the vector length).
 template <size_t kRows>
-HWY_INLINE void Dot4(const float* HWY_RESTRICT q, size_t qs, const float* HWY_RESTRICT k,
-                     size_t ks, size_t dkp, float* HWY_RESTRICT s, size_t ss) {
+HWY_INLINE void Dot4(const float* const* q, const float* HWY_RESTRICT k, size_t ks, size_t dkp,
+                     float* const* s) {
   const DF df;
   const size_t N = hn::Lanes(df);
   VF acc[kRows][4];
@@ -284,16 +285,14 @@ HWY_INLINE void Dot4(const float* HWY_RESTRICT q, size_t qs, const float* HWY_RE
     const VF k0 = hn::Load(df, k + x), k1 = hn::Load(df, k + ks + x);
     const VF k2 = hn::Load(df, k + 2 * ks + x), k3 = hn::Load(df, k + 3 * ks + x);
     for (size_t r = 0; r < kRows; ++r) {
-      const VF qv = hn::Load(df, q + r * qs + x);
+      const VF qv = hn::Load(df, q[r] + x);
       acc[r][0] = hn::MulAdd(qv, k0, acc[r][0]);
       acc[r][1] = hn::MulAdd(qv, k1, acc[r][1]);
       acc[r][2] = hn::MulAdd(qv, k2, acc[r][2]);
       acc[r][3] = hn::MulAdd(qv, k3, acc[r][3]);
     }
   }
-  for (size_t r = 0; r < kRows; ++r) {
-    Reduce4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s + r * ss);
-  }
+  for (size_t r = 0; r < kRows; ++r) Reduce4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s[r]);
 }
 
 // Rows of Dot4 per call: register budget (32 vector registers on AVX-512).
@@ -326,9 +325,12 @@ HWY_INLINE void AccumulateV(const float* HWY_RESTRICT p, size_t nk, const float*
 // Per-thread scratch, sized for the largest block.
 struct Scratch {
   hwy::AlignedFreeUniquePtr<float[]> q, k, v, s, o, mv;
-  std::vector<float> m, l, corr;
-  std::vector<uint8_t> live, active;
-  std::vector<const std::byte*> mask_rows;
+  std::vector<float> corr;
+  std::vector<uint8_t> live;               // per key of the tile: unmasked for some row
+  std::vector<const std::byte*> mask_rows;  // distinct mask rows of the block
+  std::vector<uint8_t> mask_row_live;       // per distinct mask row: some key unmasked
+  std::vector<int64_t> rows;                // rows that see some key of the tile
+  std::vector<int64_t> valid;               // per row: keys before its causal limit
 };
 
 // The rows of a work item: positions [i0, i0+np) of batch b, query heads of KV
@@ -352,6 +354,32 @@ inline Block BlockOf(const Problem& p, int64_t item) {
 inline int64_t KeyEnd(const Problem& p, const Block& blk) {
   if (!p.causal) return p.Skv;
   return std::clamp<int64_t>(blk.i0 + blk.np - 1 + (p.Skv - p.Sq) + 1, 0, p.Skv);
+}
+
+// How many of the kTileKeys mask values from row[j0] are -inf: kNone, kAll,
+// or kSome (then the caller looks key by key).
+enum class Masked { kNone, kAll, kSome };
+
+template <class D>
+HWY_INLINE Masked ClassifyBits(D d, const hn::TFromD<D>* p, hn::TFromD<D> neg_inf) {
+  const size_t n = hn::Lanes(d);
+  const auto ninf = hn::Set(d, neg_inf);
+  bool all = true, none = true;
+  for (size_t x = 0; x < static_cast<size_t>(kTileKeys); x += n) {
+    const auto eq = hn::Eq(hn::LoadU(d, p + x), ninf);
+    all = all && hn::AllTrue(d, eq);
+    none = none && hn::AllFalse(d, eq);
+  }
+  return all ? Masked::kAll : (none ? Masked::kNone : Masked::kSome);
+}
+
+HWY_INLINE Masked ClassifyMaskTile(DType t, const std::byte* row, int64_t j0) {
+  if (t == DType::kF32) {
+    return ClassifyBits(hn::ScalableTag<uint32_t>(), reinterpret_cast<const uint32_t*>(row) + j0,
+                        0xff800000u);
+  }
+  return ClassifyBits(hn::ScalableTag<uint16_t>(), reinterpret_cast<const uint16_t*>(row) + j0,
+                      static_cast<uint16_t>(0xfc00u));
 }
 
 inline bool IsNegInfBits(DType t, const std::byte* row, int64_t j) {
@@ -385,20 +413,22 @@ class Kernel {
     s.s = Zeroed(rows * tk);
     s.o = Zeroed(rows * dvp_);
     s.mv = Zeroed(tk);
-    s.m.resize(rows), s.l.resize(rows), s.corr.resize(rows);
-    s.live.resize(tk), s.active.resize(rows);
-    s.mask_rows.reserve(rows);
+    s.corr.resize(rows), s.valid.resize(rows);
+    s.live.resize(tk);
+    s.mask_rows.reserve(rows), s.mask_row_live.resize(rows), s.rows.reserve(rows);
   }
 
   // Runs the block's rows over the key tiles [t0, t1), continuing the online
-  // softmax state (m, l, o) of each row.
+  // softmax state (m, l, o) of each row. Per tile, only the rows that see
+  // some key of it take part (a multi-sequence block pays for its own rows).
   void Attend(const Block& blk, int64_t t0, int64_t t1, Scratch& s, float* m, float* l,
               float* o) const {
     const DF df;
-    const size_t N = hn::Lanes(df);
+    const size_t N = hn::Lanes(df), tk = kTileKeys;
     const int64_t rows = blk.rows, G = p_.G;
     const int64_t kend = KeyEnd(p_, blk);
     const bool has_mask = p_.mask.present();
+    const int64_t mask_group = has_mask && p_.mask.dims[1] == 1 ? G : 1;  // rows per mask row
     LoadQueries(blk, s);
     CollectMaskRows(blk, s);
 
@@ -407,36 +437,37 @@ class Kernel {
       if (j0 >= kend) break;
       const int64_t nk = std::min<int64_t>(kTileKeys, kend - j0);
       if (!MarkLiveKeys(s, j0, nk)) continue;  // every key masked for every row
-
-      LoadTile(p_.k, blk, j0, nk, s.live.data(), dk_, dkp_, s.k.get());
-      // Scores s[r][c] = <q_r, k_c> (q already scaled).
-      const size_t nk4 = RoundUp(nk, 4), tk = kTileKeys;
-      for (size_t c = 0; c < nk4; c += 4) {
-        const float* kc = s.k.get() + c * dkp_;
-        size_t r = 0;
-        for (; r + kDotRows <= static_cast<size_t>(rows); r += kDotRows) {
-          Dot4<kDotRows>(s.q.get() + r * dkp_, dkp_, kc, dkp_, dkp_, s.s.get() + r * tk + c, tk);
-        }
-        for (; r < static_cast<size_t>(rows); ++r) {
-          Dot4<1>(s.q.get() + r * dkp_, dkp_, kc, dkp_, dkp_, s.s.get() + r * tk + c, tk);
-        }
+      // One head's K/V rows are short and far apart (a page holds a few), too
+      // sparse for the hardware prefetcher: fetch the next tile's ahead.
+      if (j0 + kTileKeys < kend) {
+        const int64_t nn = std::min<int64_t>(kTileKeys, kend - j0 - kTileKeys);
+        Prefetch(p_.k, blk, j0 + kTileKeys, nn, dk_);
+        Prefetch(p_.v, blk, j0 + kTileKeys, nn, dv_);
       }
 
-      // Softcap, mask, causal limit; then the online softmax update.
-      bool any_active = false;
+      // The rows that see some key of the tile.
+      s.rows.clear();
       for (int64_t r = 0; r < rows; ++r) {
-        float* sr = s.s.get() + r * tk;
-        const int64_t i = blk.i0 + r / G, h = blk.kvh * G + r % G;
         int64_t valid = nk;
-        if (p_.causal) valid = std::clamp<int64_t>(i + (p_.Skv - p_.Sq) - j0 + 1, 0, nk);
-        s.active[r] = 0;
-        if (valid == 0) continue;
-        const float* mrow = nullptr;
-        if (has_mask) {
-          mrow = MaskValues(blk, r, j0, nk, s.mv.get());
+        if (p_.causal) {
+          const int64_t i = blk.i0 + r / G;
+          valid = std::clamp<int64_t>(i + (p_.Skv - p_.Sq) - j0 + 1, 0, nk);
         }
-        Transform(sr, mrow, p_.slopes[h]);
-        for (int64_t c = valid; c < kTileKeys; ++c) sr[c] = -std::numeric_limits<float>::infinity();
+        s.valid[r] = valid;
+        if (valid > 0 && (!has_mask || s.mask_row_live[r / mask_group])) s.rows.push_back(r);
+      }
+      if (s.rows.empty()) continue;
+
+      LoadTile(p_.k, blk, j0, nk, s.live.data(), dk_, dkp_, s.k.get());
+      Scores(s, nk);
+
+      // Softcap, mask, causal limit; then the online softmax update.
+      size_t active = 0;
+      for (const int64_t r : s.rows) {
+        float* sr = s.s.get() + r * tk;
+        const float* mrow = has_mask ? MaskValues(blk, r, j0, nk, s.mv.get()) : nullptr;
+        Transform(sr, mrow, p_.slopes[blk.kvh * G + r % G]);
+        for (int64_t c = s.valid[r]; c < kTileKeys; ++c) sr[c] = -std::numeric_limits<float>::infinity();
 
         VF vmax = hn::Load(df, sr);
         for (size_t c = N; c < tk; c += N) vmax = hn::Max(vmax, hn::Load(df, sr + c));
@@ -454,14 +485,13 @@ class Kernel {
         l[r] = l[r] * corr + hn::GetLane(hn::SumOfLanes(df, vsum));
         m[r] = mnew;
         s.corr[r] = corr;
-        s.active[r] = 1;
-        any_active = true;
+        s.rows[active++] = r;  // keep the rows with some p != 0
       }
-      if (!any_active) continue;
+      if (active == 0) continue;
+      s.rows.resize(active);
 
       LoadTile(p_.v, blk, j0, nk, s.live.data(), dv_, dvp_, s.v.get());
-      for (int64_t r = 0; r < rows; ++r) {
-        if (!s.active[r]) continue;
+      for (const int64_t r : s.rows) {
         AccumulateRow(s.s.get() + r * tk, nk, s.v.get(), s.corr[r], o + r * dvp_);
       }
     }
@@ -508,6 +538,29 @@ class Kernel {
     return p;
   }
 
+  // s[r][c] = <q_r, k_c> (q already scaled) for the tile's rows s.rows.
+  void Scores(Scratch& s, int64_t nk) const {
+    const size_t tk = kTileKeys, nk4 = RoundUp(nk, 4), nr = s.rows.size();
+    const float* qp[kDotRows];
+    float* sp[kDotRows];
+    for (size_t c = 0; c < nk4; c += 4) {
+      const float* kc = s.k.get() + c * dkp_;
+      size_t x = 0;
+      for (; x + kDotRows <= nr; x += kDotRows) {
+        for (size_t y = 0; y < kDotRows; ++y) {
+          qp[y] = s.q.get() + s.rows[x + y] * dkp_;
+          sp[y] = s.s.get() + s.rows[x + y] * tk + c;
+        }
+        Dot4<kDotRows>(qp, kc, dkp_, dkp_, sp);
+      }
+      for (; x < nr; ++x) {
+        qp[0] = s.q.get() + s.rows[x] * dkp_;
+        sp[0] = s.s.get() + s.rows[x] * tk + c;
+        Dot4<1>(qp, kc, dkp_, dkp_, sp);
+      }
+    }
+  }
+
   // q rows of the block, scaled, as f32 (padding stays zero).
   void LoadQueries(const Block& blk, Scratch& s) const {
     for (int64_t r = 0; r < blk.rows; ++r) {
@@ -545,12 +598,29 @@ class Kernel {
     std::fill(live, live + nk, 0);
     const DType mt = p_.mask.dtype;
     bool any = false;
-    for (const std::byte* row : s.mask_rows) {
-      for (int64_t c = 0; c < nk; ++c) {
-        const bool on = !IsNegInfBits(mt, row, j0 + c);
-        live[c] |= on;
-        any |= on;
+    for (size_t u = 0; u < s.mask_rows.size(); ++u) {
+      const std::byte* row = s.mask_rows[u];
+      if (nk == kTileKeys) {  // the common cases at vector speed
+        const Masked m = ClassifyMaskTile(mt, row, j0);
+        if (m == Masked::kAll) {
+          s.mask_row_live[u] = 0;
+          continue;
+        }
+        if (m == Masked::kNone) {
+          std::fill(live, live + nk, 1);
+          s.mask_row_live[u] = 1;
+          any = true;
+          continue;
+        }
       }
+      uint8_t row_any = 0;
+      for (int64_t c = 0; c < nk; ++c) {
+        const uint8_t on = !IsNegInfBits(mt, row, j0 + c);
+        live[c] |= on;
+        row_any |= on;
+      }
+      s.mask_row_live[u] = row_any;
+      any |= row_any != 0;
     }
     return any;
   }
@@ -594,6 +664,15 @@ class Kernel {
     const std::byte* base =
         t.data + blk.b * t.strides[0] + j0 * t.strides[1] + blk.kvh * t.strides[2];
     RowsToF32(t.dtype, base, t.strides[1], nk, live, d, dp, dst);
+  }
+
+  static void Prefetch(const TensorView& t, const Block& blk, int64_t j0, int64_t n, size_t d) {
+    const std::byte* base =
+        t.data + blk.b * t.strides[0] + j0 * t.strides[1] + blk.kvh * t.strides[2];
+    const int64_t bytes = RowBytes(t.dtype, static_cast<int64_t>(d));
+    for (int64_t c = 0; c < n; ++c) {
+      for (int64_t x = 0; x < bytes; x += 64) hwy::Prefetch(base + c * t.strides[1] + x);
+    }
   }
 
   void AccumulateRow(const float* pr, int64_t nk, const float* v, float corr, float* o) const {

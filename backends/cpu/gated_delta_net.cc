@@ -5,7 +5,8 @@
 // and out[j] only read column j), so a work item is one (batch, value head,
 // column group), and within it the state is swept one block of columns
 // (2 vectors wide: K x 32 floats on AVX-512, 16 KB for K = 128) at a time
-// through a chunk of tokens, staying in L1. Per token and state element the
+// through a chunk of tokens, staying in L1 (the local copy of the state is
+// block-major, so a block's rows are contiguous). Per token and state element the
 // work is one decay multiply and three FMAs, fused in one sweep over the
 // block's rows:
 //   S[i] = decay_i * S[i] + k_i * d      (update of token t)
@@ -99,6 +100,7 @@ struct VariantTable {
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu::gdn {
@@ -185,24 +187,23 @@ HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
   }
 }
 
-// Runs the chunk's tokens over one block of kC vectors at column offset col
-// of the item's state S (K rows of ss floats).
+// Runs the chunk's tokens over kC vectors of state columns: Sb holds their K
+// rows, ss floats apart; col is their offset in the chunk's v and o rows.
 template <size_t kC, bool kKda>
-HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float* S) {
+HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float* Sb, size_t ss) {
   const DF df;
   const size_t N = hn::Lanes(df);
-  float* Sb = S + col;
   VF u[kC], d[kC], o[kC];
-  ProjectKeys<kC>(ch.kd, K, Sb, cw, u);
+  ProjectKeys<kC>(ch.kd, K, Sb, ss, u);
   for (size_t t = 0; t < ch.tokens; ++t) {
     const VF bt = hn::Set(df, ch.beta[t]);
     const float* vt = ch.v + t * cw + col;
     for (size_t c = 0; c < kC; ++c) d[c] = hn::Mul(bt, hn::Sub(hn::Load(df, vt + c * N), u[c]));
     const float* decay = kKda ? ch.decay + t * K : ch.decay + t;
     if (t + 1 < ch.tokens) {
-      Step<kC, kKda, true>(ch.q + t * K, ch.k + t * K, decay, ch.kd + (t + 1) * K, K, d, Sb, cw, o, u);
+      Step<kC, kKda, true>(ch.q + t * K, ch.k + t * K, decay, ch.kd + (t + 1) * K, K, d, Sb, ss, o, u);
     } else {
-      Step<kC, kKda, false>(ch.q + t * K, ch.k + t * K, decay, nullptr, K, d, Sb, cw, o, u);
+      Step<kC, kKda, false>(ch.q + t * K, ch.k + t * K, decay, nullptr, K, d, Sb, ss, o, u);
     }
     float* ot = ch.o + t * cw + col;
     for (size_t c = 0; c < kC; ++c) hn::Store(o[c], df, ot + c * N);
@@ -254,32 +255,48 @@ class Kernel {
     const size_t c0 = grp * group_width_;
     const size_t cw = std::min(group_width_, vp_ - c0);    // padded columns of this item
     const size_t cn = std::min<size_t>(cw, V_ - std::min<size_t>(c0, V_));  // real ones
-    const size_t ss = cw;                                   // row stride of the local state
+    // The local state is block-major: block bi (columns [bi*W, bi*W + W) of
+    // the item) is K contiguous rows of W floats, so that a block's rows do
+    // not crowd a few L1 sets (a row stride of V floats would).
+    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N;
+    const size_t nb = (cw + W - 1) / W;
+    float* S = s.S.get();
+    auto block_row = [&](size_t bi, size_t i) { return S + (bi * K_ + i) * W; };
 
     // The whole (b, hv) state block is read before anything is written.
-    float* S = s.S.get();
     for (size_t i = 0; i < K_; ++i) {
-      float* Si = S + i * ss;
-      if (p_.state.present()) {
-        const std::byte* src = p_.state.data + b * p_.state.strides[0] + hv * p_.state.strides[1] +
-                               i * p_.state.strides[2];
-        std::memcpy(Si, src + c0 * sizeof(float), cn * sizeof(float));
-      } else {
-        std::fill(Si, Si + cn, 0.0f);
+      const std::byte* src = p_.state.present()
+                                 ? p_.state.data + b * p_.state.strides[0] +
+                                       hv * p_.state.strides[1] + i * p_.state.strides[2]
+                                 : nullptr;
+      for (size_t bi = 0; bi < nb; ++bi) {
+        float* dst = block_row(bi, i);
+        const size_t first = bi * W, n = first < cn ? std::min(W, cn - first) : 0;
+        if (src) {
+          std::memcpy(dst, src + (c0 + first) * sizeof(float), n * sizeof(float));
+        } else {
+          std::fill(dst, dst + n, 0.0f);
+        }
+        std::fill(dst + n, dst + W, 0.0f);
       }
-      std::fill(Si + cn, Si + ss, 0.0f);
     }
 
     Chunk ch;
     ch.q = s.q.get(), ch.k = s.k.get(), ch.kd = s.kd.get(), ch.decay = s.decay.get();
     ch.beta = s.beta.get(), ch.v = s.v.get(), ch.o = s.o.get();
-    const size_t block = kBlockVecs * hn::Lanes(DF());
     for (int64_t t0 = 0; t0 < p_.T; t0 += kChunkTokens) {
       ch.tokens = std::min<int64_t>(kChunkTokens, p_.T - t0);
       Prepare(b, hv, kh, t0, c0, cw, cn, ch, s.row.data());
-      size_t col = 0;
-      for (; col + block <= cw; col += block) RunBlock<kBlockVecs, kKda>(ch, K_, cw, col, S);
-      for (; col < cw; col += hn::Lanes(DF())) RunBlock<1, kKda>(ch, K_, cw, col, S);
+      for (size_t bi = 0; bi < nb; ++bi) {
+        const size_t col = bi * W;
+        if (col + W <= cw) {
+          RunBlock<kBlockVecs, kKda>(ch, K_, cw, col, block_row(bi, 0), W);
+        } else {
+          for (size_t x = 0; col + x < cw; x += N) {
+            RunBlock<1, kKda>(ch, K_, cw, col + x, block_row(bi, 0) + x, W);
+          }
+        }
+      }
       for (size_t t = 0; t < ch.tokens; ++t) {
         std::byte* dst = p_.out.data + b * p_.out.strides[0] + (t0 + t) * p_.out.strides[1] +
                          hv * p_.out.strides[2];
@@ -290,7 +307,10 @@ class Kernel {
     for (size_t i = 0; i < K_; ++i) {
       std::byte* dst = p_.final_state.data + b * p_.final_state.strides[0] +
                        hv * p_.final_state.strides[1] + i * p_.final_state.strides[2];
-      std::memcpy(dst + c0 * sizeof(float), S + i * ss, cn * sizeof(float));
+      for (size_t bi = 0; bi < nb && bi * W < cn; ++bi) {
+        const size_t first = bi * W, n = std::min(W, cn - first);
+        std::memcpy(dst + (c0 + first) * sizeof(float), block_row(bi, i), n * sizeof(float));
+      }
     }
   }
 
@@ -320,10 +340,25 @@ class Kernel {
     }
   }
 
+  // Rows of one token are short and far apart: fetch a few tokens ahead.
+  void PrefetchToken(int64_t b, int64_t t, int64_t hv, int64_t kh) const {
+    auto rows = [&](const TensorView& x, int64_t h, int64_t bytes) {
+      const std::byte* p = At(x, b, t, h);
+      for (int64_t o = 0; o < bytes; o += 64) hwy::Prefetch(p + o);
+    };
+    rows(p_.q, kh, RowBytes(p_.q.dtype, K_));
+    rows(p_.k, kh, RowBytes(p_.k.dtype, K_));
+    rows(p_.v, hv, RowBytes(p_.v.dtype, V_));
+    if (kKda) rows(p_.g, hv, 4 * K_);
+  }
+
   void Prepare(int64_t b, int64_t hv, int64_t kh, int64_t t0, size_t c0, size_t cw, size_t cn,
                Chunk& ch, float* row) const {
+    constexpr int64_t kAhead = 4;
+    for (int64_t t = 0; t < std::min<int64_t>(kAhead, p_.T - t0); ++t) PrefetchToken(b, t0 + t, hv, kh);
     for (size_t t = 0; t < ch.tokens; ++t) {
       const int64_t tt = t0 + t;
+      if (tt + kAhead < p_.T) PrefetchToken(b, tt + kAhead, hv, kh);
       LoadKeyRow(p_.q, b, tt, kh, p_.scale, ch.q + t * K_);
       float* kt = ch.k + t * K_;
       LoadKeyRow(p_.k, b, tt, kh, 1.0f, kt);

@@ -30,6 +30,9 @@ struct TestInput {
   bool view = false;       // a strided window into a larger, NaN-padded base
   bool absent = false;     // an optional input left out
   std::vector<double> values;  // if set: these values, repeated, instead of random ones
+  // A custom view (when base_dims is set): base dims, byte strides, offset.
+  std::vector<int64_t> base_dims, strides;
+  int64_t offset = 0;
 };
 
 inline TestInput In(DType dtype, std::vector<int64_t> dims, double lo = -1, double hi = 1) {
@@ -39,6 +42,22 @@ inline TestInput ViewIn(DType dtype, std::vector<int64_t> dims, double lo = -1, 
   return {dtype, std::move(dims), lo, hi, true};
 }
 inline TestInput Absent() { return {DType::kF32, {1}, 0, 0, false, true}; }
+// A view with the two outermost dims swapped in memory (rank >= 2).
+inline TestInput SwappedIn(DType dtype, std::vector<int64_t> dims, double lo = -1, double hi = 1) {
+  TestInput t{dtype, dims, lo, hi};
+  t.base_dims = dims;
+  std::swap(t.base_dims[0], t.base_dims[1]);
+  t.strides = ContiguousStrides(dtype, t.base_dims);
+  std::swap(t.strides[0], t.strides[1]);
+  return t;
+}
+// A view that repeats one row `rows` times (stride 0 on the outer dim).
+inline TestInput RepeatedRowIn(DType dtype, int64_t rows, int64_t cols, double lo = -1, double hi = 1) {
+  TestInput t{dtype, {rows, cols}, lo, hi};
+  t.base_dims = {cols};
+  t.strides = {0, ElementSize(dtype)};
+  return t;
+}
 
 struct OpCase {
   std::string op;
@@ -51,7 +70,9 @@ struct OpCase {
 inline std::string Describe(const OpCase& c) {
   std::vector<std::string> ins;
   for (const TestInput& t : c.inputs) {
-    ins.push_back(t.absent ? "-" : absl::StrCat(DTypeName(t.dtype), ShapeString(t.dims), t.view ? "(view)" : ""));
+    ins.push_back(t.absent ? "-"
+                           : absl::StrCat(DTypeName(t.dtype), ShapeString(t.dims), t.view ? "(view)" : "",
+                                          t.base_dims.empty() ? "" : absl::StrCat("(strides ", ShapeString(t.strides), ")")));
   }
   std::vector<std::string> attrs;
   for (const auto& [k, v] : c.attrs) attrs.push_back(absl::StrCat(k, "=", AttrToString(v)));
@@ -107,6 +128,11 @@ inline absl::StatusOr<OpInstance> MakeInstance(const OpCase& c, uint32_t seed) {
       continue;
     }
     const std::string name = absl::StrCat("in", i);
+    if (!in.base_dims.empty()) {
+      Tensor base = b.Input(absl::StrCat(name, "_base"), in.dtype, in.base_dims);
+      ins.push_back(b.View(base, in.dims, in.strides, in.offset, name));
+      continue;
+    }
     if (!in.view) {
       ins.push_back(b.Input(name, in.dtype, in.dims));
       continue;

@@ -104,7 +104,9 @@ void RemoveFixture() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  new google::protobuf::LogSilencer();  // mutants often hold invalid UTF-8: keep quiet
+  // Mutants often hold invalid UTF-8, which protobuf logs: keep quiet.
+  static auto* quiet = new google::protobuf::LogSilencer();
+  (void)quiet;
   std::string tmpl = (fs::temp_directory_path() / "kiln_fuzz_XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
   g_folder = new std::string(tmpl);

@@ -289,7 +289,7 @@ TEST(GraphIo, LimitsAreEnforced) {
     LoadOptions options;
     const char* fragment;
   };
-  std::vector<Case> cases(8);
+  std::vector<Case> cases(10);
   cases[0].options.max_file_bytes = file_size - 1;
   cases[0].fragment = "more than the limit of";
   cases[1].options.max_tensors = 3;
@@ -301,11 +301,15 @@ TEST(GraphIo, LimitsAreEnforced) {
   cases[4].options.max_metadata = 1;
   cases[4].fragment = "metadata entries";
   cases[5].options.max_attr_ints = 1;
-  cases[5].fragment = "attribute 'shape' has 2 values";
+  cases[5].fragment = "an attribute of node #4 has 2 values, more than the limit of 1";
   cases[6].options.max_string_bytes = 2;
   cases[6].fragment = "more than the limit of 2";
   cases[7].options.max_graph_io = 2;
   cases[7].fragment = "inputs, more than the limit of 2";
+  cases[8].options.max_elements = 50;
+  cases[8].fragment = "more than 50 fields and values";
+  cases[9].options.max_node_inputs = 2;
+  cases[9].fragment = "node #0 has 3 inputs, more than the limit of 2";
   for (const Case& c : cases) {
     auto loaded = LoadGraph(path, c.options);
     ASSERT_FALSE(loaded.ok()) << c.fragment;
@@ -313,6 +317,25 @@ TEST(GraphIo, LimitsAreEnforced) {
     EXPECT_THAT(std::string(loaded.status().message()), HasSubstr(path));
   }
   EXPECT_TRUE(LoadGraph(path).ok());
+}
+
+// Counts are refused before protobuf allocates for them: each empty tensor
+// costs 2 bytes of file but a heap object once parsed.
+TEST(GraphIo, CountsAreCheckedBeforeParsing) {
+  std::string bytes = "\x08\x01";  // format_version 1
+  for (int i = 0; i < 3'000'000; ++i) bytes += std::string("\x1a\x00", 2);  // empty tensors
+  auto loaded = ParseGraph(bytes, ".");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(std::string(loaded.status().message()),
+              HasSubstr("the graph has 3000000 tensors, more than the limit of 1048576"));
+
+  std::string unknown = "\x08\x01";
+  for (int i = 0; i < 1000; ++i) unknown += std::string("\xf8\x01\x00", 3);  // field 31, varint 0
+  LoadOptions options;
+  options.max_elements = 500;
+  loaded = ParseGraph(unknown, ".", options);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(std::string(loaded.status().message()), HasSubstr("more than 500 fields and values"));
 }
 
 TEST(GraphIo, ParseGraphFromBytes) {

@@ -96,10 +96,7 @@ inline Graph MakeRichGraph() {
   b.Output(sq);
   b.Output(new_cache);
   b.State(cache, new_cache);
-  if (gdn.size() == 2) {
-    b.Output(gdn[0]);
-    b.Output(gdn[1]);
-  }
+  for (Tensor t : gdn) b.Output(t);
   b.Output(q8);
   b.SetMetadata("input_range.x", "-1,1");
   b.SetMetadata("author", "kiln tests");

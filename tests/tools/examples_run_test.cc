@@ -12,6 +12,7 @@
 
 #include "backends/registry.h"
 #include "examples/example_graphs.h"
+#include "graph/dtype.h"
 #include "gtest/gtest.h"
 #include "scheduler/executor.h"
 
@@ -50,8 +51,10 @@ double DeltaNmse(const float* a, const float* r, const float* x, int64_t n) {
 
 // Prefills kPrefillTokens random tokens from zero states, then decodes the
 // first `steps` of them one at a time from zero states: each decode output
-// must match the prefill output's row (attention is causal).
-void ExpectDecodeMatchesPrefill(const std::string& family, int steps) {
+// must match the prefill output's row (attention is causal), and the KV cache
+// `kv_layer`.k_cache the rows prefill wrote.
+void ExpectDecodeMatchesPrefill(const std::string& family, const std::string& kv_layer,
+                                int steps) {
   std::unique_ptr<Executable> prefill = Make(family + "-prefill");
   std::unique_ptr<Executable> decode = Make(family + "-decode");
   ASSERT_TRUE(prefill && decode);
@@ -83,14 +86,34 @@ void ExpectDecodeMatchesPrefill(const std::string& family, int steps) {
     EXPECT_LT(DeltaNmse(F32(*y), F32(*y_prefill) + t * kHidden, x_t, kHidden), 1e-6)
         << family << " token " << t;
   }
+
+  auto cache_prefill = prefill->GetOutput(kv_layer + ".k_cache.next");
+  auto cache_decode = decode->GetOutput(kv_layer + ".k_cache");  // the state's value now
+  ASSERT_TRUE(cache_prefill.ok()) << cache_prefill.status();
+  ASSERT_TRUE(cache_decode.ok()) << cache_decode.status();
+  ASSERT_EQ(cache_decode->dtype, DType::kF16);
+  const auto* a = reinterpret_cast<const uint16_t*>(cache_decode->data.data());
+  const auto* r = reinterpret_cast<const uint16_t*>(cache_prefill->data.data());
+  const int64_t row = cache_decode->dims[2];
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < steps * row; ++i) {
+    const double d = double{F16ToF32(a[i])} - F16ToF32(r[i]);
+    num += d * d;
+    den += double{F16ToF32(r[i])} * F16ToF32(r[i]);
+  }
+  EXPECT_GT(den, 0);
+  EXPECT_LT(num / den, 1e-5) << kv_layer << ".k_cache rows 0.." << steps - 1;
+  for (int64_t i = steps * row; i < kMaxSeq * row; ++i) {
+    ASSERT_EQ(a[i], 0) << "decode wrote k_cache cell " << i / row << " beyond its positions";
+  }
 }
 
 TEST(ExamplesRun, AttentionBlockDecodeMatchesPrefill) {
-  ExpectDecodeMatchesPrefill("attention-block", 8);
+  ExpectDecodeMatchesPrefill("attention-block", "blk.0", 8);
 }
 
 TEST(ExamplesRun, HybridBlockDecodeMatchesPrefill) {
-  ExpectDecodeMatchesPrefill("hybrid-block", 8);
+  ExpectDecodeMatchesPrefill("hybrid-block", "blk.1", 8);
 }
 
 }  // namespace

@@ -1,0 +1,140 @@
+// `kiln conformance`: runs the conformance grid (conformance/) on one backend
+// or on every backend available here, and reports op x backend: passed,
+// failed, declined, worst NMSE. Exit status 1 on any failure.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "backends/registry.h"
+#include "conformance/grids.h"
+#include "conformance/report.h"
+#include "conformance/runner.h"
+#include "ops/registry.h"
+#include "tools/args.h"
+#include "tools/command.h"
+
+namespace kiln::tools {
+namespace {
+
+const FlagSpec kFlags[] = {
+    {.name = "backend", .value_name = "NAME|all", .help = "the backend to test, or every backend available here"},
+    {.name = "op", .value_name = "NAME", .help = "only this op's cases"},
+    {.name = "full", .help = "the full grid (default: the quick, CI-sized grid)"},
+    {.name = "json", .value_name = "FILE", .help = "write every case with its result, error and reason"},
+    {.name = "threads", .value_name = "N",
+     .help = "threads making inputs and references (default: every core)"},
+    {.name = "list", .help = "list the cases of the grid and exit"},
+};
+
+std::string Usage() {
+  return absl::StrCat(
+      "usage: kiln conformance --backend NAME|all [--op NAME] [--full] [--json FILE]\n\n"
+      "Runs every case of the conformance grid on the backend: cases it claims\n"
+      "(supports() yes) must match the op's reference within OPS.md's tolerances,\n"
+      "write nothing outside their outputs and leave their inputs alone; cases it\n"
+      "declines are listed with its reason. Exit status 1 if any case fails.\n\n",
+      FlagsHelp(kFlags));
+}
+
+// The live progress line on a terminal: "\r[ done/total] N failed  case".
+void ShowProgress(const conformance::Progress& p) {
+  std::string line = absl::StrFormat("[%*d/%d] %d failed  ", static_cast<int>(absl::StrCat(p.total).size()),
+                                     p.done, p.total, p.failed);
+  if (p.last) absl::StrAppend(&line, p.last->Describe());
+  constexpr size_t kWidth = 110;
+  if (line.size() > kWidth) line = line.substr(0, kWidth - 3) + "...";
+  std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+int ConformanceCommand(const std::vector<std::string>& argv) {
+  auto args = ParseArgs(argv, kFlags);
+  if (!args.ok()) return Fail(kExitUsage, absl::StrCat(args.status().message(), " (see kiln conformance --help)"));
+  if (args->help) {
+    std::cout << Usage();
+    return kExitOk;
+  }
+  if (!args->positional.empty()) {
+    return Fail(kExitUsage, absl::StrCat("unexpected argument '", args->positional[0], "'"));
+  }
+  const std::string op = args->Get("op");
+  if (!op.empty() && !FindOp(op)) {
+    std::vector<std::string> names;
+    for (const OpSchema* s : AllOps()) names.push_back(s->name);
+    return Fail(kExitUsage, absl::StrCat("--op: unknown op '", op, "' (ops: ", absl::StrJoin(names, ", "), ")"));
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto threads = args->GetInt("threads", cores, 1, 256);
+  if (!threads.ok()) return Fail(kExitUsage, threads.status());
+
+  conformance::Report report;
+  report.grid = args->has("full") ? "full" : "quick";
+  report.cases = conformance::MakeGrid(args->has("full") ? conformance::GridSize::kFull
+                                                         : conformance::GridSize::kQuick,
+                                       op);
+  if (args->has("list")) {
+    for (const conformance::Case& c : report.cases) std::cout << c.group << "  " << c.Describe() << "\n";
+    std::cout << report.cases.size() << " cases (" << report.grid << " grid)\n";
+    return kExitOk;
+  }
+
+  const std::string which = args->Get("backend");
+  if (which.empty()) return Fail(kExitUsage, "--backend NAME|all is required (see kiln conformance --help)");
+  std::vector<std::unique_ptr<Backend>> owned;
+  if (which == "all") {
+    for (const std::string& name : BackendNames()) {
+      auto b = CreateBackend(name);
+      if (!b.ok()) {
+        std::cerr << "kiln conformance: skipping backend " << name << ": " << b.status().message() << "\n";
+        continue;
+      }
+      owned.push_back(*std::move(b));
+    }
+    if (owned.empty()) return Fail(kExitRunError, "no backend is available here");
+  } else {
+    auto b = CreateBackend(which);
+    if (!b.ok()) return Fail(kExitRunError, b.status());
+    owned.push_back(*std::move(b));
+  }
+  std::vector<Backend*> backends;
+  for (const auto& b : owned) {
+    backends.push_back(b.get());
+    report.backends.push_back(b->device());
+  }
+
+  std::vector<std::string> names;
+  for (const DeviceInfo& d : report.backends) names.push_back(absl::StrCat(d.backend, " (", d.name, ")"));
+  std::cout << "conformance: " << report.cases.size() << " cases (" << report.grid << " grid"
+            << (op.empty() ? "" : absl::StrCat(", op ", op)) << ") on " << absl::StrJoin(names, ", ") << "\n"
+            << std::flush;
+  conformance::SuiteOptions options;
+  options.threads = static_cast<int>(*threads);
+  const bool tty = isatty(STDERR_FILENO);
+  if (tty) options.progress = ShowProgress;
+  const auto start = std::chrono::steady_clock::now();
+  report.results = conformance::RunSuite(report.cases, backends, options);
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (tty) std::fprintf(stderr, "\r\x1b[K");
+
+  std::cout << conformance::FailureList(report) << "\n" << conformance::SummaryTable(report);
+  std::cout << absl::StrFormat("%.1f s\n", report.seconds);
+  if (args->has("json")) {
+    if (auto st = conformance::WriteJson(report, args->Get("json")); !st.ok()) return Fail(kExitRunError, st);
+    std::cout << "report: " << args->Get("json") << "\n";
+  }
+  return conformance::AnyFailed(report) ? kExitRunError : kExitOk;
+}
+
+}  // namespace kiln::tools

@@ -1,0 +1,71 @@
+// kiln info: the backends compiled in, their devices and features, and the
+// pipeline cache folder.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "backends/registry.h"
+#include "tools/args.h"
+#include "tools/command.h"
+
+namespace kiln::tools {
+namespace {
+
+// $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.
+std::string PipelineCacheDir() {
+  auto env = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+  };
+  if (!env("KILN_CACHE_DIR").empty()) return env("KILN_CACHE_DIR");
+  if (!env("XDG_CACHE_HOME").empty()) return env("XDG_CACHE_HOME") + "/kiln";
+  if (!env("HOME").empty()) return env("HOME") + "/.cache/kiln";
+  return "(none: set KILN_CACHE_DIR)";
+}
+
+std::string FormatMemory(uint64_t bytes) {
+  if (bytes == 0) return "unknown";
+  return absl::StrCat(bytes >> 20, " MiB");
+}
+
+}  // namespace
+
+int InfoCommand(const std::vector<std::string>& argv) {
+  auto args = ParseArgs(argv, {});
+  if (!args.ok()) return Fail(kExitUsage, absl::StrCat("info: ", args.status().message()));
+  if (args->help) {
+    std::printf("usage: kiln info\n\nLists the backends in this build, their devices and features,\n"
+                "and the folder of the on-disk pipeline cache.\n");
+    return kExitOk;
+  }
+  if (!args->positional.empty()) {
+    return Fail(kExitUsage, absl::StrCat("info: unexpected argument '", args->positional[0], "'"));
+  }
+  std::printf("kiln %s\n\n", KILN_VERSION);
+  for (const std::string& name : BackendNames()) {
+    auto devices = ListDevices(name);
+    if (!devices.ok()) {
+      std::printf("backend %s: not available (%s)\n", name.c_str(), std::string(devices.status().message()).c_str());
+      continue;
+    }
+    std::printf("backend %s: %zu device%s\n", name.c_str(), devices->size(), devices->size() == 1 ? "" : "s");
+    for (size_t i = 0; i < devices->size(); ++i) {
+      const DeviceInfo& d = (*devices)[i];
+      std::printf("  [%zu] %s (%s)\n", i, d.name.c_str(), d.kind.c_str());
+      if (!d.driver.empty()) std::printf("      driver          %s\n", d.driver.c_str());
+      std::printf("      memory          %s\n", FormatMemory(d.memory_bytes).c_str());
+      if (d.compute_units) std::printf("      compute units   %d\n", d.compute_units);
+      if (d.subgroup_size) std::printf("      subgroup size   %d\n", d.subgroup_size);
+      if (!d.features.empty()) {
+        std::printf("      features        %s\n", absl::StrJoin(d.features, " ").c_str());
+      }
+    }
+  }
+  std::printf("\npipeline cache  %s\n", PipelineCacheDir().c_str());
+  return kExitOk;
+}
+
+}  // namespace kiln::tools
