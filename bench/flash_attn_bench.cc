@@ -129,34 +129,28 @@ BENCHMARK(BM_MemoryReadBandwidth)->UseRealTime();
 // Ceiling 2: f32 FMA throughput of all threads, 12 independent chains of the
 // widest FMA the CPU has (AVX-512 where present: some cores issue two per
 // cycle, others split them in halves; AVX2 otherwise).
-template <class V, V (*kFma)(V, V, V), V (*kSet)(float)>
-inline float FmaChains(int64_t iters, float (*first)(V)) {
-  V acc[12];
-  for (auto& x : acc) x = kSet(0.0f);
-  const V a = kSet(0.999f), b = kSet(1e-3f);
+__attribute__((target("avx2,fma"))) float Fma256Loop(int64_t iters) {
+  __m256 acc[12];
+  for (auto& x : acc) x = _mm256_setzero_ps();
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-3f);
   for (int64_t i = 0; i < iters; ++i) {
-    for (auto& x : acc) x = kFma(x, a, b);
+    for (auto& x : acc) x = _mm256_fmadd_ps(x, a, b);
   }
   float sum = 0;
-  for (auto& x : acc) sum += first(x);
+  for (auto& x : acc) sum += _mm256_cvtss_f32(x);
   return sum;
 }
 
-__attribute__((target("avx2,fma"))) __m256 Fma256(__m256 x, __m256 a, __m256 b) {
-  return _mm256_fmadd_ps(x, a, b);
-}
-__attribute__((target("avx2,fma"))) __m256 Set256(float f) { return _mm256_set1_ps(f); }
-__attribute__((target("avx2,fma"))) float First256(__m256 v) { return _mm256_cvtss_f32(v); }
-__attribute__((target("avx2,fma"))) float Fma256Loop(int64_t iters) {
-  return FmaChains<__m256, Fma256, Set256>(iters, First256);
-}
-__attribute__((target("avx512f"))) __m512 Fma512(__m512 x, __m512 a, __m512 b) {
-  return _mm512_fmadd_ps(x, a, b);
-}
-__attribute__((target("avx512f"))) __m512 Set512(float f) { return _mm512_set1_ps(f); }
-__attribute__((target("avx512f"))) float First512(__m512 v) { return _mm512_cvtss_f32(v); }
 __attribute__((target("avx512f"))) float Fma512Loop(int64_t iters) {
-  return FmaChains<__m512, Fma512, Set512>(iters, First512);
+  __m512 acc[12];
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-3f);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (auto& x : acc) x = _mm512_fmadd_ps(x, a, b);
+  }
+  float sum = 0;
+  for (auto& x : acc) sum += _mm512_cvtss_f32(x);
+  return sum;
 }
 
 void BM_PeakFmaF32(benchmark::State& state) {

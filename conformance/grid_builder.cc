@@ -111,34 +111,54 @@ std::vector<Case> Expand(const SubGrid& grid, GridSize size) {
   }
   // Weighted greedy cover of every item (an axis value, or a pair of values
   // of two axes) some valid point takes: pick the point covering most new
-  // items per unit of cost, until none is left.
+  // items per unit of cost, until none is left. Items are numbered densely.
+  const size_t n_axes = grid.axes.size();
+  std::vector<int> item_base;  // per axis (strength 1) or axis pair (strength 2)
+  int n_items = 0;
+  for (size_t a = 0; a < n_axes; ++a) {
+    const int na = static_cast<int>(grid.axes[a].values.size());
+    if (grid.strength < 2) {
+      item_base.push_back(n_items);
+      n_items += na;
+      continue;
+    }
+    for (size_t b = a + 1; b < n_axes; ++b) {
+      item_base.push_back(n_items);
+      n_items += na * static_cast<int>(grid.axes[b].values.size());
+    }
+  }
   auto items = [&](const std::vector<int>& idx) {
-    std::vector<std::vector<int>> out;
-    for (size_t a = 0; a < idx.size(); ++a) {
+    std::vector<int> out;
+    size_t k = 0;
+    for (size_t a = 0; a < n_axes; ++a) {
       if (grid.strength < 2) {
-        out.push_back({static_cast<int>(a), idx[a]});
+        out.push_back(item_base[k++] + idx[a]);
         continue;
       }
-      for (size_t b = a + 1; b < idx.size(); ++b) {
-        out.push_back({static_cast<int>(a), idx[a], static_cast<int>(b), idx[b]});
+      for (size_t b = a + 1; b < n_axes; ++b) {
+        out.push_back(item_base[k++] + idx[a] * static_cast<int>(grid.axes[b].values.size()) + idx[b]);
       }
     }
     return out;
   };
-  std::vector<std::vector<std::vector<int>>> entry_items;
-  std::set<std::vector<int>> uncovered;
+  std::vector<std::vector<int>> entry_items;
+  std::vector<char> uncovered(n_items, 0);
+  int left = 0;
   for (const Entry& e : entries) {
     entry_items.push_back(items(e.idx));
-    uncovered.insert(entry_items.back().begin(), entry_items.back().end());
+    for (int item : entry_items.back()) {
+      left += !uncovered[item];
+      uncovered[item] = 1;
+    }
   }
   std::vector<bool> picked(entries.size(), false);
-  while (!uncovered.empty()) {
+  while (left > 0) {
     size_t best = 0;
     double best_score = -1;
     for (size_t i = 0; i < entries.size(); ++i) {
       if (picked[i]) continue;
       int fresh = 0;
-      for (const std::vector<int>& item : entry_items[i]) fresh += uncovered.count(item);
+      for (int item : entry_items[i]) fresh += uncovered[item];
       const double score = fresh / (entries[i].cost + kCaseOverhead);
       if (fresh > 0 && score > best_score) {
         best = i;
@@ -146,7 +166,10 @@ std::vector<Case> Expand(const SubGrid& grid, GridSize size) {
       }
     }
     picked[best] = true;
-    for (const std::vector<int>& item : entry_items[best]) uncovered.erase(item);
+    for (int item : entry_items[best]) {
+      left -= uncovered[item];
+      uncovered[item] = 0;
+    }
   }
   // A few random cheap points: combinations the cover did not make.
   std::vector<size_t> cheap;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -87,6 +88,28 @@ std::string FailureList(const Report& report, int max_lines) {
     }
   }
   if (rest > 0) absl::StrAppend(&out, "... and ", rest, " more failures (see the JSON report)\n");
+  return out;
+}
+
+std::string DeclinedList(const Report& report, int max_lines) {
+  std::map<std::tuple<size_t, std::string, std::string>, int> groups;  // (backend, op, reason) -> cases
+  for (size_t i = 0; i < report.cases.size(); ++i) {
+    for (size_t b = 0; b < report.backends.size() && b < report.results[i].size(); ++b) {
+      const CaseResult& r = report.results[i][b];
+      if (r.verdict == Verdict::kDeclined) ++groups[{b, report.cases[i].op, r.reason}];
+    }
+  }
+  std::string out;
+  int lines = 0;
+  for (const auto& [key, n] : groups) {
+    if (lines++ >= max_lines) {
+      absl::StrAppend(&out, "... ", groups.size() - max_lines, " more reasons (see the JSON report)\n");
+      break;
+    }
+    const auto& [b, op, reason] = key;
+    absl::StrAppend(&out, "declined ", report.backends[b].backend, "  ", op, " (", n, n == 1 ? " case" : " cases",
+                    "): ", reason, "\n");
+  }
   return out;
 }
 

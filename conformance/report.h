@@ -35,6 +35,10 @@ std::string SummaryTable(const Report& report);
 // `max_lines` (then a count of the rest).
 std::string FailureList(const Report& report, int max_lines = 50);
 
+// Declined cases grouped by backend, op and reason: "declined cpu  op  (N
+// cases): reason", at most `max_lines`.
+std::string DeclinedList(const Report& report, int max_lines = 30);
+
 bool AnyFailed(const Report& report);
 
 nlohmann::json ReportJson(const Report& report);

@@ -115,7 +115,7 @@ const char* VerdictName(Verdict v) {
   return "?";
 }
 
-absl::StatusOr<Instance> Instantiate(const Case& c) {
+absl::StatusOr<Graph> BuildCaseGraph(const Case& c) {
   const OpSchema* schema = FindOp(c.op);
   if (!schema) return absl::NotFoundError(absl::StrCat("unknown op '", c.op, "'"));
   if (auto st = CheckCase(c, *schema); !st.ok()) return st;
@@ -132,8 +132,13 @@ absl::StatusOr<Instance> Instantiate(const Case& c) {
       ins.push_back(b.Input(name, in.dtype, in.dims));
     }
   }
-  for (Tensor t : b.Op(c.op, ins, c.attrs, "node")) b.Output(t);
-  auto graph = b.Build();
+  // A distinctive node name: an expected error must name it.
+  for (Tensor t : b.Op(c.op, ins, c.attrs, absl::StrCat(c.op, "_under_test"))) b.Output(t);
+  return b.Build();
+}
+
+absl::StatusOr<Instance> Instantiate(const Case& c) {
+  auto graph = BuildCaseGraph(c);
   if (!graph.ok()) return graph.status();
   Instance inst;
   inst.graph = *std::move(graph);
@@ -270,17 +275,18 @@ CaseResult RunOnBackend(Backend& backend, const Case& c, const Instance& inst,
     if (auto st = backend.Download(*buffers[id], 0, got[id].data(), got[id].size()); !st.ok()) {
       return fail(absl::StrCat("Download: ", st.ToString()));
     }
-    const std::string& name = g.tensors[id].name;
+    const std::string what =
+        absl::StrCat(g.tensors[id].producer < 0 ? "input '" : "output '", g.tensors[id].name, "'");
     const size_t end = image[id].size() - kGuardBack;
     std::string change = FirstChange(got[id], image[id], 0, kGuardFront);
-    if (!change.empty()) return fail(absl::StrCat("wrote before the buffer of '", name, "': ", change));
+    if (!change.empty()) return fail(absl::StrCat("wrote before the start of ", what, " (guard): ", change));
     change = FirstChange(got[id], image[id], end, got[id].size());
-    if (!change.empty()) return fail(absl::StrCat("wrote past the end of '", name, "': ", change));
+    if (!change.empty()) return fail(absl::StrCat("wrote past the end of ", what, " (guard): ", change));
     bool written_in_place = false;
     for (int a : aliased_to) written_in_place |= a == id;
     if (g.tensors[id].producer < 0 && !written_in_place) {
       change = FirstChange(got[id], image[id], kGuardFront, end);
-      if (!change.empty()) return fail(absl::StrCat("modified input '", name, "': ", change));
+      if (!change.empty()) return fail(absl::StrCat("modified ", what, ": ", change));
     }
   }
   if (c.expect_error) {

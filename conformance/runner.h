@@ -36,6 +36,8 @@ struct Instance {
   std::vector<HostBytes> host;  // by tensor id; empty for non-inputs
 };
 
+// The case's graph alone (no values): checks that the case is valid.
+absl::StatusOr<Graph> BuildCaseGraph(const Case& c);
 absl::StatusOr<Instance> Instantiate(const Case& c);
 
 // The reference outputs (contiguous), or the reference's error.

@@ -52,6 +52,9 @@ absl::Status ValidateTensor(const Graph& graph, int id) {
     }
     const TensorInfo& base = graph.tensors[t.view_of];
     if (base.is_view()) return Bad(t, absl::StrCat("is a view of view '", base.name, "'"));
+    // The base's size is used below: it must be sane itself (no recursion:
+    // a base is never a view).
+    if (auto st = ValidateTensor(graph, t.view_of); !st.ok()) return st;
     if (t.constant) return Bad(t, "a view cannot carry constant data");
     for (int64_t s : t.strides) {
       if (s < 0 || s > kMaxTensorBytes) return Bad(t, absl::StrCat("stride ", s, " is out of range"));

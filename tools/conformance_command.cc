@@ -128,7 +128,8 @@ int ConformanceCommand(const std::vector<std::string>& argv) {
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (tty) std::fprintf(stderr, "\r\x1b[K");
 
-  std::cout << conformance::FailureList(report) << "\n" << conformance::SummaryTable(report);
+  std::cout << conformance::DeclinedList(report) << conformance::FailureList(report) << "\n"
+            << conformance::SummaryTable(report);
   std::cout << absl::StrFormat("%.1f s\n", report.seconds);
   if (args->has("json")) {
     if (auto st = conformance::WriteJson(report, args->Get("json")); !st.ok()) return Fail(kExitRunError, st);

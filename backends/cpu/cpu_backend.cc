@@ -4,8 +4,10 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -29,13 +31,19 @@ namespace {
 using cpu::CpuPipeline;
 
 constexpr size_t kAlignment = 64;
+// From this size on, memory comes from mmap: page aligned, and zeroed by the
+// kernel page by page on first touch instead of by a memset up front.
+constexpr size_t kMapThreshold = size_t{1} << 20;
 
 // Host memory: owned (64-byte aligned, zeroed) or wrapped caller memory.
 class CpuBuffer : public Buffer {
  public:
-  CpuBuffer(std::byte* data, size_t size, bool owned) : data_(data), size_(size), owned_(owned) {}
+  enum class Owner { kHeap, kMapped, kCaller };
+  CpuBuffer(std::byte* data, size_t size, size_t mapped_bytes, Owner owner)
+      : data_(data), size_(size), mapped_bytes_(mapped_bytes), owner_(owner) {}
   ~CpuBuffer() override {
-    if (owned_) std::free(data_);
+    if (owner_ == Owner::kHeap) std::free(data_);
+    if (owner_ == Owner::kMapped) munmap(data_, mapped_bytes_);
   }
   size_t size() const override { return size_; }
   std::byte* host_data() const override { return data_; }
@@ -43,7 +51,8 @@ class CpuBuffer : public Buffer {
  private:
   std::byte* data_;
   size_t size_;
-  bool owned_;
+  size_t mapped_bytes_;
+  Owner owner_;
 };
 
 // One node made ready: its pipeline and the views of its tensors.
@@ -136,22 +145,29 @@ class CpuBackend : public Backend {
   }
 
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override {
-    // Round up to whole alignment units (aligned_alloc needs it); never 0 bytes.
-    const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-    if (rounded < bytes) return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", bytes, " bytes"));
-    void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+    if (bytes >= kMapThreshold) {
+      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) {
+        return absl::ResourceExhaustedError(absl::StrCat("out of host memory mapping ", bytes, " bytes"));
+      }
+      return std::unique_ptr<Buffer>(
+          new CpuBuffer(static_cast<std::byte*>(p), bytes, bytes, CpuBuffer::Owner::kMapped));
+    }
+    // aligned_alloc wants whole alignment units; never 0 bytes.
+    const size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+    void* p = std::aligned_alloc(kAlignment, rounded);
     if (!p) {
       return absl::ResourceExhaustedError(absl::StrCat("out of host memory allocating ", bytes, " bytes"));
     }
-    std::memset(p, 0, rounded == 0 ? kAlignment : rounded);
-    return std::unique_ptr<Buffer>(new CpuBuffer(static_cast<std::byte*>(p), bytes, true));
+    std::memset(p, 0, rounded);
+    return std::unique_ptr<Buffer>(new CpuBuffer(static_cast<std::byte*>(p), bytes, 0, CpuBuffer::Owner::kHeap));
   }
 
   absl::StatusOr<std::unique_ptr<Buffer>> WrapHost(const void* data, size_t bytes) override {
     if (!data && bytes) return absl::InvalidArgumentError("WrapHost: null data");
     // Kernels only read inputs; the const is the caller's promise we keep.
     auto* p = static_cast<std::byte*>(const_cast<void*>(data));
-    return std::unique_ptr<Buffer>(new CpuBuffer(p, bytes, false));
+    return std::unique_ptr<Buffer>(new CpuBuffer(p, bytes, 0, CpuBuffer::Owner::kCaller));
   }
 
   absl::Status Upload(Buffer& dst, size_t offset, const void* src, size_t n) override {

@@ -89,8 +89,8 @@ void UnaryRow(UnaryOp op, float alpha, float beta, const float* x, float* y, int
         const auto half_v = hn::Mul(hn::Set(d, 0.5f), v);
         return hn::MulAdd(half_v, hn::Tanh(d, inner), half_v);
       });
-    case UnaryOp::kGeluErf:  // Highway has no erf; the C library's is accurate
-      for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+    case UnaryOp::kGeluErf:  // Highway has no erf: the reference's own scalar function
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(ApplyUnary(UnaryFn{UnaryOp::kGeluErf}, x[i]));
       return;
     case UnaryOp::kRelu:
       return Map1(x, y, n, [](DF d, auto v) { return hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v); });

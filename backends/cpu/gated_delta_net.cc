@@ -129,8 +129,8 @@ struct Chunk {
 
 // u[c] = sum_i kd[i] * S[i][c] for one block of kC vectors.
 template <size_t kC>
-HWY_INLINE void ProjectKeys(const float* HWY_RESTRICT kd, size_t K, const float* HWY_RESTRICT S,
-                            size_t ss, VF* u) {
+HWY_INLINE void ProjectKeys(const float* HWY_RESTRICT kd, size_t K, const float* S, size_t ss,
+                            VF* u) {
   const DF df;
   const size_t N = hn::Lanes(df);
   VF a0[kC], a1[kC];
@@ -139,23 +139,26 @@ HWY_INLINE void ProjectKeys(const float* HWY_RESTRICT kd, size_t K, const float*
   for (; i + 2 <= K; i += 2) {
     const VF k0 = hn::Set(df, kd[i]), k1 = hn::Set(df, kd[i + 1]);
     for (size_t c = 0; c < kC; ++c) {
-      a0[c] = hn::MulAdd(k0, hn::Load(df, S + i * ss + c * N), a0[c]);
-      a1[c] = hn::MulAdd(k1, hn::Load(df, S + (i + 1) * ss + c * N), a1[c]);
+      a0[c] = hn::MulAdd(k0, hn::LoadU(df, S + i * ss + c * N), a0[c]);
+      a1[c] = hn::MulAdd(k1, hn::LoadU(df, S + (i + 1) * ss + c * N), a1[c]);
     }
   }
   if (i < K) {
     const VF k0 = hn::Set(df, kd[i]);
-    for (size_t c = 0; c < kC; ++c) a0[c] = hn::MulAdd(k0, hn::Load(df, S + i * ss + c * N), a0[c]);
+    for (size_t c = 0; c < kC; ++c) a0[c] = hn::MulAdd(k0, hn::LoadU(df, S + i * ss + c * N), a0[c]);
   }
   for (size_t c = 0; c < kC; ++c) u[c] = hn::Add(a0[c], a1[c]);
 }
 
 // One token on one block of kC vectors: S = decay S + k d^T, o = S^T q, and
-// (kNext) u_next = S^T kd_next, in one sweep over the K rows.
+// (kNext) u_next = S^T kd_next, in one sweep over the K rows. S is read from
+// Sin (rows si floats apart) and written to Sout (rows so apart), which may
+// be the same memory: each row is read before it is written.
 template <size_t kC, bool kKda, bool kNext>
 HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
                      const float* HWY_RESTRICT decay, const float* HWY_RESTRICT kd_next, size_t K,
-                     const VF* d, float* HWY_RESTRICT S, size_t ss, VF* o, VF* u_next) {
+                     const VF* d, const float* Sin, size_t si, float* Sout, size_t so, VF* o,
+                     VF* u_next) {
   const DF df;
   const size_t N = hn::Lanes(df);
   VF o0[kC], o1[kC], n0[kC], n1[kC];
@@ -167,10 +170,11 @@ HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
   auto row = [&](size_t i, VF* oa, VF* na) HWY_ATTR {
     const VF ki = hn::Set(df, k[i]), qi = hn::Set(df, q[i]);
     const VF di = kKda ? hn::Set(df, decay[i]) : gda_decay;
-    float* Si = S + i * ss;
+    const float* in = Sin + i * si;
+    float* out = Sout + i * so;
     for (size_t c = 0; c < kC; ++c) {
-      const VF s = hn::MulAdd(di, hn::Load(df, Si + c * N), hn::Mul(ki, d[c]));
-      hn::Store(s, df, Si + c * N);
+      const VF s = hn::MulAdd(di, hn::LoadU(df, in + c * N), hn::Mul(ki, d[c]));
+      hn::StoreU(s, df, out + c * N);
       oa[c] = hn::MulAdd(qi, s, oa[c]);
       if (kNext) na[c] = hn::MulAdd(hn::Set(df, kd_next[i]), s, na[c]);
     }
@@ -201,12 +205,39 @@ HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float
     for (size_t c = 0; c < kC; ++c) d[c] = hn::Mul(bt, hn::Sub(hn::Load(df, vt + c * N), u[c]));
     const float* decay = kKda ? ch.decay + t * K : ch.decay + t;
     if (t + 1 < ch.tokens) {
-      Step<kC, kKda, true>(ch.q + t * K, ch.k + t * K, decay, ch.kd + (t + 1) * K, K, d, Sb, ss, o, u);
+      Step<kC, kKda, true>(ch.q + t * K, ch.k + t * K, decay, ch.kd + (t + 1) * K, K, d, Sb, ss,
+                           Sb, ss, o, u);
     } else {
-      Step<kC, kKda, false>(ch.q + t * K, ch.k + t * K, decay, nullptr, K, d, Sb, ss, o, u);
+      Step<kC, kKda, false>(ch.q + t * K, ch.k + t * K, decay, nullptr, K, d, Sb, ss, Sb, ss, o, u);
     }
     float* ot = ch.o + t * cw + col;
     for (size_t c = 0; c < kC; ++c) hn::Store(o[c], df, ot + c * N);
+  }
+}
+
+// One token (decode) straight from the state rows Sin to the final_state
+// rows Sout (si, so floats apart; possibly the same memory): no local copy.
+template <size_t kC, bool kKda>
+HWY_INLINE void RunTokenDirect(const Chunk& ch, size_t K, size_t col, const float* Sin, size_t si,
+                               float* Sout, size_t so) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF u[kC], d[kC], o[kC];
+  ProjectKeys<kC>(ch.kd, K, Sin, si, u);
+  const VF bt = hn::Set(df, ch.beta[0]);
+  for (size_t c = 0; c < kC; ++c) d[c] = hn::Mul(bt, hn::Sub(hn::Load(df, ch.v + col + c * N), u[c]));
+  Step<kC, kKda, false>(ch.q, ch.k, ch.decay, nullptr, K, d, Sin, si, Sout, so, o, nullptr);
+  for (size_t c = 0; c < kC; ++c) hn::Store(o[c], df, ch.o + col + c * N);
+}
+
+// n floats; whole blocks of W floats with vectors.
+template <size_t W>
+HWY_INLINE void CopyFloats(const float* src, float* dst, size_t n) {
+  const DF df;
+  if (n == W) {
+    for (size_t x = 0; x < W; x += hn::Lanes(df)) hn::StoreU(hn::LoadU(df, src + x), df, dst + x);
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
   }
 }
 
@@ -258,8 +289,16 @@ class Kernel {
     // The local state is block-major: block bi (columns [bi*W, bi*W + W) of
     // the item) is K contiguous rows of W floats, so that a block's rows do
     // not crowd a few L1 sets (a row stride of V floats would).
-    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N;
+    const size_t N = hn::Lanes(DF());
+    constexpr size_t W = kBlockVecs * hn::MaxLanes(DF());
     const size_t nb = (cw + W - 1) / W;
+    Chunk ch;
+    ch.q = s.q.get(), ch.k = s.k.get(), ch.kd = s.kd.get(), ch.decay = s.decay.get();
+    ch.beta = s.beta.get(), ch.v = s.v.get(), ch.o = s.o.get();
+    if (Direct()) {
+      RunDirect(b, hv, kh, c0, cw, ch, s.row.data());
+      return;
+    }
     float* S = s.S.get();
     auto block_row = [&](size_t bi, size_t i) { return S + (bi * K_ + i) * W; };
 
@@ -273,7 +312,7 @@ class Kernel {
         float* dst = block_row(bi, i);
         const size_t first = bi * W, n = first < cn ? std::min(W, cn - first) : 0;
         if (src) {
-          std::memcpy(dst, src + (c0 + first) * sizeof(float), n * sizeof(float));
+          CopyFloats<W>(reinterpret_cast<const float*>(src) + c0 + first, dst, n);
         } else {
           std::fill(dst, dst + n, 0.0f);
         }
@@ -281,9 +320,6 @@ class Kernel {
       }
     }
 
-    Chunk ch;
-    ch.q = s.q.get(), ch.k = s.k.get(), ch.kd = s.kd.get(), ch.decay = s.decay.get();
-    ch.beta = s.beta.get(), ch.v = s.v.get(), ch.o = s.o.get();
     for (int64_t t0 = 0; t0 < p_.T; t0 += kChunkTokens) {
       ch.tokens = std::min<int64_t>(kChunkTokens, p_.T - t0);
       Prepare(b, hv, kh, t0, c0, cw, cn, ch, s.row.data());
@@ -309,12 +345,39 @@ class Kernel {
                        hv * p_.final_state.strides[1] + i * p_.final_state.strides[2];
       for (size_t bi = 0; bi < nb && bi * W < cn; ++bi) {
         const size_t first = bi * W, n = std::min(W, cn - first);
-        std::memcpy(dst + (c0 + first) * sizeof(float), block_row(bi, i), n * sizeof(float));
+        CopyFloats<W>(block_row(bi, i), reinterpret_cast<float*>(dst) + c0 + first, n);
       }
     }
   }
 
  private:
+  // Decode (one token) works on the state and final_state rows in place of
+  // a local copy, when their rows are whole vectors of f32.
+  bool Direct() const {
+    const size_t N = hn::Lanes(DF());
+    return p_.T == 1 && p_.state.present() && V_ % N == 0 && p_.state.strides[2] % 4 == 0 &&
+           p_.final_state.strides[2] % 4 == 0;
+  }
+
+  void RunDirect(int64_t b, int64_t hv, int64_t kh, size_t c0, size_t cw, Chunk& ch,
+                 float* row) const {
+    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N;
+    ch.tokens = 1;
+    Prepare(b, hv, kh, 0, c0, cw, cw, ch, row);
+    const auto* in = reinterpret_cast<const float*>(p_.state.data + b * p_.state.strides[0] +
+                                                    hv * p_.state.strides[1]) + c0;
+    auto* out = reinterpret_cast<float*>(p_.final_state.data + b * p_.final_state.strides[0] +
+                                         hv * p_.final_state.strides[1]) + c0;
+    const size_t si = p_.state.strides[2] / 4, so = p_.final_state.strides[2] / 4;
+    size_t col = 0;
+    for (; col + W <= cw; col += W) {
+      RunTokenDirect<kBlockVecs, kKda>(ch, K_, col, in + col, si, out + col, so);
+    }
+    for (; col < cw; col += N) RunTokenDirect<1, kKda>(ch, K_, col, in + col, si, out + col, so);
+    std::byte* dst = p_.out.data + b * p_.out.strides[0] + hv * p_.out.strides[2];
+    StoreRow(p_.out.dtype, ch.o, cw, dst + c0 * ElementSize(p_.out.dtype));
+  }
+
   static hwy::AlignedFreeUniquePtr<float[]> Zeroed(size_t n) {
     auto p = hwy::AllocateAligned<float>(std::max<size_t>(n, 1));
     std::fill(p.get(), p.get() + std::max<size_t>(n, 1), 0.0f);

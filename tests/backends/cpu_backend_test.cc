@@ -11,10 +11,12 @@
 #include "absl/strings/match.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/cpu_kernel.h"
+#include "backends/cpu/kernel_table.h"
 #include "backends/pipeline_cache.h"
 #include "gmock/gmock.h"
 #include "graph/builder.h"
 #include "gtest/gtest.h"
+#include "ops/registry.h"
 #include "tests/backends/backend_test_util.h"
 
 namespace kiln {
@@ -51,7 +53,7 @@ TEST(CpuBackend, RejectsNegativeThreads) {
 
 TEST(CpuBackend, AllocatesAlignedZeroedMemory) {
   auto cpu = Cpu();
-  for (size_t n : {0, 1, 63, 64, 1000}) {
+  for (size_t n : {0, 1, 63, 64, 1000, 3 << 20}) {  // heap and mapped
     auto buf = cpu->Allocate(n);
     ASSERT_TRUE(buf.ok()) << buf.status();
     EXPECT_EQ((*buf)->size(), n);
@@ -109,6 +111,12 @@ TEST(CpuBackend, WrapHostIsZeroCopy) {
   float x = 0;
   ASSERT_TRUE(cpu->Download(**buf, 8, &x, 4).ok());
   EXPECT_EQ(x, 3);
+}
+
+TEST(CpuBackend, HasAKernelForEveryOp) {
+  for (const OpSchema* op : AllOps()) {
+    EXPECT_NE(cpu::FindCpuKernel(op->name), nullptr) << "no CPU kernel for op " << op->name;
+  }
 }
 
 TEST(CpuBackend, SupportsNamesAMissingKernel) {

@@ -54,6 +54,7 @@ TEST(RunnerTest, CorrectBackendPasses) {
 }
 
 struct FaultCase {
+  std::string name;
   Fault fault;
   std::string expected_error;
 };
@@ -73,11 +74,12 @@ TEST_P(FaultTest, IsAFailure) {
 
 INSTANTIATE_TEST_SUITE_P(
     Faults, FaultTest,
-    ::testing::Values(FaultCase{Fault::kPerturb, "NMSE"}, FaultCase{Fault::kNaN, "NaN at [0,0,0"},
-                      FaultCase{Fault::kOverrun, "wrote past the end of 'node'"},
-                      FaultCase{Fault::kUnderrun, "wrote before the buffer of 'node'"},
-                      FaultCase{Fault::kWriteInput, "modified input"},
-                      FaultCase{Fault::kClaimThenFail, "Execute: INTERNAL: the kernel is missing"}));
+    ::testing::Values(FaultCase{"Perturb", Fault::kPerturb, "NMSE"}, FaultCase{"NaN", Fault::kNaN, "NaN at [0,0,0"},
+                      FaultCase{"Overrun", Fault::kOverrun, "wrote past the end of output '"},
+                      FaultCase{"Underrun", Fault::kUnderrun, "wrote before the start of output '"},
+                      FaultCase{"WriteInput", Fault::kWriteInput, "modified input"},
+                      FaultCase{"ClaimThenFail", Fault::kClaimThenFail, "Execute: INTERNAL: the kernel is missing"}),
+    [](const auto& info) { return info.param.name; });
 
 TEST(RunnerTest, DeclinedCaseKeepsTheReason) {
   const CaseResult r = RunWith("add", Fault::kDecline, AddCase());
@@ -164,6 +166,7 @@ TEST(RunnerTest, SuiteAndReport) {
   EXPECT_THAT(table, HasSubstr("add"));
   EXPECT_THAT(table, HasSubstr("gather"));
   EXPECT_THAT(FailureList(report), HasSubstr("FAILED perturbing  add("));
+  EXPECT_THAT(DeclinedList(report), HasSubstr("declined declining  gather (1 case): declined on purpose by the test"));
 
   const nlohmann::json j = ReportJson(report);
   ASSERT_EQ(j["cases"].size(), 4u);  // every case on every backend
