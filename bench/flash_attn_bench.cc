@@ -94,6 +94,22 @@ void BM_FlashAttnDecodeMultiSequence(benchmark::State& state) {
 }
 BENCHMARK(BM_FlashAttnDecodeMultiSequence)->ArgsProduct({{2, 4, 8}, {1024, 4096}})->UseRealTime();
 
+// The same N rows over the N*L cells without a mask: every row sees every
+// cell, which is the work a kernel that did not skip masked tiles would do.
+void BM_FlashAttnDecodeMultiSequenceUnmasked(benchmark::State& state) {
+  const int64_t n = state.range(0), len = state.range(1);
+  KernelRunner r("flash_attn",
+                 {{DType::kF32, {1, n, kHq, kD}}, {DType::kF16, {1, n * len, kHkv, kD}},
+                  {DType::kF16, {1, n * len, kHkv, kD}}},
+                 FaAttrs(false));
+  if (!r.error().empty()) return state.SkipWithError(r.error().c_str());
+  for (auto _ : state) r.Run(state);
+  state.counters["time_per_sequence"] = benchmark::Counter(
+      n, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(r.key());
+}
+BENCHMARK(BM_FlashAttnDecodeMultiSequenceUnmasked)->ArgsProduct({{2, 4, 8}, {1024, 4096}})->UseRealTime();
+
 // Causal prefill: Sq = Skv = range(0).
 void BM_FlashAttnPrefillCausal(benchmark::State& state) {
   const int64_t s = state.range(0);

@@ -89,7 +89,7 @@ void AddFlashAttn(std::vector<OpSubGrid>& grids) {
   };
   shapes.max_cost = 1.5e9;
   shapes.strength = 2;
-  shapes.quick_extra = 4;
+  shapes.quick_extra = 16;
   grids.push_back({"flash_attn", std::move(shapes)});
 
   // Masks and flags, on a few shapes (non-power-of-2 head counts for ALiBi).
@@ -240,7 +240,7 @@ void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
     return GdnCase({p.at("b"), p.at("t"), 1, 2, kv, kv}, {.kda = p.at("kda") != 0, .state = p.at("state") != 0});
   };
   shapes.strength = 2;
-  shapes.quick_extra = 4;
+  shapes.quick_extra = 8;
   grids.push_back({"gated_delta_net", std::move(shapes)});
 
   SubGrid heads;

@@ -1,7 +1,6 @@
 #include "conformance/report.h"
 
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <tuple>
 
@@ -155,15 +154,6 @@ nlohmann::json ReportJson(const Report& report) {
     }
   }
   return j;
-}
-
-absl::Status WriteJson(const Report& report, const std::string& path) {
-  std::ofstream f(path);
-  if (!f) return absl::UnavailableError(absl::StrCat("cannot write the JSON report to '", path, "'"));
-  f << ReportJson(report).dump(1) << "\n";
-  f.close();
-  if (!f) return absl::DataLossError(absl::StrCat("error writing the JSON report to '", path, "'"));
-  return absl::OkStatus();
 }
 
 }  // namespace kiln::conformance

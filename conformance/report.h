@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "backends/backend.h"
 #include "conformance/case.h"
 #include "conformance/runner.h"
@@ -42,6 +41,5 @@ std::string DeclinedList(const Report& report, int max_lines = 30);
 bool AnyFailed(const Report& report);
 
 nlohmann::json ReportJson(const Report& report);
-absl::Status WriteJson(const Report& report, const std::string& path);
 
 }  // namespace kiln::conformance

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -21,6 +23,7 @@
 #include "conformance/runner.h"
 #include "ops/registry.h"
 #include "tools/args.h"
+#include "tools/atomic_file.h"
 #include "tools/command.h"
 
 namespace kiln::tools {
@@ -46,15 +49,32 @@ std::string Usage() {
       FlagsHelp(kFlags));
 }
 
-// The live progress line on a terminal: "\r[ done/total] N failed  case".
-void ShowProgress(const conformance::Progress& p) {
+// "[ done/total] N failed  <the case just finished>", cut to one line.
+std::string ProgressLine(const conformance::Progress& p) {
   std::string line = absl::StrFormat("[%*d/%d] %d failed  ", static_cast<int>(absl::StrCat(p.total).size()),
                                      p.done, p.total, p.failed);
   if (p.last) absl::StrAppend(&line, p.last->Describe());
   constexpr size_t kWidth = 110;
   if (line.size() > kWidth) line = line.substr(0, kWidth - 3) + "...";
-  std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
-  std::fflush(stderr);
+  return line;
+}
+
+// On a terminal, one live line rewritten after every case; otherwise (a CI
+// log) a line every 30 seconds, so that a long run shows it is alive.
+std::function<void(const conformance::Progress&)> ProgressPrinter(bool tty) {
+  if (tty) {
+    return [](const conformance::Progress& p) {
+      std::fprintf(stderr, "\r%s\x1b[K", ProgressLine(p).c_str());
+      std::fflush(stderr);
+    };
+  }
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  return [last](const conformance::Progress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - *last < std::chrono::seconds(30)) return;
+    *last = now;
+    std::fprintf(stderr, "%s\n", ProgressLine(p).c_str());
+  };
 }
 
 }  // namespace
@@ -74,6 +94,14 @@ int ConformanceCommand(const std::vector<std::string>& argv) {
     std::vector<std::string> names;
     for (const OpSchema* s : AllOps()) names.push_back(s->name);
     return Fail(kExitUsage, absl::StrCat("--op: unknown op '", op, "' (ops: ", absl::StrJoin(names, ", "), ")"));
+  }
+  // A report that cannot be written should not wait for a long run to say so.
+  const std::string json_path = args->Get("json");
+  if (!json_path.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(json_path).parent_path();
+    if (!dir.empty() && !std::filesystem::is_directory(dir)) {
+      return Fail(kExitUsage, absl::StrCat("--json: the folder '", dir.string(), "' does not exist"));
+    }
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto threads = args->GetInt("threads", cores, 1, 256);
@@ -122,7 +150,7 @@ int ConformanceCommand(const std::vector<std::string>& argv) {
   conformance::SuiteOptions options;
   options.threads = static_cast<int>(*threads);
   const bool tty = isatty(STDERR_FILENO);
-  if (tty) options.progress = ShowProgress;
+  options.progress = ProgressPrinter(tty);
   const auto start = std::chrono::steady_clock::now();
   report.results = conformance::RunSuite(report.cases, backends, options);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -131,9 +159,11 @@ int ConformanceCommand(const std::vector<std::string>& argv) {
   std::cout << conformance::DeclinedList(report) << conformance::FailureList(report) << "\n"
             << conformance::SummaryTable(report);
   std::cout << absl::StrFormat("%.1f s\n", report.seconds);
-  if (args->has("json")) {
-    if (auto st = conformance::WriteJson(report, args->Get("json")); !st.ok()) return Fail(kExitRunError, st);
-    std::cout << "report: " << args->Get("json") << "\n";
+  if (!json_path.empty()) {
+    if (auto st = WriteFileAtomically(json_path, conformance::ReportJson(report).dump(1) + "\n"); !st.ok()) {
+      return Fail(kExitRunError, st);
+    }
+    std::cout << "report: " << json_path << "\n";
   }
   return conformance::AnyFailed(report) ? kExitRunError : kExitOk;
 }

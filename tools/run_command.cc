@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -53,6 +54,12 @@ void PrintUsage(FILE* out) {
                    "run does the same work and the outputs written are those of one run.\n"
                    "bf16 and q8_0 outputs are written as float32 .npy files.\n")
                    .c_str());
+}
+
+// "path: message", unless the message names the file already.
+std::string NamingFile(const std::string& path, const absl::Status& st) {
+  if (absl::StrContains(st.message(), path)) return std::string(st.message());
+  return absl::StrCat(path, ": ", st.message());
 }
 
 // FNV-1a: the same in every process (absl::Hash is seeded per process).
@@ -329,7 +336,7 @@ int Run(const ParsedArgs& args) {
   const Settings& s = *settings;
 
   auto graph = LoadGraph(s.path);
-  if (!graph.ok()) return Fail(kExitRunError, absl::StrCat(s.path, ": ", graph.status().message()));
+  if (!graph.ok()) return Fail(kExitRunError, NamingFile(s.path, graph.status()));
   auto specs = ParseInputSpecs(*graph, s.inputs);
   if (!specs.ok()) return usage(specs.status().message());
 
@@ -360,7 +367,7 @@ int Run(const ParsedArgs& args) {
   ExecutableOptions exe_options;
   exe_options.profile = true;
   auto exe = Executable::Create(std::move(*graph), backends, exe_options);
-  if (!exe.ok()) return Fail(kExitRunError, absl::StrCat(s.path, ": ", exe.status().message()));
+  if (!exe.ok()) return Fail(kExitRunError, NamingFile(s.path, exe.status()));
   Executable& e = **exe;
   for (const auto& [name, value] : values) {
     if (auto st = e.SetInput(name, value); !st.ok()) return Fail(kExitRunError, st);

@@ -6,10 +6,18 @@
 //   (GQA), so each K/V row is read and converted once per item.
 // - Keys go in tiles of kTileKeys. A tile whose keys are all masked (-inf
 //   mask, or past the causal limit) for every row of the item is skipped:
-//   its K/V rows are never read. Within a tile, keys masked for every row
-//   are not read either (zero-filled), so unwritten cache cells never matter.
+//   its K/V rows are never read (the mask is classified a vector at a time).
+//   Within a tile, keys masked for every row are not read either
+//   (zero-filled), so unwritten cache cells never matter; rows that see no
+//   key of the tile take no part in it (several sequences in one item each
+//   pay only for their own cells).
 // - f16/bf16/q8_0 K/V rows are converted to f32 tile by tile into L1-sized
-//   scratch, padded with zeros to whole vectors.
+//   scratch, padded with zeros to whole vectors; the next tile's rows are
+//   prefetched (one head's rows are too sparse for the hardware prefetcher).
+// - Scores: 4 keys x up to 4 rows per step, the 4 dot products of a row
+//   reduced together; then softcap, ALiBi-scaled mask, causal limit and the
+//   online softmax update (Highway Exp/Tanh), and P.V with the row's output
+//   accumulators in registers.
 // - With fewer work items than threads (decode of one sequence), the key
 //   range of an item is split and the partial softmax states are merged.
 //
@@ -324,7 +332,7 @@ HWY_INLINE void AccumulateV(const float* HWY_RESTRICT p, size_t nk, const float*
 
 // Per-thread scratch, sized for the largest block.
 struct Scratch {
-  hwy::AlignedFreeUniquePtr<float[]> q, k, v, s, o, mv;
+  hwy::AlignedFreeUniquePtr<float[]> q, k, v, s, mv;
   std::vector<float> corr;
   std::vector<uint8_t> live;               // per key of the tile: unmasked for some row
   std::vector<const std::byte*> mask_rows;  // distinct mask rows of the block
@@ -411,7 +419,6 @@ class Kernel {
     s.k = Zeroed(tk * dkp_);
     s.v = Zeroed(tk * dvp_);
     s.s = Zeroed(rows * tk);
-    s.o = Zeroed(rows * dvp_);
     s.mv = Zeroed(tk);
     s.corr.resize(rows), s.valid.resize(rows);
     s.live.resize(tk);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "backends/cpu/cpu_backend.h"
 #include "gtest/gtest.h"
 #include "ops/gated_delta_net.h"
 #include "tests/backends/cpu_kernel_test_util.h"
@@ -153,13 +154,29 @@ TEST(CpuGatedDeltaNetTest, FinalStateMayAliasState) {
 TEST(CpuGatedDeltaNetTest, StridedViewsAndThreads) {
   for (int threads : {1, 2, 3, 8}) {
     for (bool view : {false, true}) {
-      GdnSpec s;
-      s.B = 1, s.Hv = 1, s.T = 33, s.K = 64, s.V = 64, s.view = view, s.threads = threads;
-      s.l2norm = true, s.scale = 0.3;
-      ExpectMatches(s);
-      s.K = 32, s.V = 96, s.kda = true;
-      ExpectMatches(s);
+      for (int64_t T : {1, 33}) {  // decode works on the state rows directly
+        GdnSpec s;
+        s.B = 1, s.Hv = 1, s.T = T, s.K = 64, s.V = 64, s.view = view, s.threads = threads;
+        s.l2norm = true, s.scale = 0.3;
+        ExpectMatches(s);
+        s.K = 32, s.V = 96, s.kda = true;
+        ExpectMatches(s);
+        s.K = 20, s.V = 7;  // rows not whole vectors: the local copy
+        ExpectMatches(s);
+      }
     }
+  }
+}
+
+TEST(CpuGatedDeltaNetTest, ThroughTheCpuBackendInPlace) {
+  auto backend = CreateCpuBackend(BackendOptions{2});
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  for (int64_t T : {1, 40}) {
+    GdnSpec s;
+    s.B = 2, s.T = T, s.Hk = 2, s.Hv = 4, s.K = s.V = 128, s.kda = T == 1, s.l2norm = true;
+    s.alias = true;
+    const OpCase c = MakeCase(s);
+    EXPECT_TRUE(testing_util::MatchesReference(**backend, c)) << Name(s);
   }
 }
 
