@@ -1,10 +1,24 @@
 // Executable: a graph made ready to run on backends, then run many times.
 //
-// Create() does all the work once: validates the graph, places every node,
-// plans memory, allocates the arenas and the input/state buffers, binds the
-// constants (zero-copy where the backend can use host memory, else uploaded)
-// and prepares the splits (resolving every pipeline). Run() then only
-// executes the prepared splits: no allocation, placement or lookup.
+// Create() does all the work once: validates the graph, places every node
+// (see placement.h), plans memory and transfers (memory_plan.h), allocates
+// one arena per backend and the input/state buffers, binds the constants on
+// every backend that reads them (zero-copy where the backend can use host
+// memory, else uploaded once) and prepares the splits (resolving every
+// pipeline). Run() then only executes the prepared splits and the planned
+// transfers between them: no placement, allocation or lookup.
+//
+// Every backend sees only its own buffers: a split reads a tensor held by
+// another backend through a copy in its own arena, made before the split
+// runs, once per (tensor, split). Copies between two backends go through
+// the source's Download straight into the destination's host memory, or
+// the destination's Upload from the source's host memory, or a staging
+// buffer when neither is host memory. The executor waits for a backend only
+// before reading its memory and at the end of a run, so a backend whose
+// Execute and Upload are asynchronous keeps working while others do.
+// Backends must honour: Upload and Download are done with the host memory
+// they are given when they return; writes on one backend (Upload, Copy,
+// Execute) take effect in call order.
 //
 // States (Graph.states) are bound once to buffers that persist between runs
 // and start as zeros; SetInput on a state resets it. A state's next value is
@@ -14,6 +28,7 @@
 // Not thread-safe: one caller at a time per Executable.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -25,6 +40,7 @@
 #include "absl/strings/string_view.h"
 #include "backends/backend.h"
 #include "graph/graph.h"
+#include "scheduler/execution_plan.h"
 #include "scheduler/host_tensor.h"
 #include "scheduler/memory_plan.h"
 #include "scheduler/placement.h"
@@ -34,15 +50,23 @@ namespace kiln {
 
 struct ExecutableOptions {
   bool profile = false;        // time every node on every Run
+  bool trace = false;          // record every Run for trace() (see set_tracing)
   bool wrap_constants = true;  // bind constants zero-copy where the backend allows
+  PlacementOptions placement;  // strict mode, island merging
   MemoryPlanOptions memory;
+};
+
+// Copies between backends done by runs.
+struct TransferStats {
+  int64_t count = 0;
+  int64_t bytes = 0;
 };
 
 class Executable {
  public:
-  // `backends` in priority order; each node runs on the first that supports
-  // it. For now all nodes must land on one backend (no cross-backend
-  // transfers yet); a node no backend runs is an error naming it.
+  // `backends` in priority order (see placement.h). A node no backend runs
+  // is an error naming it; so is, in strict mode, a node the first backend
+  // does not run.
   static absl::StatusOr<std::unique_ptr<Executable>> Create(
       Graph graph, std::vector<std::shared_ptr<Backend>> backends,
       const ExecutableOptions& options = {});
@@ -52,8 +76,8 @@ class Executable {
   ~Executable();
 
   const Graph& graph() const { return graph_; }
-  const Placement& placement() const { return placement_; }
-  const MemoryPlan& memory_plan() const { return plan_; }
+  const Placement& placement() const { return plan_.placement; }
+  const MemoryPlan& memory_plan() const { return plan_.memory; }
   const std::vector<std::shared_ptr<Backend>>& backends() const { return backends_; }
 
   // Binds a graph input (or resets a state) by name. The value must have the
@@ -63,8 +87,8 @@ class Executable {
   // Raw C-order bytes: exactly the input's ContiguousBytes.
   absl::Status SetInputBytes(absl::string_view name, const void* data, size_t bytes);
 
-  // Runs every split in order and waits for it. Every non-state input must
-  // have been set.
+  // Runs every split in order, with its incoming transfers, and waits for
+  // the backends. Every non-state input must have been set.
   absl::Status Run();
 
   // A contiguous host copy of a graph output after a Run, or of a state's
@@ -79,47 +103,88 @@ class Executable {
   void ResetProfile();
   int64_t runs() const { return runs_; }
 
+  // Transfers between backends over all runs (state copies not included).
+  const TransferStats& transfer_stats() const { return transfer_stats_; }
+
+  // A timeline: the pipeline compiles of Create (one event per split
+  // prepared), then, for every run while tracing, each split, node and
+  // transfer. Times are from the start of Create.
+  void set_tracing(bool on) { tracing_ = on; }
+  bool tracing() const { return tracing_; }
+  Trace trace() const;
+  void ResetTrace() { run_events_.clear(); }
+
  private:
   struct InputSlot {
     int tensor = -1;
     bool is_state = false;
     bool set = false;
+    Backend* backend = nullptr;
     std::unique_ptr<Buffer> buffer;
   };
-  struct StateCopy {  // the next value computed elsewhere, copied back after a run
-    Buffer* src = nullptr;
+  // A copy between two buffers, possibly of two backends.
+  struct CopyOp {
+    int tensor = -1;
+    int transfer = -1;  // index into memory_plan().transfers; -1: a state copy
+    int from = -1, to = -1;  // backend indices
+    const Buffer* src = nullptr;
     size_t src_offset = 0;
     Buffer* dst = nullptr;
+    size_t dst_offset = 0;
     size_t bytes = 0;
   };
   struct PreparedRun {
-    Backend* backend = nullptr;
+    int backend = -1;
     std::unique_ptr<PreparedSplit> split;
+    std::vector<CopyOp> transfers_in;
+  };
+  // What happened when, for trace(): kinds below, index by kind.
+  struct RunEvent {
+    enum Kind : uint8_t { kSplit, kNode, kTransfer, kStateCopy };
+    Kind kind;
+    int index;  // split, node, transfer or state (graph.states) index
+    double start_us, duration_us;
+  };
+  struct PrepareEvent {
+    int split = -1;
+    double start_us = 0, duration_us = 0;
+    PipelineStats before, after;
   };
 
   Executable() = default;
   absl::Status Init(const ExecutableOptions& options);
+  absl::Status BindConstants(bool wrap);
+  absl::Status PrepareSplits();
   absl::Status Upload(InputSlot& slot, const void* data, size_t bytes);
+  absl::Status DoCopy(const CopyOp& op);
+  absl::Status WaitPending();
   InputSlot* FindInput(absl::string_view name);
+  double NowUs() const;
 
   Graph graph_;
   std::vector<std::shared_ptr<Backend>> backends_;
-  Backend* backend_ = nullptr;  // the one backend every node runs on (for now)
-  Placement placement_;
-  MemoryPlan plan_;
-  std::vector<std::unique_ptr<Buffer>> arenas_;     // per backend (null if unused)
-  std::vector<std::unique_ptr<Buffer>> constants_;  // one per constant tensor
+  ExecutionPlan plan_;
+  std::vector<std::unique_ptr<Buffer>> arenas_;  // per backend (null if unused)
+  std::vector<std::unique_ptr<Buffer>> constants_;
+  // Per backend, per tensor id: that backend's copy of a constant.
+  std::vector<absl::flat_hash_map<int, Buffer*>> constant_on_;
   std::vector<InputSlot> inputs_;
-  absl::flat_hash_map<std::string, int> input_index_;   // name -> inputs_ index
-  absl::flat_hash_map<std::string, int> readable_;      // name -> tensor id (GetOutput)
-  Bindings bindings_;
-  std::vector<Split> splits_;
+  absl::flat_hash_map<std::string, int> input_index_;  // name -> inputs_ index
+  absl::flat_hash_map<std::string, int> readable_;     // name -> tensor id (GetOutput)
+  std::vector<Binding> home_;  // per tensor id: its bytes on the backend holding it
   std::vector<PreparedRun> prepared_;
-  std::vector<StateCopy> state_copies_;
+  std::vector<CopyOp> state_copies_;
+  std::vector<char> pending_;  // per backend: work not waited for
+  std::vector<std::byte> staging_;  // for copies between two non-host memories
 
   bool profiling_ = false;
-  std::vector<NodeTiming> timings_;  // reused by every profiled run
+  bool tracing_ = false;
+  std::chrono::steady_clock::time_point origin_;
+  std::vector<NodeTiming> timings_;  // reused by every timed split
   std::vector<NodeProfile> node_profile_;
+  std::vector<PrepareEvent> prepare_events_;
+  std::vector<RunEvent> run_events_;
+  TransferStats transfer_stats_;
   int64_t runs_ = 0;
   bool has_run_ = false;
 };

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "ops/registry.h"
+#include "scheduler/placement.h"
 
 namespace kiln {
 namespace {
@@ -28,7 +30,8 @@ void PackArena(ArenaPlan& arena) {
     const ArenaBlock& y = arena.blocks[b];
     if (x.bytes != y.bytes) return x.bytes > y.bytes;
     if (x.first != y.first) return x.first < y.first;
-    return x.root < y.root;
+    if (x.root != y.root) return x.root < y.root;
+    return x.transfer < y.transfer;
   });
   std::vector<int> placed;
   std::vector<const ArenaBlock*> overlapping;
@@ -60,6 +63,46 @@ void PackArena(ArenaPlan& arena) {
   }
 }
 
+// One transfer per (tensor, reading split) whose tensor lives on another
+// backend, with an arena block for its copy on the split's backend.
+void PlanTransfers(const Graph& graph, const std::vector<int>& node_backend, MemoryPlan& plan) {
+  const std::vector<Placement::SplitPlan> splits = SplitRuns(node_backend);
+  absl::flat_hash_map<int, int> in_split;  // tensor id -> index into plan.transfers
+  for (int si = 0; si < static_cast<int>(splits.size()); ++si) {
+    const Placement::SplitPlan& split = splits[si];
+    in_split.clear();
+    for (int ni : split.nodes) {
+      for (int id : graph.nodes[ni].inputs) {
+        if (id < 0) continue;
+        const TensorStorage& home = plan.tensors[graph.StorageOf(id)];
+        if (home.kind == StorageKind::kConstant || home.backend == split.backend) continue;
+        auto [it, added] = in_split.try_emplace(id, static_cast<int>(plan.transfers.size()));
+        if (added) {
+          const TensorInfo& t = graph.tensors[id];
+          TransferPlan tp;
+          tp.tensor = id;
+          tp.split = si;
+          tp.from = home.backend;
+          tp.to = split.backend;
+          tp.bytes = ExtentBytes(t.dtype, t.dims, t.strides);
+          ArenaPlan& arena = plan.arenas[tp.to];
+          tp.block = static_cast<int>(arena.blocks.size());
+          ArenaBlock block;
+          block.root = id;
+          block.transfer = it->second;
+          block.bytes = AlignUp(tp.bytes);
+          block.first = split.nodes.front();
+          arena.blocks.push_back(block);
+          plan.transfers.push_back(tp);
+        }
+        const TransferPlan& tp = plan.transfers[it->second];
+        ArenaBlock& block = plan.arenas[tp.to].blocks[tp.block];
+        block.last = std::max(block.last, ni);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int64_t MemoryPlan::peak_bytes() const {
@@ -71,6 +114,12 @@ int64_t MemoryPlan::peak_bytes() const {
 int64_t MemoryPlan::naive_bytes() const {
   int64_t n = 0;
   for (const ArenaPlan& a : arenas) n += a.naive_bytes;
+  return n;
+}
+
+int64_t MemoryPlan::transfer_bytes() const {
+  int64_t n = 0;
+  for (const TransferPlan& t : transfers) n += t.bytes;
   return n;
 }
 
@@ -134,6 +183,11 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
     }
   }
   for (int id : graph.outputs) last_read[base_of(id)] = num_nodes;
+  // A state lives where its next value is computed, so that value can be
+  // written in place and never crosses backends at the end of a run.
+  for (const StatePair& s : graph.states) {
+    plan.tensors[s.input].backend = node_backend[graph.tensors[s.output].producer];
+  }
   for (int id = 0; id < num_tensors; ++id) {
     // Unread inputs and constants: with the first node (any place will do).
     if (plan.tensors[id].backend < 0) plan.tensors[id].backend = num_nodes > 0 ? node_backend[0] : 0;
@@ -201,7 +255,18 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
     st.block = static_cast<int>(arena.blocks.size());
     arena.blocks.push_back(block);
   }
+  // Constants: a copy on every backend that reads them.
+  plan.constant_backends.resize(num_tensors);
+  for (int ni = 0; ni < num_nodes; ++ni) {
+    for (int id : graph.nodes[ni].inputs) {
+      if (id < 0 || plan.tensors[base_of(id)].kind != StorageKind::kConstant) continue;
+      std::vector<int>& on = plan.constant_backends[base_of(id)];
+      if (std::find(on.begin(), on.end(), node_backend[ni]) == on.end()) on.push_back(node_backend[ni]);
+    }
+  }
+  PlanTransfers(graph, node_backend, plan);
   for (ArenaPlan& arena : plan.arenas) PackArena(arena);
+  for (TransferPlan& t : plan.transfers) t.offset = plan.arenas[t.to].blocks[t.block].offset;
 
   // Offsets: in-place members take their root's; views add their offset.
   for (int id = 0; id < num_tensors; ++id) {
@@ -219,6 +284,17 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
     TensorStorage& st = plan.tensors[id];
     st = plan.tensors[t.view_of];
     st.offset += t.offset;
+  }
+
+  plan.held.resize(num_backends);
+  for (int id = 0; id < num_tensors; ++id) {
+    const TensorInfo& t = graph.tensors[id];
+    const TensorStorage& st = plan.tensors[id];
+    if (t.is_view() || st.root != id) continue;
+    const int64_t bytes = ContiguousBytes(t.dtype, t.dims);
+    if (st.kind == StorageKind::kInput) plan.held[st.backend].inputs += bytes;
+    if (st.kind == StorageKind::kState) plan.held[st.backend].states += bytes;
+    for (int b : plan.constant_backends[id]) plan.held[b].constants += static_cast<int64_t>(t.constant->size);
   }
 
   plan.state_in_place.reserve(graph.states.size());

@@ -7,7 +7,15 @@
 // lifetimes do not overlap reuse the same bytes.
 //
 // Graph inputs, states and constants are not in the arena: the executor binds
-// them to buffers of their own. An op output may share its input's buffer
+// them to buffers of their own. A graph input lives on the backend of its
+// first reader, a state on the backend that computes its next value, and a
+// constant on every backend that reads it (uploaded once, at prepare time).
+//
+// A tensor read by a split on another backend than its own is copied into
+// that split's backend before the split runs: once per (tensor, split), into
+// an arena block that lives from the split's first node to the tensor's last
+// reader in the split. A view is copied as the bytes it spans (its extent),
+// so the copy keeps the view's strides at offset 0. An op output may share its input's buffer
 // (in place) when the op lists the (input, output) pair in OpSchema.inplace,
 // nothing reads the old value after that node (nor, at that node, through
 // another input), and the input is an arena tensor, or a state whose declared
@@ -38,7 +46,8 @@ enum class StorageKind : uint8_t {
 // One group of tensors that share bytes in an arena: a node output and the
 // outputs that were computed in place over it.
 struct ArenaBlock {
-  int root = -1;       // tensor id that owns the bytes
+  int root = -1;       // tensor id that owns the bytes (for a transfer: the tensor copied)
+  int transfer = -1;   // index into MemoryPlan.transfers for a transfer's copy
   int64_t offset = 0;  // into the arena, a multiple of kArenaAlignment
   int64_t bytes = 0;   // rounded up to kArenaAlignment
   int first = 0;       // node that writes it first
@@ -60,15 +69,40 @@ struct TensorStorage {
   int64_t offset = 0;  // byte offset within the root's buffer (the arena for kArena)
 };
 
+// A copy made on every run: a tensor read by a split on another backend.
+struct TransferPlan {
+  int tensor = -1;     // the tensor as the split reads it (a view or a storage tensor)
+  int split = -1;      // index into SplitRuns(node_backend): the reading split
+  int from = -1;       // backend holding the tensor
+  int to = -1;         // backend of the split
+  int64_t bytes = 0;   // ExtentBytes of the tensor
+  int block = -1;      // its copy: index into arenas[to].blocks
+  int64_t offset = 0;  // its copy's offset in arena `to`
+};
+
+// Bytes a backend holds besides its arena.
+struct BackendBytes {
+  int64_t inputs = 0;     // graph inputs that are not states
+  int64_t states = 0;
+  int64_t constants = 0;  // weights read by its nodes (wrapped or uploaded)
+};
+
 struct MemoryPlan {
   std::vector<TensorStorage> tensors;  // indexed by tensor id
   std::vector<ArenaPlan> arenas;       // indexed by backend
+  std::vector<BackendBytes> held;      // indexed by backend
   // Per graph.states entry: whether the next value is written into the
   // state's buffer (else the executor copies it there after the run).
   std::vector<bool> state_in_place;
+  // Per tensor id: the backends that read it when it is a constant (each
+  // gets its own copy), else empty.
+  std::vector<std::vector<int>> constant_backends;
+  // In split order, and within a split in order of first reading node.
+  std::vector<TransferPlan> transfers;
 
-  int64_t peak_bytes() const;   // over all arenas
-  int64_t naive_bytes() const;  // over all arenas
+  int64_t peak_bytes() const;      // over all arenas
+  int64_t naive_bytes() const;     // over all arenas
+  int64_t transfer_bytes() const;  // copied per run
 };
 
 struct MemoryPlanOptions {
@@ -79,8 +113,7 @@ struct MemoryPlanOptions {
 };
 
 // Plans a validated graph whose nodes run on `node_backend[i]` (indices into
-// a list of `num_backends` backends). Inputs, states and constants are
-// assigned to the backend of their first reader.
+// a list of `num_backends` backends); the splits are SplitRuns(node_backend).
 absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>& node_backend,
                                       int num_backends, const MemoryPlanOptions& options = {});
 

@@ -54,7 +54,7 @@
 namespace kiln::cpu::fa {
 
 inline constexpr int64_t kTileKeys = 32;   // keys per tile: the unit of mask skipping
-inline constexpr int64_t kBlockRows = 16;  // rows (positions x heads) per work item, target
+inline constexpr int64_t kBlockRows = 32;  // rows (positions x heads) per work item, target
 
 // Everything a kernel instance needs, resolved once per call.
 struct Problem {

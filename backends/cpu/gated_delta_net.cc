@@ -6,22 +6,25 @@
 // column group), and within it the state is swept one block of columns
 // (2 vectors wide: K x 32 floats on AVX-512, 16 KB for K = 128) at a time
 // through a chunk of tokens, staying in L1 (the local copy of the state is
-// block-major, so a block's rows are contiguous). Per token and state element the
-// work is one decay multiply and three FMAs, fused in one sweep over the
+// block-major, so a block's rows are contiguous). Per token and state element
+// the work is one decay multiply and three FMAs, fused in one sweep over the
 // block's rows:
 //   S[i] = decay_i * S[i] + k_i * d      (update of token t)
 //   o   += q_i * S[i]                    (output of token t)
 //   u'  += decay'_i k'_i * S[i]          (S^T k of token t+1, after its decay)
 // so each state element is loaded and stored once per token.
 //
-// Chunked (WY/UT) form: not used. On a CPU it does about 1.8x the FLOPs of
-// this recurrence for K = V = 128 and chunk 64 (the C x C intra-chunk
-// products and the extra K x V products per chunk), and this recurrence
-// already runs at the FMA rate from L1, so the chunked form cannot win here.
+// Chunked (WY/UT) form: not used. For K = V = 128 and chunk 64 it does about
+// 1.8x the FLOPs of this recurrence (the C x C intra-chunk products and the
+// extra K x V products per chunk); this recurrence runs at about half the
+// AVX-512 FMA peak (measured; its bound is 7/8), so a GEMM-shaped chunked
+// form at ~85% of peak would come out about even on a CPU.
 //
-// q/k rows are converted, l2-normalized and scaled per chunk of tokens; the
+// q/k rows are converted, l2-normalized and scaled per chunk of tokens. The
 // state of an item is read whole into local memory before final_state is
-// written, so final_state may alias state.
+// written, so final_state may alias state. Decode (T = 1) skips the local
+// copy: each column block is read from state, then written to final_state
+// (row by row, after its reads), which is alias-safe too.
 //
 // Specialization: instances for K = V in {32, 64, 128, 256} and a generic
 // one (any K, V), each for GDA (scalar gate) and KDA (per-key gate). Highway

@@ -56,7 +56,11 @@ class FaultyBackend : public Backend {
     return inner_->Copy(src, so, dst, d, n);
   }
 
+  // The bindings of the last Prepare (to see what the runner bound).
+  const Bindings& last_bindings() const { return last_bindings_; }
+
   absl::StatusOr<std::unique_ptr<PreparedSplit>> Prepare(const Split& split, const Bindings& bindings) override {
+    last_bindings_ = bindings;
     auto p = std::make_unique<Prepared>();
     p->graph = split.graph;
     p->nodes = split.nodes;
@@ -135,6 +139,7 @@ class FaultyBackend : public Backend {
   std::unique_ptr<Backend> inner_;
   std::string op_;
   Fault fault_;
+  Bindings last_bindings_;
 };
 
 }  // namespace kiln::conformance

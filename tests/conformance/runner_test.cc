@@ -116,6 +116,34 @@ TEST(RunnerTest, InvalidCaseIsAFailureNotACrash) {
   EXPECT_THAT(r.error, HasSubstr("invalid case"));
 }
 
+TEST(RunnerTest, InPlaceOutputSharesTheInputsMemory) {
+  const Case c{.op = "write_rows",
+               .inputs = {In(DType::kF16, {2, 10, 32}), In(DType::kF16, {2, 3, 32}),
+                          In(DType::kI32, {3}, DistinctInts(0, 9))},
+               .inplace = {{0, 0}},
+               .seed = 5};
+  auto spy = FaultyBackend::OnCpu("none", Fault::kNone);
+  ASSERT_NE(spy, nullptr);
+  const CaseResult r = RunCase(*spy, c);
+  EXPECT_EQ(r.verdict, Verdict::kPassed) << r.error;
+  auto inst = Instantiate(c);
+  ASSERT_TRUE(inst.ok());
+  const Node& node = inst->graph.nodes[0];
+  const Binding& dst = spy->last_bindings().tensors[node.inputs[0]];
+  const Binding& out = spy->last_bindings().tensors[node.outputs[0]];
+  EXPECT_NE(dst.buffer, nullptr);
+  EXPECT_EQ(dst.buffer, out.buffer);
+  EXPECT_EQ(dst.offset, out.offset);
+  EXPECT_EQ(dst.offset, kGuardFront);
+}
+
+TEST(RunnerTest, InPlaceNeedsAnAllowedPair) {
+  Case c{.op = "add", .inputs = {In(DType::kF32, {4}), In(DType::kF32, {4})}, .inplace = {{0, 0}}};
+  auto inst = Instantiate(c);
+  EXPECT_FALSE(inst.ok());
+  EXPECT_THAT(std::string(inst.status().message()), HasSubstr("does not allow input 0 -> output 0 in place"));
+}
+
 TEST(RunnerTest, InstanceLaysOutViews) {
   const Case c = FlashAttnCase();
   auto inst = Instantiate(c);
