@@ -24,5 +24,6 @@ int RunCommand(const std::vector<std::string>& args);
 int InfoCommand(const std::vector<std::string>& args);
 int MakeExampleCommand(const std::vector<std::string>& args);
 int ConformanceCommand(const std::vector<std::string>& args);  // conformance_command.cc
+int PlanCommand(const std::vector<std::string>& args);         // plan_command.cc
 
 }  // namespace kiln::tools

@@ -19,6 +19,7 @@ struct Subcommand {
 
 const Subcommand kCommands[] = {
     {"run", "run a graph file: inputs from .npy or random, timings, profile, outputs", RunCommand},
+    {"plan", "where each node would run and why, splits, transfers, memory per backend", PlanCommand},
     {"info", "backends, devices, features and the pipeline cache folder", InfoCommand},
     {"make-example", "write an example model graph", MakeExampleCommand},
     {"conformance", "check a backend against the op references over a grid of cases", ConformanceCommand},

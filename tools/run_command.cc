@@ -39,6 +39,8 @@ const FlagSpec kFlags[] = {
     {"threads", "N", "CPU threads, 0 = all cores (default 0)"},
     {"seed", "S", "seed of the random inputs (default 0)"},
     {"json", "FILE", "also write the report as JSON to FILE"},
+    {"profile", "FILE", "write a Chrome trace of the timed runs to FILE (open in Perfetto)"},
+    {"strict", "", "fail if a node would not run on the first backend, listing each and why"},
 };
 
 void PrintUsage(FILE* out) {
@@ -170,7 +172,8 @@ absl::StatusOr<HostTensor> InputValue(const Graph& graph, int id, const std::str
 struct Settings {
   std::string path;
   int64_t iters = 5, warmup = 1, threads = 0, seed = 0;
-  std::string backends, output_dir, json;
+  std::string backends, output_dir, json, profile;
+  bool strict = false;
   std::vector<std::string> inputs;
 };
 
@@ -195,6 +198,8 @@ absl::StatusOr<Settings> ParseSettings(const ParsedArgs& args) {
   s.backends = args.Get("backend", "cpu");
   s.output_dir = args.Get("output-dir");
   s.json = args.Get("json");
+  s.profile = args.Get("profile");
+  s.strict = args.has("strict");
   s.inputs = args.GetAll("input");
   return s;
 }
@@ -227,6 +232,10 @@ void PrintReport(const Settings& s, const Executable& e, const Report& r) {
   std::printf("memory    arena %s (without reuse %s), inputs and states %s, weights %s\n",
               FormatBytes(plan.peak_bytes()).c_str(), FormatBytes(plan.naive_bytes()).c_str(),
               FormatBytes(input_bytes).c_str(), FormatBytes(constant_bytes).c_str());
+  if (!plan.transfers.empty()) {
+    std::printf("transfers %zu per run between backends, %s\n", plan.transfers.size(),
+                FormatBytes(plan.transfer_bytes()).c_str());
+  }
   std::printf("time      p50 %.3f ms  p90 %.3f ms  (min %.3f, max %.3f; %zu runs after %lld warmup)\n",
               Percentile(r.ms, 0.5), Percentile(r.ms, 0.9), r.ms.front(), r.ms.back(), r.ms.size(),
               static_cast<long long>(s.warmup));
@@ -366,6 +375,7 @@ int Run(const ParsedArgs& args) {
 
   ExecutableOptions exe_options;
   exe_options.profile = true;
+  exe_options.placement.strict = s.strict;
   auto exe = Executable::Create(std::move(*graph), backends, exe_options);
   if (!exe.ok()) return Fail(kExitRunError, NamingFile(s.path, exe.status()));
   Executable& e = **exe;
@@ -378,7 +388,10 @@ int Run(const ParsedArgs& args) {
   Report report;
   using Clock = std::chrono::steady_clock;
   for (int64_t i = 0; i < s.warmup + s.iters; ++i) {
-    if (i == s.warmup) e.ResetProfile();
+    if (i == s.warmup) {
+      e.ResetProfile();
+      e.set_tracing(!s.profile.empty());
+    }
     for (const auto& [name, value] : states) {
       if (auto st = e.SetInput(name, value); !st.ok()) return Fail(kExitRunError, st);
     }
@@ -395,6 +408,11 @@ int Run(const ParsedArgs& args) {
   PrintReport(s, e, report);
   if (!s.json.empty()) {
     if (auto st = WriteFileAtomically(s.json, JsonReport(s, e, report)); !st.ok()) {
+      return Fail(kExitRunError, st);
+    }
+  }
+  if (!s.profile.empty()) {
+    if (auto st = WriteFileAtomically(s.profile, ChromeTraceJson(e.trace())); !st.ok()) {
       return Fail(kExitRunError, st);
     }
   }

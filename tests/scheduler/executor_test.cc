@@ -308,10 +308,14 @@ TEST(ExecutorTest, UnsupportedNodesAreNamedWithTheReason) {
   EXPECT_THAT(exe.status().message(), HasSubstr("node 's' (silu)"));
   EXPECT_THAT(exe.status().message(), HasSubstr("picky: declined by the test"));
 
-  // With the CPU backend after it, placement would need two backends.
+  // With the CPU backend after it, that node runs there, and says why.
   exe = Executable::Create(*g, {std::make_shared<DecliningBackend>(Cpu(), "silu"), Cpu()});
-  ASSERT_FALSE(exe.ok());
-  EXPECT_THAT(exe.status().message(), HasSubstr("not implemented yet"));
+  ASSERT_TRUE(exe.ok()) << exe.status();
+  const int s = (*exe)->graph().FindTensor("s");
+  const int silu = (*exe)->graph().tensors[s].producer;
+  EXPECT_EQ((*exe)->placement().node_backend[silu], 1);
+  EXPECT_EQ((*exe)->placement().node_reason[silu], "picky: declined by the test");
+  EXPECT_EQ((*exe)->placement().UsedBackends(), (std::vector<int>{0, 1}));
   // A backend that declines nothing in the graph is used alone.
   exe = Executable::Create(*g, {std::make_shared<DecliningBackend>(Cpu(), "gather"), Cpu()});
   ASSERT_TRUE(exe.ok()) << exe.status();
