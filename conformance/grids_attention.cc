@@ -1,7 +1,9 @@
 // Grids of the first-class ops: flash_attn (head dims, GQA, query and KV
 // lengths, every mask pattern and flag, dtypes, views) and gated_delta_net
 // (GDA and KDA, head sizes and maps, lengths, states, dtypes, views).
+#include <array>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -64,9 +66,9 @@ std::optional<Case> FlashAttnCase(const FaShape& s, const FaOptions& o) {
 }
 
 // Head dims (Dk, Dv): every size in use, and Dk != Dv.
-const std::vector<std::pair<int64_t, int64_t>> kFaHeads = {
+constexpr std::array<std::pair<int64_t, int64_t>, 11> kFaHeads = {{
     {32, 32}, {40, 40}, {64, 64}, {72, 72}, {80, 80}, {96, 96}, {112, 112}, {128, 128},
-    {192, 192}, {256, 256}, {192, 128}};
+    {192, 192}, {256, 256}, {192, 128}}};
 
 void AddFlashAttn(std::vector<OpSubGrid>& grids) {
   // Shapes: head dims x GQA x query and KV lengths x K/V dtypes.

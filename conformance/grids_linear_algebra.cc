@@ -1,5 +1,7 @@
 // Grids of matmul, linear, softmax, the norms and rope.
+#include <array>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -9,9 +11,9 @@ namespace kiln::conformance {
 namespace {
 
 // (a, b) dtype pairs of matmul.
-const std::vector<std::pair<DType, DType>> kMatmulDTypes = {
+constexpr std::array<std::pair<DType, DType>, 5> kMatmulDTypes = {{
     {DType::kF32, DType::kF32}, {DType::kF16, DType::kF16}, {DType::kBF16, DType::kBF16},
-    {DType::kF32, DType::kF16}, {DType::kBF16, DType::kF32}};
+    {DType::kF32, DType::kF16}, {DType::kBF16, DType::kF32}}};
 
 void AddMatmul(std::vector<OpSubGrid>& grids) {
   SubGrid sizes;

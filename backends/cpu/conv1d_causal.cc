@@ -74,14 +74,14 @@ absl::Status ConvKernel(const KernelArgs& args) {
   if (state.present()) {
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t r = 0; r < S; ++r) {
-        LoadRow(state.dtype, state.data + b * state.strides[0] + r * state.strides[1], C, &old[(b * S + r) * C]);
+        LoadRow(state.dtype, state.data + b * state.strides[0] + r * state.strides[1], C, old.data() + (b * S + r) * C);
       }
     }
   }
   const int64_t y_row = RowBytes(y.dtype, C);
   // Row j of xpad for batch b: old state rows, then x (widened into `buf`).
   auto xpad = [&](int64_t b, int64_t j, float* buf) -> const float* {
-    if (j < S) return &old[(b * S + j) * C];
+    if (j < S) return old.data() + (b * S + j) * C;
     const std::byte* row = x.data + b * x.strides[0] + (j - S) * x.strides[1];
     if (x.dtype == DType::kF32) return reinterpret_cast<const float*>(row);
     LoadRow(x.dtype, row, C, buf);
@@ -94,7 +94,7 @@ absl::Status ConvKernel(const KernelArgs& args) {
 #pragma omp for schedule(static)
     for (int64_t bt = 0; bt < B * T; ++bt) {
       const int64_t b = bt / T, t = bt % T;
-      for (int64_t k = 0; k < K; ++k) rows[k] = xpad(b, t + k, &bufs[k * C]);
+      for (int64_t k = 0; k < K; ++k) rows[k] = xpad(b, t + k, bufs.data() + k * C);
       HWY_DYNAMIC_DISPATCH(ConvRow)(rows.data(), wt.data(), K, C, silu, out.data());
       StoreRow(y.dtype, out.data(), C, y.data + bt * y_row);
     }

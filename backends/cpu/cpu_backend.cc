@@ -103,15 +103,15 @@ DeviceInfo MakeDeviceInfo(int threads) {
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   d.compute_units = cores > 0 ? static_cast<int>(cores) : 1;
   d.subgroup_size = cpu::SimdF32Lanes();
-  const char* blas = openblas_get_config();
-  d.driver = absl::StrCat("OpenMP ", _OPENMP, ", OpenBLAS ", blas ? blas : "?");
+  const char* blas = openblas_get_config();  // "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell MAX_THREADS=64"
+  d.driver = absl::StrCat(blas ? blas : "OpenBLAS", ", OpenMP ", _OPENMP);
   std::string simd = "simd:";
   for (int64_t bit = 1; bit != 0 && bit <= hwy::SupportedTargets(); bit <<= 1) {
     if (hwy::SupportedTargets() & bit) absl::StrAppend(&simd, simd.size() > 5 ? "," : "", hwy::TargetName(bit));
   }
   d.features.push_back(simd);
   d.features.push_back(absl::StrCat("threads:", threads));
-  d.features.push_back(absl::StrCat("openblas:", blas ? blas : "?"));
+  d.features.push_back(absl::StrCat("openmp:", _OPENMP));
   return d;
 }
 

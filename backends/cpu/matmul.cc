@@ -182,7 +182,7 @@ Matrix AsF32(DType t, const std::byte* data, int64_t row_stride, int64_t rows, i
     return {reinterpret_cast<const float*>(data), std::max<int64_t>(rows <= 1 ? cols : row_stride / 4, 1)};
   }
   buf.resize(rows * cols);
-  for (int64_t r = 0; r < rows; ++r) LoadRow(t, data + r * row_stride, cols, &buf[r * cols]);
+  for (int64_t r = 0; r < rows; ++r) LoadRow(t, data + r * row_stride, cols, buf.data() + r * cols);
   return {buf.data(), std::max<int64_t>(cols, 1)};
 }
 
@@ -282,7 +282,7 @@ absl::Status LinearKernel(const KernelArgs& args) {
     mx = AsF32(x.dtype, x.data, x_stride, R, K, xbuf);
   } else {
     xbuf.resize(R * K);
-    for (int64_t r = 0; r < R; ++r) LoadRow(x.dtype, RowAt(x, r), K, &xbuf[r * K]);
+    for (int64_t r = 0; r < R; ++r) LoadRow(x.dtype, RowAt(x, r), K, xbuf.data() + r * K);
     mx = {xbuf.data(), std::max<int64_t>(K, 1)};
   }
   const int64_t w_stride = w.strides[0];
@@ -310,7 +310,7 @@ absl::Status LinearKernel(const KernelArgs& args) {
   for (int64_t n0 = 0; n0 < N; n0 += block) {
     const int64_t nb = std::min(block, N - n0);
 #pragma omp parallel for num_threads(ThreadsFor(nb * K, args.threads)) schedule(static)
-    for (int64_t n = 0; n < nb; ++n) LoadRow(w.dtype, w.data + (n0 + n) * w_stride, K, &wbuf[n * K]);
+    for (int64_t n = 0; n < nb; ++n) LoadRow(w.dtype, w.data + (n0 + n) * w_stride, K, wbuf.data() + n * K);
     Gemm(R, nb, K, mx, Matrix{wbuf.data(), std::max<int64_t>(K, 1)}, true, out + n0, N, bias_f != nullptr);
   }
   return absl::OkStatus();

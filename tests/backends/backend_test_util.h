@@ -70,9 +70,12 @@ struct OpCase {
 inline std::string Describe(const OpCase& c) {
   std::vector<std::string> ins;
   for (const TestInput& t : c.inputs) {
-    ins.push_back(t.absent ? "-"
-                           : absl::StrCat(DTypeName(t.dtype), ShapeString(t.dims), t.view ? "(view)" : "",
-                                          t.base_dims.empty() ? "" : absl::StrCat("(strides ", ShapeString(t.strides), ")")));
+    if (t.absent) {
+      ins.push_back("-");
+      continue;
+    }
+    ins.push_back(absl::StrCat(DTypeName(t.dtype), ShapeString(t.dims), t.view ? "(view)" : "",
+                               t.base_dims.empty() ? "" : absl::StrCat("(strides ", ShapeString(t.strides), ")")));
   }
   std::vector<std::string> attrs;
   for (const auto& [k, v] : c.attrs) attrs.push_back(absl::StrCat(k, "=", AttrToString(v)));

@@ -231,7 +231,9 @@ TEST(CpuBackend, ExecuteRunsNodesInOrderAndTimesThem) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(timings[i].node, i);
     EXPECT_GE(timings[i].duration_us, 0);
-    if (i) EXPECT_GE(timings[i].start_us, timings[i - 1].start_us);
+    if (i > 0) {
+      EXPECT_GE(timings[i].start_us, timings[i - 1].start_us);
+    }
   }
   // A prepared split runs again without preparing.
   ASSERT_TRUE(cpu->Execute(**p, nullptr).ok());

@@ -413,7 +413,8 @@ TEST_F(CpuOps, OutOfRangeIndicesNameTheNode) {
   for (const OpCase& c : {OpCase{"gather", {In(kF32, {5, 8}), WithValues(In(kI32, {3}), {0, 4, 5})}},
                           OpCase{"gather", {In(kQ8, {5, 32}), WithValues(In(kI32, {2}), {-1, 0})}},
                           OpCase{"write_rows", {In(kF32, {6, 4}), In(kF32, {2, 4}), WithValues(In(kI32, {2}), {1, 6})}},
-                          OpCase{"write_rows", {In(kF16, {6, 4}), In(kF16, {1, 4}), WithValues(In(kI32, {1}), {-3})}}}) {
+                          OpCase{"write_rows", {In(kF16, {6, 4}), In(kF16, {1, 4}),
+                                                WithValues(In(kI32, {1}), {-3})}}}) {
     auto inst = testing_util::MakeInstance(c, 7);
     ASSERT_TRUE(inst.ok()) << inst.status();
     auto got = testing_util::RunOnBackend(*backend_, *inst);
