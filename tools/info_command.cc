@@ -7,24 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "backends/cache_dir.h"
 #include "backends/registry.h"
 #include "tools/args.h"
 #include "tools/command.h"
 
 namespace kiln::tools {
 namespace {
-
-// $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.
-std::string PipelineCacheDir() {
-  auto env = [](const char* name) -> std::string {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-  };
-  if (!env("KILN_CACHE_DIR").empty()) return env("KILN_CACHE_DIR");
-  if (!env("XDG_CACHE_HOME").empty()) return env("XDG_CACHE_HOME") + "/kiln";
-  if (!env("HOME").empty()) return env("HOME") + "/.cache/kiln";
-  return "(none: set KILN_CACHE_DIR)";
-}
 
 std::string FormatMemory(uint64_t bytes) {
   if (bytes == 0) return "unknown";
@@ -64,7 +53,9 @@ int InfoCommand(const std::vector<std::string>& argv) {
       }
     }
   }
-  std::printf("\npipeline cache  %s\n", PipelineCacheDir().c_str());
+  const std::string cache_dir = PipelineCacheDir();
+  std::printf("\npipeline cache  %s\n",
+              cache_dir.empty() ? "(none: set KILN_CACHE_DIR)" : cache_dir.c_str());
   return kExitOk;
 }
 

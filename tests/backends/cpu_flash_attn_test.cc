@@ -261,7 +261,9 @@ TEST(CpuFlashAttnTest, AllMaskedRowsAreZero) {
   const TensorInfo& t = inst.graph.tensors[inst.graph.nodes[0].outputs[0]];
   const TensorView o = TensorView::Of(t, out[0].bytes.data());
   ForEachIndex(o.rank, o.dims, [&](const int64_t* idx) {
-    if (idx[1] % 3 == 1) ASSERT_EQ(LoadElement(o, idx), 0.0) << "row " << idx[1];
+    if (idx[1] % 3 == 1) {
+      ASSERT_EQ(LoadElement(o, idx), 0.0) << "row " << idx[1];
+    }
   });
 }
 

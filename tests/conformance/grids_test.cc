@@ -100,7 +100,7 @@ TEST(GridsTest, QuickFlashAttnTouchesEveryRequiredValue) {
                       [](const Case& c) { return std::string(DTypeName(c.inputs[kFlashAttnK].dtype)); }),
                {"f32", "f16", "bf16", "q8_0"}, "K/V dtype");
   const std::set<std::string> descriptions = Values("flash_attn", [](const Case& c) { return c.Describe(); });
-  for (const std::string& feature :
+  for (const char* feature :
        {"causal=true", "softcap=", "max_bias=", "sinks=f32", "mask=f16[1,1,", "mask=f32[1,", "mask=f16[2,8,",
         "/pad", "/perm0213", ":tiles", ":rows", ":window", ":multiseq", ":unwritten", ":nan_from", "out_dtype=\"f16\"",
         "out_dtype=\"bf16\"", "q=f16", "q=bf16", "scale="}) {
@@ -133,7 +133,7 @@ TEST(GridsTest, QuickGatedDeltaNetTouchesEveryRequiredValue) {
   const std::set<std::string> descriptions =
       Values("gated_delta_net", [](const Case& c) { return c.Describe(); });
   // Each is on in some cases and off in others.
-  for (const std::string& feature :
+  for (const char* feature :
        {"head_map=\"tiled\"", "l2norm_qk=true", "state=f32", "inplace(5->1)", "/pad", "/perm", ":unit", "scale="}) {
     bool found = false, without = false;
     for (const std::string& d : descriptions) {

@@ -30,7 +30,9 @@ TEST_P(QuickGridCpuTest, Passes) {
   for (size_t i = 0; i < cases.size(); ++i) {
     const CaseResult& r = results[i][0];
     EXPECT_NE(r.verdict, Verdict::kFailed) << cases[i].Describe() << "\n  " << r.error;
-    if (r.verdict == Verdict::kDeclined) EXPECT_FALSE(r.reason.empty()) << cases[i].Describe();
+    if (r.verdict == Verdict::kDeclined) {
+      EXPECT_FALSE(r.reason.empty()) << cases[i].Describe();
+    }
     passed += r.verdict == Verdict::kPassed;
     declined += r.verdict == Verdict::kDeclined;
   }
