@@ -11,30 +11,16 @@
 #include "gmock/gmock.h"
 #include "graph/builder.h"
 #include "gtest/gtest.h"
+#include "tests/scheduler/scheduler_test_util.h"
 #include "ops/compare.h"
 #include "ops/registry.h"
 
 namespace kiln {
 namespace {
 
+using test::Cpu;
+using test::RandomF32;
 using ::testing::HasSubstr;
-
-std::shared_ptr<Backend> Cpu() {
-  BackendOptions options;
-  options.threads = 1;
-  auto b = CreateBackend("cpu", options);
-  EXPECT_TRUE(b.ok()) << b.status();
-  return b.ok() ? std::shared_ptr<Backend>(std::move(*b)) : nullptr;
-}
-
-HostTensor RandomF32(std::vector<int64_t> dims, uint32_t seed) {
-  HostTensor t = HostTensor::Zeros(DType::kF32, std::move(dims));
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  float* p = reinterpret_cast<float*>(t.data.data());
-  for (size_t i = 0; i < t.data.size() / 4; ++i) p[i] = normal(rng);
-  return t;
-}
 
 HostTensor Fill(DType dtype, std::vector<int64_t> dims, const std::vector<double>& values) {
   HostTensor t = HostTensor::Zeros(dtype, std::move(dims));

@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "graph/builder.h"
 #include "gtest/gtest.h"
+#include "tests/scheduler/scheduler_test_util.h"
 #include "nlohmann/json.hpp"
 #include "ops/compare.h"
 #include "scheduler/executor.h"
@@ -25,25 +26,10 @@
 namespace kiln {
 namespace {
 
+using test::Cpu;
+using test::RandomF32;
 using ::testing::HasSubstr;
 using test::PartialBackend;
-
-std::shared_ptr<Backend> Cpu() {
-  BackendOptions options;
-  options.threads = 1;
-  auto b = CreateBackend("cpu", options);
-  EXPECT_TRUE(b.ok()) << b.status();
-  return b.ok() ? std::shared_ptr<Backend>(std::move(*b)) : nullptr;
-}
-
-HostTensor Values(std::vector<int64_t> dims, uint32_t seed) {
-  HostTensor t = HostTensor::Zeros(DType::kF32, std::move(dims));
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  float* p = reinterpret_cast<float*>(t.data.data());
-  for (size_t i = 0; i < t.data.size() / 4; ++i) p[i] = normal(rng);
-  return t;
-}
 
 std::shared_ptr<const ConstantData> ConstantOf(const HostTensor& t) {
   return ConstantData::Copy(t.data.data(), t.data.size());
@@ -323,7 +309,7 @@ absl::StatusOr<Graph> IslandGraph(int islands) {
   GraphBuilder b("island");
   Tensor t = b.Op1("neg", {b.Input("x", DType::kF32, {4, 8})}, {}, "n0");
   for (int i = 0; i < islands; ++i) {
-    t = b.Op1("add", {t, b.Constant(absl::StrCat("w", i), DType::kF32, {8}, ConstantOf(Values({8}, i)))}, {},
+    t = b.Op1("add", {t, b.Constant(absl::StrCat("w", i), DType::kF32, {8}, ConstantOf(RandomF32({8}, i)))}, {},
               absl::StrCat("a", i));
   }
   b.Output(b.Op1("neg", {t}, {}, "n1"));
@@ -400,13 +386,13 @@ TEST(MultiBackendTest, ATensorIsCopiedOncePerReadingSplit) {
   EXPECT_EQ(e->placement().node_backend, (std::vector<int>{1, 0, 0, 0, 1, 0}));
   // n to split 1, s2 back to the CPU, back_on_cpu and n to split 3.
   ASSERT_EQ(e->memory_plan().transfers.size(), 4u);
-  SetInputs(*e, {{"x", Values({3, 5}, 1)}});
+  SetInputs(*e, {{"x", RandomF32({3, 5}, 1)}});
   partial->ResetCounts();
   ASSERT_TRUE(e->Run().ok());
   EXPECT_EQ(partial->counts().uploads, 3);
   EXPECT_EQ(partial->counts().downloads, 1);
   EXPECT_EQ(partial->executes(), 2);
-  ExpectSameOutputs(Outputs(*e), CpuOnly(*g, {{"x", Values({3, 5}, 1)}}));
+  ExpectSameOutputs(Outputs(*e), CpuOnly(*g, {{"x", RandomF32({3, 5}, 1)}}));
 }
 
 TEST(MultiBackendTest, ViewsOfTransferredTensorsCopyTheBytesTheySpan) {
@@ -435,7 +421,7 @@ TEST(MultiBackendTest, ViewsOfTransferredTensorsCopyTheBytesTheySpan) {
   EXPECT_EQ(e->graph().tensors[t[1].tensor].name, "n");
   EXPECT_EQ(e->graph().tensors[t[2].tensor].name, "p_col");
   EXPECT_EQ(t[2].bytes, 3 * 24 + 4);
-  const std::map<std::string, HostTensor> inputs = {{"x", Values({4, 6}, 2)}};
+  const std::map<std::string, HostTensor> inputs = {{"x", RandomF32({4, 6}, 2)}};
   SetInputs(*e, inputs);
   ASSERT_TRUE(e->Run().ok());
   ExpectSameOutputs(Outputs(*e), CpuOnly(*g, inputs));
@@ -478,7 +464,7 @@ TEST(MultiBackendTest, StatesStayWithTheBackendComputingThem) {
       HostTensor rows = HostTensor::Zeros(DType::kI32, {1});
       const int32_t row = (run * 2) % 5;
       std::memcpy(rows.data.data(), &row, 4);
-      ASSERT_TRUE(x->SetInput("src", Values({1, 4}, 10 + run)).ok());
+      ASSERT_TRUE(x->SetInput("src", RandomF32({1, 4}, 10 + run)).ok());
       ASSERT_TRUE(x->SetInput("rows", rows).ok());
       ASSERT_TRUE(x->Run().ok());
     }
@@ -498,7 +484,7 @@ TEST(MultiBackendTest, StatesStayWithTheBackendComputingThem) {
 TEST(MultiBackendTest, WeightsAreUploadedOnceToEachBackendReadingThem) {
   GraphBuilder b("weights");
   Tensor x = b.Input("x", DType::kF32, {2, 8});
-  Tensor w = b.Constant("w", DType::kF32, {8}, ConstantOf(Values({8}, 3)));
+  Tensor w = b.Constant("w", DType::kF32, {8}, ConstantOf(RandomF32({8}, 3)));
   Tensor w_tail = b.View(w, {4}, {4}, 16, "w_tail");
   Tensor a = b.Op1("mul", {x, w}, {}, "a");       // partial
   Tensor n = b.Op1("neg", {a}, {}, "n");          // cpu
@@ -516,7 +502,7 @@ TEST(MultiBackendTest, WeightsAreUploadedOnceToEachBackendReadingThem) {
   EXPECT_EQ(e->memory_plan().held[1].constants, 32);
   EXPECT_EQ(partial->counts().uploads, 1);  // w, at Create
   EXPECT_EQ(partial->counts().upload_bytes, 32);
-  const std::map<std::string, HostTensor> inputs = {{"x", Values({2, 8}, 4)}};
+  const std::map<std::string, HostTensor> inputs = {{"x", RandomF32({2, 8}, 4)}};
   SetInputs(*e, inputs);
   partial->ResetCounts();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(e->Run().ok());
@@ -552,7 +538,7 @@ TEST(MultiBackendTest, TraceHasSplitsNodesTransfersAndCompiles) {
   options.trace = true;
   auto e = Make(*g, {PartialBackend::Create({"add"}), Cpu()}, options);
   ASSERT_TRUE(e);
-  SetInputs(*e, {{"x", Values({4, 8}, 5)}});
+  SetInputs(*e, {{"x", RandomF32({4, 8}, 5)}});
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(e->Run().ok());
   const Trace trace = e->trace();
   EXPECT_THAT(trace.tracks, ::testing::ElementsAre("partial", "cpu", "transfers", "pipeline compiles"));

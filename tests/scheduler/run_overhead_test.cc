@@ -16,6 +16,7 @@
 #include "backends/registry.h"
 #include "graph/builder.h"
 #include "gtest/gtest.h"
+#include "tests/scheduler/scheduler_test_util.h"
 #include "scheduler/executor.h"
 #include "tests/scheduler/partial_backend.h"
 
@@ -44,13 +45,7 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 namespace kiln {
 namespace {
 
-std::shared_ptr<Backend> Cpu() {
-  BackendOptions options;
-  options.threads = 1;
-  auto b = CreateBackend("cpu", options);
-  return b.ok() ? std::shared_ptr<Backend>(std::move(*b)) : nullptr;
-}
-
+using test::Cpu;
 // neg -> add -> neg -> mul: on {partial(add, mul), cpu} without merging, four
 // splits and three transfers.
 absl::StatusOr<Graph> SmallGraph() {

@@ -1,11 +1,8 @@
 // Runs the built `kiln` binary (path from CMake: KILN_BINARY) as a user would.
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/tools/kiln_cli_fixture.h"
 #include "nlohmann/json.hpp"
 #include "proto/graph_io.h"
 #include "tools/npy.h"
@@ -21,52 +19,11 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_cli::Result;
+using testing_cli::Slurp;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class KilnCliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::path(testing::TempDir()) /
-           absl::StrCat("kiln_cli_", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-
-  // Runs kiln with `args` (each single-quoted for the shell).
-  Result Kiln(const std::vector<std::string>& args) {
-    std::string cmd = absl::StrCat("'", KILN_BINARY, "'");
-    for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
-    absl::StrAppend(&cmd, " >'", (dir_ / "stdout").string(), "' 2>'", (dir_ / "stderr").string(), "'");
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = Slurp(dir_ / "stdout");
-    r.err = Slurp(dir_ / "stderr");
-    return r;
-  }
-
-  // A failure is exactly one line on stderr: "kiln: error: ...".
-  static void ExpectOneErrorLine(const Result& r, int code) {
-    EXPECT_EQ(r.code, code) << r.err;
-    EXPECT_THAT(r.err, StartsWith("kiln: error: "));
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  }
-
-  fs::path dir_;
-};
+using KilnCliTest = testing_cli::KilnCliFixture;
 
 TEST_F(KilnCliTest, HelpAndUsageErrors) {
   Result r = Kiln({"--help"});

@@ -1,12 +1,9 @@
 // `kiln plan` and the scheduler flags of `kiln run` (--strict, --profile),
 // through the built binary (path from CMake: KILN_BINARY).
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "graph/builder.h"
 #include "gtest/gtest.h"
+#include "tests/tools/kiln_cli_fixture.h"
 #include "nlohmann/json.hpp"
 #include "proto/graph_io.h"
 
@@ -21,59 +19,21 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_cli::Result;
+using testing_cli::Slurp;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 nlohmann::json ParseJson(const fs::path& p) {
   return nlohmann::json::parse(Slurp(p), nullptr, /*allow_exceptions=*/false);
 }
 
-class PlanCommandTest : public ::testing::Test {
+class PlanCommandTest : public testing_cli::KilnCliFixture {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           absl::StrCat("kiln_plan_", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-
-  Result Kiln(const std::vector<std::string>& args) {
-    std::string cmd = absl::StrCat("'", KILN_BINARY, "'");
-    for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
-    absl::StrAppend(&cmd, " >'", (dir_ / "stdout").string(), "' 2>'", (dir_ / "stderr").string(), "'");
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = Slurp(dir_ / "stdout");
-    r.err = Slurp(dir_ / "stderr");
-    return r;
-  }
-
-  static void ExpectOneErrorLine(const Result& r, int code) {
-    EXPECT_EQ(r.code, code) << r.err;
-    EXPECT_THAT(r.err, StartsWith("kiln: error: "));
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  }
-
   std::string Example(const std::string& name) {
     const std::string path = (dir_ / (name + ".kgraph")).string();
     EXPECT_EQ(Kiln({"make-example", name, "-o", path}).code, 0);
     return path;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(PlanCommandTest, PrintsAndWritesWhereEachNodeRuns) {
