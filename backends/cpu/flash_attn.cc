@@ -137,6 +137,7 @@ struct VariantTable {
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "backends/cpu/convert-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu::fa {
@@ -150,70 +151,17 @@ constexpr size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 // ---------------------------------------------------------------- conversion
 
-// Highway's f16 promotion is exact (F16C) only from AVX2 on; below, it
-// mishandles inf, so go scalar there.
-#undef KILN_FA_SCALAR_F16
-#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX2
-#define KILN_FA_SCALAR_F16 1
-#else
-#define KILN_FA_SCALAR_F16 0
-#endif
-
+// Tile converters in the (bytes, values, out) form ConvertRows takes; the
+// conversions themselves are convert-inl.h's, shared with LoadRow.
 HWY_INLINE void F16ToF32(const std::byte* src, size_t n, float* dst) {
-  const auto* h = reinterpret_cast<const uint16_t*>(src);
-  size_t i = 0;
-#if !KILN_FA_SCALAR_F16
-  const DF df;
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  const size_t N = hn::Lanes(df);
-  for (; i + N <= n; i += N) {
-    hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(h + i))), df,
-               dst + i);
-  }
-#endif
-  for (; i < n; ++i) {
-    uint16_t x;
-    std::memcpy(&x, h + i, 2);
-    dst[i] = kiln::F16ToF32(x);
-  }
+  kiln::cpu::HWY_NAMESPACE::F16RowToF32(reinterpret_cast<const uint16_t*>(src), n, dst);
 }
-
 HWY_INLINE void BF16ToF32(const std::byte* src, size_t n, float* dst) {
-  const DF df;
-  const hn::RebindToUnsigned<DF> du;
-  const hn::Rebind<uint16_t, DF> du16;
-  const size_t N = hn::Lanes(df);
-  const auto* h = reinterpret_cast<const uint16_t*>(src);
-  size_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto wide = hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(du16, h + i)));
-    hn::StoreU(hn::BitCast(df, wide), df, dst + i);
-  }
-  for (; i < n; ++i) {
-    uint16_t x;
-    std::memcpy(&x, h + i, 2);
-    dst[i] = kiln::BF16ToF32(x);
-  }
+  kiln::cpu::HWY_NAMESPACE::BF16RowToF32(reinterpret_cast<const uint16_t*>(src), n, dst);
 }
-
 // n is a multiple of 32 (q8_0 rows are whole blocks).
 HWY_INLINE void Q8ToF32(const std::byte* src, size_t n, float* dst) {
-  const DF df;
-  const hn::RebindToSigned<DF> di;
-  const hn::Rebind<int8_t, DF> d8;
-  const size_t N = hn::Lanes(df);
-  for (size_t b = 0; b < n / kQ8BlockSize; ++b) {
-    const std::byte* blk = src + b * kQ8BlockBytes;
-    uint16_t h;
-    std::memcpy(&h, blk, 2);
-    const VF scale = hn::Set(df, kiln::F16ToF32(h));
-    const auto* qs = reinterpret_cast<const int8_t*>(blk + 2);
-    float* o = dst + b * kQ8BlockSize;
-    for (size_t j = 0; j < static_cast<size_t>(kQ8BlockSize); j += N) {
-      const VF x = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qs + j)));
-      hn::StoreU(hn::Mul(x, scale), df, o + j);
-    }
-  }
+  kiln::cpu::HWY_NAMESPACE::Q8BlocksToF32(src, n / kQ8BlockSize, dst);
 }
 
 // Converts rows [j0, j0+n) of a K or V head (row stride `stride` bytes, d

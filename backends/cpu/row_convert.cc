@@ -1,9 +1,10 @@
 // Row conversions between tensor dtypes and f32 (LoadRow / StoreRow of
-// kernel_util.h), with Highway for the widening loads.
+// kernel_util.h); the widening loads are convert-inl.h's.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backends/cpu/row_convert.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "backends/cpu/convert-inl.h"
 
 #include <cmath>
 #include <cstring>
@@ -16,52 +17,11 @@ namespace kiln::cpu {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-void F16ToF32Row(const uint16_t* in, int64_t n, float* out) {
-#if HWY_ARCH_X86 && HWY_TARGET >= HWY_SSE4
-  // Highway emulates f16 here without inf/NaN handling: stay exact instead.
-  for (int64_t i = 0; i < n; ++i) out[i] = F16ToF32(in[i]);
-#else
-  const hn::ScalableTag<float> df;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-  const int64_t N = hn::Lanes(df);
-  const auto* h = reinterpret_cast<const hwy::float16_t*>(in);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, h + i)), df, out + i);
-  for (; i < n; ++i) out[i] = F16ToF32(in[i]);
-#endif
-}
-
-void BF16ToF32Row(const uint16_t* in, int64_t n, float* out) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToUnsigned<decltype(df)> du;
-  const hn::Rebind<uint16_t, decltype(df)> du16;
-  const int64_t N = hn::Lanes(df);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto wide = hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(du16, in + i)));
-    hn::StoreU(hn::BitCast(df, wide), df, out + i);
-  }
-  for (; i < n; ++i) out[i] = BF16ToF32(in[i]);
-}
-
-// `blocks` q8_0 blocks (f16 scale + 32 int8) to 32 * blocks floats.
+// Out-of-line entry points for dynamic dispatch.
+void F16ToF32Row(const uint16_t* in, int64_t n, float* out) { F16RowToF32(in, n, out); }
+void BF16ToF32Row(const uint16_t* in, int64_t n, float* out) { BF16RowToF32(in, n, out); }
 void Q8ToF32Row(const std::byte* in, int64_t blocks, float* out) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(df)> d8;
-  const int64_t N = hn::Lanes(df);
-  for (int64_t b = 0; b < blocks; ++b) {
-    const std::byte* blk = in + b * kQ8BlockBytes;
-    uint16_t h;
-    std::memcpy(&h, blk, 2);
-    const auto scale = hn::Set(df, F16ToF32(h));
-    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
-    float* o = out + b * kQ8BlockSize;
-    for (int64_t j = 0; j < kQ8BlockSize; j += N) {  // N divides 32 on every target
-      const auto v = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + j)));
-      hn::StoreU(hn::Mul(v, scale), df, o + j);
-    }
-  }
+  Q8BlocksToF32(in, blocks, out);
 }
 
 int F32Lanes() { return static_cast<int>(hn::Lanes(hn::ScalableTag<float>())); }
