@@ -122,9 +122,11 @@ absl::Status LinearReference(const Node& node, absl::Span<const TensorView> in,
 
 void RegisterMatmulOps(std::vector<OpSchema>& ops) {
   ops.push_back({.name = "matmul", .inputs = {{"a"}, {"b"}}, .outputs = {"out"},
-                 .infer = InferMatmul, .reference = MatmulReference});
+                 .infer = InferMatmul, .reference = MatmulReference,
+                 .tolerance = kReductionTolerance});
   ops.push_back({.name = "linear", .inputs = {{"x"}, {"weight"}, {"bias", true}}, .outputs = {"out"},
-                 .infer = InferLinear, .reference = LinearReference});
+                 .infer = InferLinear, .reference = LinearReference,
+                 .tolerance = kReductionTolerance});
 }
 
 }  // namespace kiln
