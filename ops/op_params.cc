@@ -1,5 +1,7 @@
 #include "ops/op_params.h"
 
+#include <algorithm>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -83,7 +85,9 @@ TensorLayout LayoutOf(const TensorInfo& t, int tensor_id) {
 
 TensorLayout LayoutOf(const TensorView& v) {
   TensorLayout l;
-  if (!v.present()) return l;
+  // Absent: no data. A tensor of zero elements may have no data either, but
+  // it has dims (one of them 0).
+  if (!v.present() && (v.rank == 0 || v.numel() != 0)) return l;
   l.present = true;
   l.dtype = v.dtype;
   l.rank = v.rank;
@@ -217,6 +221,37 @@ absl::Status ParamContext::OutputError(int i, absl::string_view msg) const {
     }
   }
   return absl::InvalidArgumentError(absl::StrCat(NodeLabel(*node_), ": ", what, ": ", msg));
+}
+
+absl::Status ParamContext::CheckWithSchema() const {
+  if (!status_.ok()) return status_;
+  if (graph_ == nullptr) return absl::OkStatus();
+  const OpSchema* schema = FindOp(node_->op);
+  if (schema == nullptr) return Error("unknown op");
+  if (schema->infer == nullptr) return absl::OkStatus();
+  std::vector<TensorType> types(num_inputs_);
+  std::vector<const TensorType*> ptrs(num_inputs_, nullptr);
+  std::vector<std::string> roles, names;
+  for (int i = 0; i < num_inputs_; ++i) {
+    const size_t spec = schema->inputs.empty() ? 0 : std::min<size_t>(i, schema->inputs.size() - 1);
+    roles.push_back(schema->inputs.empty() ? "" : schema->inputs[spec].name);
+    names.push_back(inputs_[i].present ? graph_->tensors[node_->inputs[i]].name : "");
+    if (!inputs_[i].present) continue;
+    types[i].dtype = inputs_[i].dtype;
+    types[i].dims.assign(inputs_[i].dims.begin(), inputs_[i].dims.begin() + inputs_[i].rank);
+    ptrs[i] = &types[i];
+  }
+  InferContext ctx(*node_, ptrs, roles, names);
+  if (absl::Status st = schema->infer(ctx); !st.ok()) return st;
+  if (static_cast<int>(ctx.outputs.size()) != num_outputs_) {
+    return Error(absl::StrCat("has ", num_outputs_, " outputs; the op writes ", ctx.outputs.size()));
+  }
+  for (int i = 0; i < num_outputs_; ++i) {
+    if (absl::Status st = CheckOutput(*this, i, ctx.outputs[i].dtype, ctx.outputs[i].dims); !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckOutput(const ParamContext& ctx, int i, DType dtype,

@@ -101,6 +101,13 @@ class ParamContext {
   absl::Status Error(absl::string_view msg) const;
   absl::Status InputError(int i, absl::string_view msg) const;
   absl::Status OutputError(int i, absl::string_view msg) const;
+  // Runs the op schema's inference (every check of the node, with its
+  // messages) on the operands, and checks that the outputs are what it
+  // infers. Resolvers of the smaller ops (norms, rope, softmax, matmul,
+  // linear, conv1d_causal, write_rows) call it on the graph path only: on the
+  // kernel path the node was validated when its graph was made, and a
+  // resolver there must stay a few loads and stores. OK for other contexts.
+  absl::Status CheckWithSchema() const;
   // The setup error when the node had more operands than kMaxOperands or
   // named a missing tensor; OK otherwise. Resolvers check it first.
   const absl::Status& status() const { return status_; }
