@@ -89,7 +89,7 @@ absl::StatusOr<FlashAttnParams> ResolveFlashAttn(const ParamContext& ctx) {
     return ctx.Error("attribute 'max_bias' > 0 (ALiBi) needs a mask input");
   }
   const std::string& out_name = node.GetString("out_dtype");
-  auto out_dtype = ParseDType(out_name.empty() ? "f32" : out_name);
+  auto out_dtype = ParseDType(out_name.empty() ? absl::string_view("f32") : absl::string_view(out_name));
   if (!out_dtype.ok()) return ctx.Error(out_dtype.status().message());
   if (!IsFloat(*out_dtype)) return ctx.Error("attribute 'out_dtype' must be f32, f16 or bf16");
   const int64_t out_dims[4] = {B, Sq, Hq, Dv};

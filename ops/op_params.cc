@@ -119,7 +119,7 @@ TensorLayout LayoutOf(DType dtype, absl::Span<const int64_t> dims) {
 
 ParamContext::ParamContext(const Graph& graph, const Node& node) : node_(&node), graph_(&graph) {
   const int nt = static_cast<int>(graph.tensors.size());
-  if (node.inputs.size() > kMaxOperands || node.outputs.size() > kMaxOperands) {
+  if (node.inputs.size() > kMaxInputs || node.outputs.size() > kMaxOutputs) {
     status_ = absl::InvalidArgumentError(
         absl::StrCat(NodeLabel(node), ": too many operands for a parameter resolver"));
     return;
@@ -150,7 +150,7 @@ ParamContext::ParamContext(const Graph& graph, const Node& node) : node_(&node),
 ParamContext::ParamContext(const Node& node, absl::Span<const TensorView> inputs,
                            absl::Span<const TensorView> outputs)
     : node_(&node) {
-  if (inputs.size() > kMaxOperands || outputs.size() > kMaxOperands) {
+  if (inputs.size() > kMaxInputs || outputs.size() > kMaxOutputs) {
     status_ = absl::InvalidArgumentError(
         absl::StrCat(NodeLabel(node), ": too many operands for a parameter resolver"));
     return;
@@ -162,7 +162,7 @@ ParamContext::ParamContext(const Node& node, absl::Span<const TensorView> inputs
 }
 
 ParamContext::ParamContext(const InferContext& ctx) : node_(&ctx.node()), infer_(&ctx) {
-  if (ctx.num_inputs() > kMaxOperands) {
+  if (ctx.num_inputs() > kMaxInputs) {
     status_ = ctx.Error("too many operands for a parameter resolver");
     return;
   }

@@ -80,7 +80,9 @@ TensorLayout LayoutOf(DType dtype, absl::Span<const int64_t> dims);
 // error, so a resolver on the kernel path allocates nothing.
 class ParamContext {
  public:
-  static constexpr int kMaxOperands = 8;
+  // The most inputs and outputs a resolved op has (gated_delta_net: 6 and 2).
+  static constexpr int kMaxInputs = 6;
+  static constexpr int kMaxOutputs = 2;
 
   // From a graph: every input and output of the node (views keep offsets).
   ParamContext(const Graph& graph, const Node& node);
@@ -108,7 +110,8 @@ class ParamContext {
   // kernel path the node was validated when its graph was made, and a
   // resolver there must stay a few loads and stores. OK for other contexts.
   absl::Status CheckWithSchema() const;
-  // The setup error when the node had more operands than kMaxOperands or
+  // The setup error when the node had more operands than kMaxInputs /
+  // kMaxOutputs or
   // named a missing tensor; OK otherwise. Resolvers check it first.
   const absl::Status& status() const { return status_; }
 
@@ -117,8 +120,8 @@ class ParamContext {
   const Graph* graph_ = nullptr;
   const InferContext* infer_ = nullptr;
   int num_inputs_ = 0, num_outputs_ = 0;
-  std::array<TensorLayout, kMaxOperands> inputs_{};
-  std::array<TensorLayout, kMaxOperands> outputs_{};
+  std::array<TensorLayout, kMaxInputs> inputs_{};
+  std::array<TensorLayout, kMaxOutputs> outputs_{};
   absl::Status status_;
 };
 
