@@ -45,6 +45,8 @@ const FlagSpec kFlags[] = {
     {"decode", "FILE", "after FILE (a prefill graph), run this decode graph --steps times over the same "
                        "weights and states, and print tokens/s for each phase"},
     {"steps", "N", "decode steps after the prefill, with --decode (default 16)"},
+    {"stats", "", "print start-up costs: prepare time, first-run time and pipelines created, reused, "
+                  "loaded from disk and their compile ms"},
 };
 
 void PrintUsage(FILE* out) {
@@ -178,6 +180,7 @@ struct Settings {
   int64_t iters = 5, warmup = 1, threads = 0, seed = 0;
   std::string backends, output_dir, json, profile;
   bool strict = false;
+  bool stats = false;
   std::vector<std::string> inputs;
 };
 
@@ -204,6 +207,7 @@ absl::StatusOr<Settings> ParseSettings(const ParsedArgs& args) {
   s.json = args.Get("json");
   s.profile = args.Get("profile");
   s.strict = args.has("strict");
+  s.stats = args.has("stats");
   s.inputs = args.GetAll("input");
   return s;
 }
@@ -216,6 +220,8 @@ struct OutputRecord {
 
 struct Report {
   std::vector<double> ms;  // timed runs, sorted
+  double create_ms = 0;    // Executable::Create: placement, memory, weights, pipelines
+  double first_run_ms = 0;
   std::vector<OutputRecord> outputs;
 };
 
@@ -259,9 +265,13 @@ void PrintReport(const Settings& s, const Executable& e, const Report& r) {
 
   for (const auto& b : e.backends()) {
     const PipelineStats p = b->pipeline_stats();
-    std::printf("pipelines %s: created %lld, cache hits %lld, disk hits %lld, compile %.1f ms\n",
+    std::printf("pipelines %s: created %lld, reused %lld, loaded from disk %lld; compile %.1f ms, disk %.1f ms\n",
                 std::string(b->name()).c_str(), static_cast<long long>(p.created),
-                static_cast<long long>(p.cache_hits), static_cast<long long>(p.disk_hits), p.compile_ms);
+                static_cast<long long>(p.cache_hits), static_cast<long long>(p.disk_hits), p.compile_ms, p.disk_ms);
+  }
+  if (s.stats) {
+    std::printf("start-up  prepare %.1f ms (placement, memory, weights, pipelines), first run %.1f ms, "
+                "first result after %.1f ms\n", r.create_ms, r.first_run_ms, r.create_ms + r.first_run_ms);
   }
   std::printf("\n");
   for (const OutputRecord& o : r.outputs) {
@@ -281,13 +291,15 @@ std::string JsonReport(const Settings& s, const Executable& e, const Report& r) 
     const PipelineStats p = b->pipeline_stats();
     j["backends"].push_back({{"name", std::string(b->name())}, {"device", b->device().name},
                              {"pipelines", {{"created", p.created}, {"cache_hits", p.cache_hits},
-                                            {"disk_hits", p.disk_hits}, {"compile_ms", p.compile_ms}}}});
+                                            {"disk_hits", p.disk_hits}, {"compile_ms", p.compile_ms},
+                                            {"disk_ms", p.disk_ms}}}});
   }
   const MemoryPlan& plan = e.memory_plan();
   int in_place = 0;
   for (bool b : plan.state_in_place) in_place += b;
   j["memory"] = {{"arena_bytes", plan.peak_bytes()}, {"naive_bytes", plan.naive_bytes()},
                  {"states_in_place", in_place}};
+  j["startup_ms"] = {{"prepare", r.create_ms}, {"first_run", r.first_run_ms}};
   j["time_ms"] = {{"p50", Percentile(r.ms, 0.5)}, {"p90", Percentile(r.ms, 0.9)}, {"min", r.ms.front()},
                   {"max", r.ms.back()}, {"runs", r.ms}, {"warmup", s.warmup}};
   j["profile"] = json::array();
@@ -418,8 +430,11 @@ int Run(const ParsedArgs& args) {
   ExecutableOptions exe_options;
   exe_options.profile = true;
   exe_options.placement.strict = s.strict;
+  using Clock = std::chrono::steady_clock;
+  const auto create_start = Clock::now();
   auto exe = Executable::Create(std::move(*graph), backends, exe_options);
   if (!exe.ok()) return Fail(kExitRunError, NamingFile(s.path, exe.status()));
+  const double create_ms = std::chrono::duration<double, std::milli>(Clock::now() - create_start).count();
   Executable& e = **exe;
   for (const auto& [name, value] : values) {
     if (auto st = e.SetInput(name, value); !st.ok()) return Fail(kExitRunError, st);
@@ -428,7 +443,7 @@ int Run(const ParsedArgs& args) {
   // Warmup, then timed runs. States are set before every run (untimed), so
   // each run does the same work from the same values.
   Report report;
-  using Clock = std::chrono::steady_clock;
+  report.create_ms = create_ms;
   for (int64_t i = 0; i < s.warmup + s.iters; ++i) {
     if (i == s.warmup) {
       e.ResetProfile();
@@ -440,6 +455,7 @@ int Run(const ParsedArgs& args) {
     const auto t0 = Clock::now();
     if (auto st = e.Run(); !st.ok()) return Fail(kExitRunError, st);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (i == 0) report.first_run_ms = ms;
     if (i >= s.warmup) report.ms.push_back(ms);
   }
   std::sort(report.ms.begin(), report.ms.end());
