@@ -55,7 +55,7 @@ int InfoCommand(const std::vector<std::string>& argv) {
   }
   const std::string cache_dir = PipelineCacheDir();
   std::printf("\npipeline cache  %s\n",
-              cache_dir.empty() ? "(none: set KILN_CACHE_DIR)" : cache_dir.c_str());
+              cache_dir.empty() ? "(off: KILN_CACHE_DIR is empty or \"off\", or there is no HOME)" : cache_dir.c_str());
   return kExitOk;
 }
 

@@ -22,7 +22,7 @@
 #include "proto/graph_io.h"
 #include "scheduler/executor.h"
 #include "tools/args.h"
-#include "tools/atomic_file.h"
+#include "base/atomic_file.h"
 #include "tools/command.h"
 #include "tools/input_values.h"
 #include "tools/npy.h"
@@ -255,9 +255,10 @@ void PrintReport(const Settings& s, const Executable& e, const Report& r) {
 
   for (const auto& b : e.backends()) {
     const PipelineStats p = b->pipeline_stats();
-    std::printf("pipelines %s: created %lld, cache hits %lld, disk hits %lld, compile %.1f ms\n",
+    std::printf("pipelines %s: created %lld, cache hits %lld, disk hits %lld, compile %.1f ms, disk load %.1f ms%s\n",
                 std::string(b->name()).c_str(), static_cast<long long>(p.created),
-                static_cast<long long>(p.cache_hits), static_cast<long long>(p.disk_hits), p.compile_ms);
+                static_cast<long long>(p.cache_hits), static_cast<long long>(p.disk_hits), p.compile_ms,
+                p.disk_load_ms, p.failed ? absl::StrCat(", failed ", p.failed).c_str() : "");
   }
   std::printf("\n");
   for (const OutputRecord& o : r.outputs) {
@@ -277,7 +278,8 @@ std::string JsonReport(const Settings& s, const Executable& e, const Report& r) 
     const PipelineStats p = b->pipeline_stats();
     j["backends"].push_back({{"name", std::string(b->name())}, {"device", b->device().name},
                              {"pipelines", {{"created", p.created}, {"cache_hits", p.cache_hits},
-                                            {"disk_hits", p.disk_hits}, {"compile_ms", p.compile_ms}}}});
+                                            {"disk_hits", p.disk_hits}, {"failed", p.failed},
+                                            {"compile_ms", p.compile_ms}, {"disk_load_ms", p.disk_load_ms}}}});
   }
   const MemoryPlan& plan = e.memory_plan();
   int in_place = 0;
