@@ -7,6 +7,22 @@
 // reported once and replaced by the next Store; the folder is kept under a
 // byte cap by removing the least recently used entries (mtime; a Load
 // touches its file). See docs/DESIGN.md, "backends/".
+//
+// A GPU backend's factory, under its PipelineCache (pipeline_cache.h):
+//
+//   auto p = cache_.GetOrCreate(key, [&](PipelineOrigin& origin) -> absl::StatusOr<std::unique_ptr<P>> {
+//     const DiskCacheKey dk{"vulkan", device_id_, driver_version_, key.source_hash, key.Canonical()};
+//     if (std::optional<std::string> blob = disk_.Load(dk)) {
+//       auto made = CreateFromBlob(key, *blob);  // a blob the driver refuses: compile instead
+//       if (made.ok()) {
+//         origin.from_disk = true;
+//         return made;
+//       }
+//     }
+//     auto made = Compile(key);
+//     if (made.ok()) (void)disk_.Store(dk, BlobOf(**made));  // failures are reported once
+//     return made;
+//   });
 #pragma once
 
 #include <cstdint>

@@ -330,6 +330,7 @@ TEST_F(CacheEnvTest, FolderAndCapComeFromTheEnvironment) {
   EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, 12345u);
   ::setenv("KILN_CACHE_MAX_BYTES", "lots", 1);
   EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, kDiskCacheDefaultMaxBytes);
+  ::unsetenv("KILN_CACHE_MAX_BYTES");
 
   for (const char* off : {"", "off"}) {
     ::setenv("KILN_CACHE_DIR", off, 1);

@@ -62,7 +62,9 @@ TEST(PipelineCache, ManyThreadsSameAndDifferentKeysEachCreatedOnce) {
         });
         ASSERT_TRUE(p.ok()) << p.status();
         EXPECT_EQ(**p, k);
-        if (got[t][k]) EXPECT_EQ(got[t][k], *p);
+        if (got[t][k]) {
+          EXPECT_EQ(got[t][k], *p);
+        }
         got[t][k] = *p;
       }
     });

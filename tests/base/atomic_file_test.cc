@@ -118,6 +118,9 @@ TEST(StableHash, IsStableAcrossBuildsAndProcesses) {
   EXPECT_EQ(Fnv1a64(""), 0xcbf29ce484222325ULL);
   EXPECT_EQ(Fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
   EXPECT_EQ(StableHash64("", 0), 0u);
+  EXPECT_EQ(StableHash64("abcdefghij"), 0xa33f0dbf245bcb51ULL);  // a full block and a tail
+  EXPECT_EQ(StableHash64("hello world", 1), 0x26487f815882e16dULL);
+  EXPECT_EQ(StableHashHex128("kiln"), "bb886b882ca7d012ef9580d72160ee33");
   EXPECT_NE(StableHash64("abcdefgh"), StableHash64("abcdefgi"));
   EXPECT_NE(StableHash64("abc", 1), StableHash64("abc", 2));
   EXPECT_EQ(StableHashHex128("kiln").size(), 32u);
