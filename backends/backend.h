@@ -42,12 +42,11 @@ class Buffer {
 };
 
 struct PipelineStats {
-  int64_t created = 0;      // compiled in this process (real compiles only)
-  int64_t cache_hits = 0;   // found in memory
-  int64_t disk_hits = 0;    // loaded from the on-disk cache
-  int64_t failed = 0;       // creations that failed (a transient failure is retried later)
-  double compile_ms = 0;    // time spent in real compiles
-  double disk_load_ms = 0;  // time spent creating pipelines from the on-disk cache
+  int64_t created = 0;     // compiled in this process (real compiles only)
+  int64_t cache_hits = 0;  // found in memory
+  int64_t disk_hits = 0;   // loaded from the on-disk cache
+  double compile_ms = 0;   // total time spent compiling
+  double disk_ms = 0;      // total time spent loading from disk
 };
 
 // A maximal run of nodes (indices into graph->nodes, in order) on one backend.

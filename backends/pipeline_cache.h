@@ -174,6 +174,12 @@ class PipelineCache {
     return stats_;
   }
 
+  // Creations that failed (each attempt of a transient failure counts).
+  int64_t failed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failed_;
+  }
+
   // Keys asked for so far (transiently failed ones included).
   size_t size() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -209,10 +215,10 @@ class PipelineCache {
 
   void CountCreation(bool ok, bool from_disk, double ms) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!ok) ++stats_.failed;
+    if (!ok) ++failed_;
     if (from_disk) {
       stats_.disk_hits += ok;
-      stats_.disk_load_ms += ms;
+      stats_.disk_ms += ms;
     } else {
       stats_.created += ok;
       stats_.compile_ms += ms;
@@ -222,6 +228,7 @@ class PipelineCache {
   mutable std::mutex mu_;
   absl::flat_hash_map<PipelineKey, std::shared_ptr<Entry>> entries_;
   PipelineStats stats_;
+  int64_t failed_ = 0;
 };
 
 }  // namespace kiln

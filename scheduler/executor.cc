@@ -499,7 +499,7 @@ Trace Executable::trace() const {
               {"cache_hits", absl::StrCat(e.after.cache_hits - e.before.cache_hits)},
               {"disk_hits", absl::StrCat(e.after.disk_hits - e.before.disk_hits)},
               {"compile_ms", absl::StrCat(e.after.compile_ms - e.before.compile_ms)},
-              {"disk_load_ms", absl::StrCat(e.after.disk_load_ms - e.before.disk_load_ms)}};
+              {"disk_ms", absl::StrCat(e.after.disk_ms - e.before.disk_ms)}};
     trace.events.push_back(std::move(t));
   }
   for (const RunEvent& e : run_events_) {

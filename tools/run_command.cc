@@ -255,10 +255,10 @@ void PrintReport(const Settings& s, const Executable& e, const Report& r) {
 
   for (const auto& b : e.backends()) {
     const PipelineStats p = b->pipeline_stats();
-    std::printf("pipelines %s: created %lld, cache hits %lld, disk hits %lld, compile %.1f ms, disk load %.1f ms%s\n",
+    std::printf("pipelines %s: created %lld, cache hits %lld, disk hits %lld, compile %.1f ms, disk load %.1f ms\n",
                 std::string(b->name()).c_str(), static_cast<long long>(p.created),
                 static_cast<long long>(p.cache_hits), static_cast<long long>(p.disk_hits), p.compile_ms,
-                p.disk_load_ms, p.failed ? absl::StrCat(", failed ", p.failed).c_str() : "");
+                p.disk_ms);
   }
   std::printf("\n");
   for (const OutputRecord& o : r.outputs) {
@@ -278,8 +278,8 @@ std::string JsonReport(const Settings& s, const Executable& e, const Report& r) 
     const PipelineStats p = b->pipeline_stats();
     j["backends"].push_back({{"name", std::string(b->name())}, {"device", b->device().name},
                              {"pipelines", {{"created", p.created}, {"cache_hits", p.cache_hits},
-                                            {"disk_hits", p.disk_hits}, {"failed", p.failed},
-                                            {"compile_ms", p.compile_ms}, {"disk_load_ms", p.disk_load_ms}}}});
+                                            {"disk_hits", p.disk_hits},
+                                            {"compile_ms", p.compile_ms}, {"disk_ms", p.disk_ms}}}});
   }
   const MemoryPlan& plan = e.memory_plan();
   int in_place = 0;
