@@ -22,7 +22,7 @@
 #include "proto/graph_io.h"
 #include "scheduler/executor.h"
 #include "tools/args.h"
-#include "tools/atomic_file.h"
+#include "base/atomic_file.h"
 #include "tools/command.h"
 #include "tools/decode_run.h"
 #include "tools/input_values.h"
