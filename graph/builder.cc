@@ -1,4 +1,5 @@
 #include "graph/builder.h"
+#include "graph/message_text.h"
 
 #include "absl/strings/str_cat.h"
 #include "graph/validate.h"
@@ -57,7 +58,7 @@ Tensor GraphBuilder::Constant(std::string name, DType dtype, std::vector<int64_t
   t.dims = std::move(dims);
   t.constant = std::move(data);
   if (!t.constant) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("constant '", t.name, "' has no data"));
+    status_ = absl::InvalidArgumentError(absl::StrCat("constant ", QuoteName(t.name), " has no data"));
     return {};
   }
   return AddTensor(std::move(t));
@@ -76,7 +77,7 @@ Tensor GraphBuilder::View(Tensor base, std::vector<int64_t> dims, std::vector<in
   t.view_of = b.is_view() ? b.view_of : base.id;
   t.offset = offset + (b.is_view() ? b.offset : 0);
   if (t.strides.size() != t.dims.size()) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("view '", t.name, "': ", t.strides.size(),
+    status_ = absl::InvalidArgumentError(absl::StrCat("view ", QuoteName(t.name), ": ", t.strides.size(),
                                                       " strides for ", t.dims.size(), " dims"));
     return {};
   }
@@ -91,7 +92,7 @@ std::vector<Tensor> GraphBuilder::Op(absl::string_view op, std::vector<Tensor> i
   node.name = name.empty() ? absl::StrCat(op, "_", auto_names_++) : std::move(name);
   for (const Node& other : graph_.nodes) {
     if (other.name == node.name) {
-      status_ = absl::InvalidArgumentError(absl::StrCat("node name '", node.name, "' is used twice"));
+      status_ = absl::InvalidArgumentError(absl::StrCat("node name ", QuoteName(node.name), " is used twice"));
       return {};
     }
   }
@@ -142,7 +143,7 @@ void GraphBuilder::SetMetadata(std::string key, std::string value) {
 void GraphBuilder::Rename(Tensor t, std::string name) {
   if (!Check(t, "Rename")) return;
   if (graph_.FindTensor(name) >= 0 && graph_.FindTensor(name) != t.id) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("tensor name '", name, "' is used twice"));
+    status_ = absl::InvalidArgumentError(absl::StrCat("tensor name ", QuoteName(name), " is used twice"));
     return;
   }
   graph_.tensors[t.id].name = std::move(name);

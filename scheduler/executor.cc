@@ -85,9 +85,13 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
     if (!buffer.ok()) return WithContext(buffer.status(), absl::StrCat("allocating input ", Describe(t)));
     slot.buffer = std::move(*buffer);
     if (slot.is_state) {
-      const std::vector<std::byte> zeros(static_cast<size_t>(bytes));
-      if (auto st = slot.backend->Upload(*slot.buffer, 0, zeros.data(), zeros.size()); !st.ok()) {
-        return WithContext(st, absl::StrCat("zeroing state ", Describe(t)));
+      // In chunks: a whole-size buffer of zeros would be one more host copy.
+      const std::vector<std::byte> zeros(static_cast<size_t>(std::min<int64_t>(bytes, 1 << 20)));
+      for (int64_t at = 0; at < bytes; at += static_cast<int64_t>(zeros.size())) {
+        const size_t n = static_cast<size_t>(std::min<int64_t>(bytes - at, static_cast<int64_t>(zeros.size())));
+        if (auto st = slot.backend->Upload(*slot.buffer, static_cast<size_t>(at), zeros.data(), n); !st.ok()) {
+          return WithContext(st, absl::StrCat("zeroing state ", Describe(t)));
+        }
       }
       slot.set = true;
     }

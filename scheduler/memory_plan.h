@@ -4,7 +4,11 @@
 // node order, from its producer to its last reader (reads through a view
 // count for the view's base; graph outputs live to the end), and the arena
 // offsets are packed greedily (best fit, largest first) so that tensors whose
-// lifetimes do not overlap reuse the same bytes.
+// lifetimes do not overlap reuse the same bytes. Packing finds the blocks
+// live alongside each one through an interval index, O(n log n) for real
+// graphs; a graph with so many blocks live at once that exact best fit would
+// be quadratic is packed online in node order instead (best fit from a free
+// list), also O(n log n).
 //
 // Graph inputs, states and constants are not in the arena: the executor binds
 // them to buffers of their own. A graph input lives on the backend of its
@@ -35,6 +39,12 @@
 namespace kiln {
 
 inline constexpr int64_t kArenaAlignment = 64;
+// The most bytes one backend's arena may need before reuse (the sum of its
+// blocks), and likewise its inputs, its states and its constants: 1 PiB, far
+// beyond any device, and small enough that every total in a plan (summed
+// over backends too) fits in int64. A graph over it is a ResourceExhausted
+// error, not a wrapped-around total.
+inline constexpr int64_t kMaxArenaBytes = int64_t{1} << 50;
 
 enum class StorageKind : uint8_t {
   kArena,     // a node output, packed into its backend's arena
@@ -110,6 +120,9 @@ struct MemoryPlanOptions {
   // op's OpSchema.inplace from the registry. Tests may supply their own.
   std::function<std::vector<std::pair<int, int>>(const Node&)> inplace_pairs;
   bool allow_inplace = true;  // false: every node output gets its own bytes
+  // Per arena, the overlapping blocks exact best fit may examine before it
+  // gives way to online packing (see the top of this file); tests lower it.
+  int64_t max_overlap_visits = int64_t{1} << 24;
 };
 
 // Plans a validated graph whose nodes run on `node_backend[i]` (indices into

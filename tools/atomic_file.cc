@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -25,6 +26,10 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
 }  // namespace
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes) {
+  return WriteFileAtomically(path, std::vector<absl::string_view>{bytes});
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::vector<absl::string_view>& parts) {
   // A hidden temporary in the target's folder, so the rename stays on one
   // file system.
   const std::filesystem::path target(path);
@@ -33,15 +38,17 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
   const int fd = mkstemp(tmpl.data());
   if (fd < 0) return Errno("create a temporary file next to", path);
   absl::Status status;
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      status = Errno("write", tmpl);
-      break;
+  for (absl::string_view bytes : parts) {
+    size_t done = 0;
+    while (status.ok() && done < bytes.size()) {
+      const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        status = Errno("write", tmpl);
+        break;
+      }
+      done += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
   }
   // mkstemp makes the file 0600; give it the usual permissions.
   if (status.ok() && fchmod(fd, 0644) != 0) status = Errno("set permissions of", tmpl);
@@ -53,7 +60,9 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever;
+  // it is rejected below as not a regular file.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Errno("open", path);
   struct stat st;
   if (fstat(fd, &st) != 0) {
@@ -74,7 +83,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes)
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = read(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
       absl::Status s = Errno("read", path);
       close(fd);
