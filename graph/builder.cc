@@ -10,10 +10,10 @@ namespace kiln {
 GraphBuilder::GraphBuilder(std::string graph_name) { graph_.name = std::move(graph_name); }
 
 std::string GraphBuilder::UniqueName(std::string base) {
-  if (graph_.FindTensor(base) < 0) return base;
+  if (!tensor_ids_.contains(base)) return base;
   for (int i = 1;; ++i) {
     std::string n = absl::StrCat(base, "_", i);
-    if (graph_.FindTensor(n) < 0) return n;
+    if (!tensor_ids_.contains(n)) return n;
   }
 }
 
@@ -26,6 +26,7 @@ Tensor GraphBuilder::AddTensor(TensorInfo t) {
     status_ = st;
     return {};
   }
+  tensor_ids_.emplace(graph_.tensors[id].name, id);
   return {id};
 }
 
@@ -90,11 +91,9 @@ std::vector<Tensor> GraphBuilder::Op(absl::string_view op, std::vector<Tensor> i
   Node node;
   node.op = std::string(op);
   node.name = name.empty() ? absl::StrCat(op, "_", auto_names_++) : std::move(name);
-  for (const Node& other : graph_.nodes) {
-    if (other.name == node.name) {
-      status_ = absl::InvalidArgumentError(absl::StrCat("node name ", QuoteName(node.name), " is used twice"));
-      return {};
-    }
+  if (node_names_.contains(node.name)) {
+    status_ = absl::InvalidArgumentError(absl::StrCat("node name ", QuoteName(node.name), " is used twice"));
+    return {};
   }
   node.attrs = std::move(attrs);
   for (Tensor t : inputs) {
@@ -124,6 +123,7 @@ std::vector<Tensor> GraphBuilder::Op(absl::string_view op, std::vector<Tensor> i
     node.outputs[o] = h.id;
     out.push_back(h);
   }
+  node_names_.insert(node.name);
   graph_.nodes.push_back(std::move(node));
   return out;
 }
@@ -142,10 +142,12 @@ void GraphBuilder::SetMetadata(std::string key, std::string value) {
 
 void GraphBuilder::Rename(Tensor t, std::string name) {
   if (!Check(t, "Rename")) return;
-  if (graph_.FindTensor(name) >= 0 && graph_.FindTensor(name) != t.id) {
+  if (auto it = tensor_ids_.find(name); it != tensor_ids_.end() && it->second != t.id) {
     status_ = absl::InvalidArgumentError(absl::StrCat("tensor name ", QuoteName(name), " is used twice"));
     return;
   }
+  tensor_ids_.erase(graph_.tensors[t.id].name);
+  tensor_ids_[name] = t.id;
   graph_.tensors[t.id].name = std::move(name);
 }
 

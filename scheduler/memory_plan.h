@@ -122,7 +122,7 @@ struct MemoryPlanOptions {
   bool allow_inplace = true;  // false: every node output gets its own bytes
   // Per arena, the overlapping blocks exact best fit may examine before it
   // gives way to online packing (see the top of this file); tests lower it.
-  int64_t max_overlap_visits = int64_t{1} << 24;
+  int64_t max_overlap_visits = int64_t{1} << 22;
 };
 
 // Plans a validated graph whose nodes run on `node_backend[i]` (indices into
