@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "backends/registry.h"
+#include "graph/message_text.h"
 #include "nlohmann/json.hpp"
 #include "proto/graph_io.h"
 #include "scheduler/executor.h"
@@ -131,12 +132,12 @@ absl::StatusOr<std::vector<std::pair<int, std::string>>> ParseInputSpecs(
     int id = graph.FindTensor(name);
     if (id < 0 || std::find(graph.inputs.begin(), graph.inputs.end(), id) == graph.inputs.end()) {
       std::vector<std::string> names;
-      for (int i : graph.inputs) names.push_back(graph.tensors[i].name);
-      return absl::InvalidArgumentError(absl::StrCat("--input: the graph has no input '", name,
-                                                     "' (its inputs: ", absl::StrJoin(names, ", "), ")"));
+      for (int i : graph.inputs) names.push_back(QuoteName(graph.tensors[i].name));
+      return absl::InvalidArgumentError(absl::StrCat("--input: the graph has no input ", QuoteName(name),
+                                                     " (its inputs: ", ShortJoin(names, 16), ")"));
     }
     if (!seen.insert(id).second) {
-      return absl::InvalidArgumentError(absl::StrCat("--input: '", name, "' is given twice"));
+      return absl::InvalidArgumentError(absl::StrCat("--input: ", QuoteName(name), " is given twice"));
     }
     out.push_back({id, spec.substr(eq + 1)});
   }
