@@ -89,20 +89,25 @@ void AddConvGdnChain(std::vector<OpSubGrid>& grids) {
 }
 
 // write_rows into the K and V caches (states, in place) -> flash_attn reading
-// the whole caches through [B,S,H,D] views of write_rows' outputs: a backend
-// that runs attention before the writes reads stale cells.
+// the whole caches through [B,S,H,D] views of write_rows' outputs. The caches
+// hold kPast written cells, then NaN (never written); the chain writes cells
+// kPast .. kPast+N-1 and the mask hides the cells after them, so a backend
+// that runs attention before the writes land reads NaN.
 void AddKvCacheAttentionChain(std::vector<OpSubGrid>& grids) {
   SubGrid g;
   g.name = "chain.kv_attn";
   g.axes = {{"n", {1, 3}}, {"cache", DTypes({DType::kF16, DType::kF32})}};
   g.make = [](const Point& p) -> std::optional<Case> {
-    constexpr int64_t kS = 70, kHkv = 2, kD = 64;
+    constexpr int64_t kS = 70, kHkv = 2, kD = 64, kPast = 64;
     const int64_t N = p.at("n");
     const DType t = AsDType(p.at("cache"));
+    Dist cache = Normal();
+    cache.nan_from = kPast;
     Case c{.op = "chain",
-           .inputs = {In(t, {1, kS, kHkv * kD}), In(t, {1, kS, kHkv * kD}), In(DType::kF32, {1, N, kHkv * kD}),
-                      In(DType::kF32, {1, N, kHkv * kD}), In(DType::kI32, {N}, DistinctInts(0, kS - 1)),
-                      In(DType::kF32, {1, N, 4, kD}), In(DType::kF16, {1, 1, N, kS}, Mask(MaskKind::kScattered))}};
+           .inputs = {In(t, {1, kS, kHkv * kD}, cache), In(t, {1, kS, kHkv * kD}, cache),
+                      In(DType::kF32, {1, N, kHkv * kD}), In(DType::kF32, {1, N, kHkv * kD}),
+                      In(DType::kI32, {N}, DistinctInts(kPast, kPast + N - 1)), In(DType::kF32, {1, N, 4, kD}),
+                      In(DType::kF16, {1, 1, N, kS}, Mask(MaskKind::kUnwritten, kPast + N))}};
     const std::vector<int64_t> heads = {1, kS, kHkv, kD};
     c.chain = {{.op = "write_rows", .inputs = {CaseInput(0), CaseInput(2), CaseInput(4)}, .inplace = {{0, 0}}},
                {.op = "write_rows", .inputs = {CaseInput(1), CaseInput(3), CaseInput(4)}, .inplace = {{0, 0}}},

@@ -572,10 +572,10 @@ CaseResult RunOnBackend(Backend& backend, const Case& c, const Instance& inst,
     if (g.nodes.size() == 1) {
       r.tolerance = Tolerance(first.op, ToleranceDType(g, first));
     } else {
-      // Errors add up along a chain: the loosest node's tolerance per node.
+      // Errors add up along a chain: twice the loosest node's tolerance.
       double loosest = 0;
       for (const Node& node : g.nodes) loosest = std::max(loosest, Tolerance(node.op, ToleranceDType(g, node)));
-      r.tolerance = loosest * static_cast<double>(g.nodes.size());
+      r.tolerance = 2 * loosest;
     }
     double worst = r.nmse < 0 ? 0 : r.nmse;
     for (size_t o = 0; o < g.outputs.size(); ++o) {
