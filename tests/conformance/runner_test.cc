@@ -83,7 +83,9 @@ TEST(RunnerTest, GuardFollowsTheBufferAlignment) {
   const CaseResult r = RunCase(*spy, AddCase());
   EXPECT_EQ(r.verdict, Verdict::kPassed) << r.error;
   for (const Binding& b : spy->last_bindings().tensors) {
-    if (b.buffer) EXPECT_EQ(b.offset, 1024u);
+    if (b.buffer) {
+      EXPECT_EQ(b.offset, 1024u);
+    }
   }
   spy->set_alignment(48);  // not a power of two: rounded up from 256
   EXPECT_EQ(GuardFront(*spy), 288u);
