@@ -37,6 +37,7 @@ HWY_AFTER_NAMESPACE();
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 
 namespace kiln::cpu {
 namespace {
@@ -87,11 +88,9 @@ absl::Status MatmulKernel(const KernelArgs& args) {
   auto* out = reinterpret_cast<float*>(y.data);
   if (batches > 1 && M * N * K < kSmallGemm) {
     // Small products: one batch per work item, rows by axpy over B's rows.
-#pragma omp parallel num_threads(ThreadsFor(batches * M * N * K / 4, args.threads))
-    {
+    ParallelFor(batches, ThreadsFor(batches * M * N * K / 4, args.threads), [&](int64_t bi_begin, int64_t bi_end) {
       std::vector<float> abuf, bbuf;
-#pragma omp for schedule(static)
-      for (int64_t bi = 0; bi < batches; ++bi) {
+      for (int64_t bi = bi_begin; bi < bi_end; ++bi) {
         const Matrix ma = AsF32(a.dtype, a.data + BatchOffset(a, y, bi), a.stride(-2), M, K, abuf);
         const Matrix mb = AsF32(b.dtype, b.data + BatchOffset(b, y, bi), b.stride(-2), K, N, bbuf);
         float* c = out + bi * M * N;
@@ -102,7 +101,7 @@ absl::Status MatmulKernel(const KernelArgs& args) {
           }
         }
       }
-    }
+    });
     return absl::OkStatus();
   }
   // One GEMM per batch (it threads inside); B is read in its own dtype
