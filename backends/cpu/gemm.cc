@@ -9,6 +9,10 @@
 #include "hwy/highway.h"
 #include "backends/cpu/convert-inl.h"
 
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstring>
 
@@ -63,16 +67,89 @@ HWY_INLINE void WidenRow(DType t, const std::byte* row, int64_t k0, int64_t n, f
   }
 }
 
+// Per target: AVX2 and up transpose with 256-bit shuffles.
+#undef KILN_GEMM_AVX_TRANSPOSE
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+#define KILN_GEMM_AVX_TRANSPOSE 1
+// dst[k * ldd + r] = row r's k-th value for an 8 x 8 block; load(r) gives
+// row r's 8 values as f32.
+template <class Load>
+HWY_INLINE void Transpose8x8(const Load& load, float* HWY_RESTRICT dst, int64_t ldd) {
+  const __m256 r0 = load(0), r1 = load(1), r2 = load(2), r3 = load(3);
+  const __m256 r4 = load(4), r5 = load(5), r6 = load(6), r7 = load(7);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+
+// A whole panel (nr == NR rows, kc % 8 == 0) of weight rows, widened and
+// transposed straight from the weights, 8 x 8 at a time.
+bool PackBRowsDirect(const GemmB& b, int64_t n0, int64_t k0, int64_t kc, float* HWY_RESTRICT dst) {
+  const int64_t nrv = NR();
+  if (kc % 8 != 0 || b.dtype == DType::kQ8_0 || b.dtype == DType::kI32) return false;
+  for (int64_t j0 = 0; j0 < nrv; j0 += 8) {
+    const std::byte* base = b.data + (n0 + j0) * b.row_stride;
+    const int64_t rs = b.row_stride;
+    for (int64_t k = 0; k < kc; k += 8) {
+      float* d = dst + k * nrv + j0;
+      const int64_t kk = k0 + k;
+      if (b.dtype == DType::kF32) {
+        Transpose8x8([&](int r) { return _mm256_loadu_ps(reinterpret_cast<const float*>(base + r * rs) + kk); },
+                     d, nrv);
+      } else if (b.dtype == DType::kF16) {
+        Transpose8x8(
+            [&](int r) {
+              return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + r * rs + 2 * kk)));
+            },
+            d, nrv);
+      } else {
+        Transpose8x8(
+            [&](int r) {
+              const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + r * rs + 2 * kk));
+              return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+            },
+            d, nrv);
+      }
+    }
+  }
+  return true;
+}
+#endif
+
 // One micro-panel of B: columns [n0, n0 + nr), depth [k0, k0 + kc), stored
 // as dst[k * NR + j], zero beyond nr. `tmp` holds NR * kc floats.
 void PackB(const GemmB& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* HWY_RESTRICT tmp,
            float* HWY_RESTRICT dst) {
   const int64_t nrv = NR();
   if (b.rows_are_n) {
+#ifdef KILN_GEMM_AVX_TRANSPOSE
+    if (nr == nrv && PackBRowsDirect(b, n0, k0, kc, dst)) return;
+#endif
     // Widen the rows (vectorized), then transpose into the panel.
     for (int64_t j = 0; j < nr; ++j) WidenRow(b.dtype, b.data + (n0 + j) * b.row_stride, k0, kc, tmp + j * kc);
     if (nr < nrv) std::memset(tmp + nr * kc, 0, 4 * (nrv - nr) * kc);
-    for (int64_t k = 0; k < kc; ++k) {
+    int64_t k = 0;
+#ifdef KILN_GEMM_AVX_TRANSPOSE
+    for (; k + 8 <= kc; k += 8) {
+      for (int64_t j0 = 0; j0 < nrv; j0 += 8) {
+        Transpose8x8([&](int r) { return _mm256_loadu_ps(tmp + (j0 + r) * kc + k); }, dst + k * nrv + j0, nrv);
+      }
+    }
+#endif
+    for (; k < kc; ++k) {
       float* HWY_RESTRICT d = dst + k * nrv;
       for (int64_t j = 0; j < nrv; ++j) d[j] = tmp[j * kc + k];
     }
@@ -94,10 +171,22 @@ void PackB(const GemmB& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float
 // dst[k * kMR + i], zero beyond mr.
 void PackA(const float* a, int64_t lda, int64_t m0, int64_t mr, int64_t k0, int64_t kc,
            float* HWY_RESTRICT dst) {
-  if (mr < kMR) std::memset(dst, 0, 4 * kMR * kc);
+  int64_t k = 0;
+#ifdef KILN_GEMM_AVX_TRANSPOSE
+  // 8 x 8 transposes stored 6 apart, in increasing k: each store's two extra
+  // lanes are overwritten by the next (the buffer has slack for the last).
+  static_assert(kMR == 6);
+  for (; k + 8 <= kc; k += 8) {
+    Transpose8x8(
+        [&](int r) { return r < mr ? _mm256_loadu_ps(a + (m0 + r) * lda + k0 + k) : _mm256_setzero_ps(); },
+        dst + k * kMR, kMR);
+  }
+#endif
+  if (k == kc) return;
+  if (mr < kMR) std::memset(dst + k * kMR, 0, 4 * kMR * (kc - k));
   for (int64_t i = 0; i < mr; ++i) {
     const float* HWY_RESTRICT row = a + (m0 + i) * lda + k0;
-    for (int64_t k = 0; k < kc; ++k) dst[k * kMR + i] = row[k];
+    for (int64_t kk = k; kk < kc; ++kk) dst[kk * kMR + i] = row[kk];
   }
 }
 
@@ -169,7 +258,7 @@ void GemmBlock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const 
   const int64_t nrv = NR();
   thread_local hwy::AlignedFreeUniquePtr<float[]> abuf, bbuf, tbuf;
   thread_local size_t acap = 0, bcap = 0, tcap = 0;
-  float* ap = Scratch(abuf, acap, kMC * kKC);
+  float* ap = Scratch(abuf, acap, kMC * kKC + 8);  // + slack of PackA's transposes
   float* bp = Scratch(bbuf, bcap, (kNC + nrv) * kKC);
   float* tmp = Scratch(tbuf, tcap, nrv * kKC);
   for (int64_t jc = n0; jc < n1; jc += kNC) {
