@@ -144,7 +144,7 @@ HostLimits MeasureHostLimits(int threads) {
   l.fma_f32_flops = 2.0 * 12 * HWY_DYNAMIC_DISPATCH(F32Lanes)() * iters * l.threads / fma_s;
 
   // Bandwidth: each thread sums its slice of a buffer of >= 4x the LLC.
-  const int64_t bytes = std::max<int64_t>(int64_t{512} << 20, 4 * l.llc_bytes);
+  const int64_t bytes = std::max<int64_t>(int64_t{256} << 20, 4 * l.llc_bytes);
   const int64_t n = bytes / 4;
   auto buf = hwy::AllocateAligned<uint32_t>(n);
   std::vector<uint32_t> sums(l.threads);
