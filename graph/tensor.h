@@ -19,6 +19,10 @@ struct ConstantData {
   const std::byte* data = nullptr;
   size_t size = 0;
   std::shared_ptr<const void> keepalive;  // owns `data` (vector, mmap, ...)
+  // Where the bytes come from, for sharing weights between graphs:
+  // "file:<identity>:<offset>:<length>" for a mapped external weights file;
+  // empty for inline data (shared by content instead).
+  std::string origin;
 
   static std::shared_ptr<const ConstantData> Copy(const void* src, size_t n);
 };

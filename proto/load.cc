@@ -164,6 +164,7 @@ absl::Status Loader::ConvertData(pb::Tensor& in, int64_t bytes, TensorInfo& out)
   auto c = std::make_shared<ConstantData>();
   c->data = data;
   c->size = static_cast<size_t>(bytes);
+  c->origin = absl::StrCat("file:", (*file)->identity(), ":", ext.offset(), ":", ext.length());
   c->keepalive = *file;
   out.constant = std::move(c);
   return absl::OkStatus();

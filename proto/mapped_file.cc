@@ -20,7 +20,8 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path, int err
 
 // Opens a regular file for reading. O_NONBLOCK keeps a FIFO from blocking the
 // open; it is refused right after by the S_ISREG check.
-absl::StatusOr<int> OpenRegular(const std::string& path, bool no_follow, uint64_t* size) {
+absl::StatusOr<int> OpenRegular(const std::string& path, bool no_follow, uint64_t* size,
+                                std::string* identity = nullptr) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (no_follow ? O_NOFOLLOW : 0));
   if (fd < 0) return ErrnoError("cannot open", path, errno);
   struct stat st;
@@ -34,6 +35,7 @@ absl::StatusOr<int> OpenRegular(const std::string& path, bool no_follow, uint64_
     return absl::InvalidArgumentError(absl::StrCat("\"", path, "\" is not a regular file"));
   }
   *size = static_cast<uint64_t>(st.st_size);
+  if (identity) *identity = absl::StrCat(st.st_dev, ":", st.st_ino, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
   return fd;
 }
 
@@ -42,7 +44,8 @@ absl::StatusOr<int> OpenRegular(const std::string& path, bool no_follow, uint64_
 absl::StatusOr<std::shared_ptr<const MappedFile>> MappedFile::Open(const std::string& path,
                                                                    bool no_follow) {
   uint64_t size = 0;
-  auto fd = OpenRegular(path, no_follow, &size);
+  std::string identity;
+  auto fd = OpenRegular(path, no_follow, &size, &identity);
   if (!fd.ok()) return fd.status();
   const std::byte* data = nullptr;
   if (size > 0) {  // mmap refuses length 0
@@ -55,7 +58,7 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> MappedFile::Open(const std::st
     data = static_cast<const std::byte*>(p);
   }
   ::close(*fd);  // the mapping keeps the file alive
-  return std::shared_ptr<const MappedFile>(new MappedFile(data, size));
+  return std::shared_ptr<const MappedFile>(new MappedFile(data, size, std::move(identity)));
 }
 
 MappedFile::~MappedFile() {

@@ -25,11 +25,16 @@ class MappedFile {
 
   const std::byte* data() const { return data_; }  // nullptr when empty
   uint64_t size() const { return size_; }
+  // "device:inode:mtime" of the file when it was mapped: two mappings of the
+  // same file have the same identity (weights shared by several graphs).
+  const std::string& identity() const { return identity_; }
 
  private:
-  MappedFile(const std::byte* data, uint64_t size) : data_(data), size_(size) {}
+  MappedFile(const std::byte* data, uint64_t size, std::string identity)
+      : data_(data), size_(size), identity_(std::move(identity)) {}
   const std::byte* data_;
   uint64_t size_;
+  std::string identity_;
 };
 
 // Reads a whole regular file of at most `max_bytes` bytes (checked before

@@ -1,19 +1,17 @@
 #include "scheduler/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace kiln {
 namespace {
-
-// Host memory a backend can use in place should be at least this aligned
-// (what malloc guarantees); anything else is uploaded.
-constexpr uintptr_t kWrapAlignment = 16;
 
 absl::Status WithContext(const absl::Status& st, absl::string_view context) {
   return absl::Status(st.code(), absl::StrCat(context, ": ", st.message()));
@@ -44,6 +42,8 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
   origin_ = std::chrono::steady_clock::now();
   profiling_ = options.profile;
   tracing_ = options.trace;
+  allow_timings_ = options.allow_timings;
+  resources_ = options.resources ? options.resources : std::make_shared<ModelResources>();
   const int num_backends = static_cast<int>(backends_.size());
   std::vector<Backend*> raw;
   for (const auto& b : backends_) raw.push_back(b.get());
@@ -54,7 +54,9 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
 
   const int num_tensors = static_cast<int>(graph_.tensors.size());
   home_.assign(num_tensors, Binding{});
-  pending_.assign(num_backends, 0);
+  submitted_.assign(num_backends, 0);
+  reached_.assign(num_backends, 0);
+  inputs_ready_.assign(num_backends, 0);
   constant_on_.resize(num_backends);
 
   // One arena per backend that holds node outputs or copies.
@@ -62,7 +64,14 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
   for (int b = 0; b < num_backends; ++b) {
     if (mem.arenas[b].blocks.empty()) continue;
     const int64_t bytes = mem.arenas[b].peak_bytes;
-    auto arena = backends_[b]->Allocate(static_cast<size_t>(bytes));
+    const BackendLimits limits = backends_[b]->limits();
+    if (static_cast<uint64_t>(bytes) > limits.max_allocation) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "graph '", graph_.name, "' needs a ", bytes, "-byte arena on ", backends_[b]->name(),
+          ", more than the largest allocation it allows (", limits.max_allocation, " bytes)"));
+    }
+    auto arena = backends_[b]->Allocate(static_cast<size_t>(bytes), BufferUsage::kArena,
+                                        absl::StrCat("the arena of graph '", graph_.name, "'"));
     if (!arena.ok()) {
       return WithContext(arena.status(), absl::StrCat("allocating the ", bytes, "-byte arena on ",
                                                       backends_[b]->name()));
@@ -70,8 +79,8 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
     arenas_[b] = std::move(*arena);
   }
 
-  // Inputs and states: a buffer each, on the backend holding them. States
-  // start as zeros.
+  // Inputs: a buffer each, on the backend holding them. States: the model's
+  // buffer of that name (zeros when new).
   std::vector<bool> is_state(num_tensors, false);
   for (const StatePair& s : graph_.states) is_state[s.input] = true;
   for (int id : graph_.inputs) {
@@ -80,18 +89,24 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
     InputSlot slot;
     slot.tensor = id;
     slot.is_state = is_state[id];
-    slot.backend = backends_[mem.tensors[id].backend].get();
-    auto buffer = slot.backend->Allocate(static_cast<size_t>(bytes));
-    if (!buffer.ok()) return WithContext(buffer.status(), absl::StrCat("allocating input ", Describe(t)));
-    slot.buffer = std::move(*buffer);
+    slot.backend_index = mem.tensors[id].backend;
+    slot.backend = backends_[slot.backend_index].get();
     if (slot.is_state) {
-      const std::vector<std::byte> zeros(static_cast<size_t>(bytes));
-      if (auto st = slot.backend->Upload(*slot.buffer, 0, zeros.data(), zeros.size()); !st.ok()) {
-        return WithContext(st, absl::StrCat("zeroing state ", Describe(t)));
-      }
+      auto state = resources_->BindState(backends_[slot.backend_index], t, graph_.name);
+      if (!state.ok()) return state.status();
+      slot.buffer = (*state)->buffer.get();
       slot.set = true;
+    } else {
+      auto buffer = slot.backend->Allocate(static_cast<size_t>(bytes), BufferUsage::kInput,
+                                           absl::StrCat("input ", Describe(t)));
+      if (!buffer.ok()) {
+        return WithContext(buffer.status(), absl::StrCat("allocating ", bytes, " bytes for input ", Describe(t),
+                                                         " on ", slot.backend->name()));
+      }
+      slot.own_buffer = std::move(*buffer);
+      slot.buffer = slot.own_buffer.get();
     }
-    home_[id] = {slot.buffer.get(), 0};
+    home_[id] = {slot.buffer, 0};
     input_index_[t.name] = static_cast<int>(inputs_.size());
     inputs_.push_back(std::move(slot));
   }
@@ -105,7 +120,7 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
     if (st.kind == StorageKind::kArena) {
       home_[id] = {arenas_[st.backend].get(), static_cast<size_t>(st.offset)};
     } else if (st.kind == StorageKind::kConstant) {
-      home_[id] = {constant_on_[st.backend][id], 0};
+      home_[id] = constant_on_[st.backend][id];
     } else if (st.root != id) {  // computed in place over an input or a state
       home_[id] = home_[st.root];
     }
@@ -116,6 +131,12 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
     Binding b = home_[t.view_of];
     b.offset += static_cast<size_t>(t.offset);
     home_[id] = b;
+  }
+
+  // Which split writes each tensor's bytes: a copy out of a backend waits for it.
+  node_split_.assign(graph_.nodes.size(), -1);
+  for (size_t si = 0; si < plan_.placement.splits.size(); ++si) {
+    for (int ni : plan_.placement.splits[si].nodes) node_split_[ni] = static_cast<int>(si);
   }
 
   // State next values not computed in place: copied back after each run
@@ -133,6 +154,7 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
     op.dst = home_[s.input].buffer;
     op.dst_offset = home_[s.input].offset;
     op.bytes = static_cast<size_t>(ContiguousBytes(t.dtype, t.dims));
+    op.producer_split = ProducerSplit(s.output);
     state_copies_.push_back(op);
   }
 
@@ -140,7 +162,9 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
   for (int id : graph_.outputs) readable_[graph_.tensors[id].name] = id;
   for (const StatePair& s : graph_.states) readable_[graph_.tensors[s.input].name] = s.input;
 
-  if (auto st = PrepareSplits(); !st.ok()) return st;
+  PrepareOptions prepare;
+  prepare.timings = options.allow_timings;
+  if (auto st = PrepareSplits(prepare); !st.ok()) return st;
 
   node_profile_.resize(graph_.nodes.size());
   for (size_t ni = 0; ni < graph_.nodes.size(); ++ni) {
@@ -154,60 +178,53 @@ absl::Status Executable::Init(const ExecutableOptions& options) {
   return absl::OkStatus();
 }
 
-// Constants: on every backend that reads them, wrapped where the backend
-// can use the host memory, else uploaded once.
+int Executable::ProducerSplit(int tensor) const {
+  const int root = plan_.memory.tensors[tensor].root >= 0 ? plan_.memory.tensors[tensor].root : tensor;
+  int producer = graph_.tensors[tensor].producer;
+  if (producer < 0) producer = graph_.tensors[graph_.StorageOf(tensor)].producer;
+  if (producer < 0 && root >= 0) producer = graph_.tensors[root].producer;
+  return producer >= 0 ? node_split_[producer] : -1;
+}
+
+// Constants: on every backend that reads them, through the model's
+// resources (held once per backend, shared by the model's graphs).
 absl::Status Executable::BindConstants(bool wrap) {
   const MemoryPlan& mem = plan_.memory;
+  std::vector<std::vector<int>> per_backend(backends_.size());
   for (int id = 0; id < static_cast<int>(graph_.tensors.size()); ++id) {
     const TensorInfo& t = graph_.tensors[id];
-    if (!t.is_constant()) continue;
+    if (!t.is_constant() || t.is_view()) continue;
     std::vector<int> on = mem.constant_backends[id];
     if (on.empty()) on.push_back(mem.tensors[id].backend);  // unread: kept for completeness
-    const ConstantData& c = *t.constant;
-    for (int b : on) {
-      Backend& backend = *backends_[b];
-      absl::StatusOr<std::unique_ptr<Buffer>> buffer = absl::UnimplementedError("");
-      if (wrap && reinterpret_cast<uintptr_t>(c.data) % kWrapAlignment == 0) {
-        buffer = backend.WrapHost(c.data, c.size);
-      }
-      if (!buffer.ok()) {
-        buffer = backend.Allocate(c.size);
-        if (!buffer.ok()) {
-          return WithContext(buffer.status(),
-                             absl::StrCat("allocating constant ", Describe(t), " on ", backend.name()));
-        }
-        if (auto st = backend.Upload(**buffer, 0, c.data, c.size); !st.ok()) {
-          return WithContext(st, absl::StrCat("uploading constant ", Describe(t), " to ", backend.name()));
-        }
-      }
-      constant_on_[b][id] = buffer->get();
-      constants_.push_back(std::move(*buffer));
+    for (int b : on) per_backend[b].push_back(id);
+  }
+  std::vector<Binding> bound;
+  for (size_t b = 0; b < backends_.size(); ++b) {
+    if (per_backend[b].empty()) continue;
+    if (auto st = resources_->BindWeights(backends_[b], graph_, per_backend[b], wrap, &bound); !st.ok()) {
+      return st;
     }
+    for (size_t i = 0; i < per_backend[b].size(); ++i) constant_on_[b][per_backend[b][i]] = bound[i];
   }
   return absl::OkStatus();
 }
 
 // Prepares each split with bindings of its own backend only: home bindings
 // of tensors it holds, its copies of constants, and the arena copies of
-// tensors transferred in.
-absl::Status Executable::PrepareSplits() {
+// tensors transferred in. Splits are prepared on several threads (backends
+// allow it; see backend.h), so that their pipelines compile in parallel.
+absl::Status Executable::PrepareSplits(const PrepareOptions& options) {
   const MemoryPlan& mem = plan_.memory;
-  Bindings local;
-  local.tensors.assign(graph_.tensors.size(), Binding{});
-  std::vector<int> bound;                    // ids to clear after each split
-  absl::flat_hash_map<int, int> transferred;  // tensor id -> transfer, in this split
+  const size_t num_splits = plan_.placement.splits.size();
+  prepared_.resize(num_splits);
+  prepare_events_.resize(num_splits);
   size_t next_transfer = 0;
-  for (size_t si = 0; si < plan_.placement.splits.size(); ++si) {
-    const Placement::SplitPlan& sp = plan_.placement.splits[si];
-    const int b = sp.backend;
-    Backend* backend = backends_[b].get();
-    PreparedRun run;
-    run.backend = b;
-    transferred.clear();
+  for (size_t si = 0; si < num_splits; ++si) {
+    PreparedRun& run = prepared_[si];
+    run.backend = plan_.placement.splits[si].backend;
     for (; next_transfer < mem.transfers.size() && mem.transfers[next_transfer].split == static_cast<int>(si);
          ++next_transfer) {
       const TransferPlan& tp = mem.transfers[next_transfer];
-      transferred[tp.tensor] = static_cast<int>(next_transfer);
       CopyOp op;
       op.tensor = tp.tensor;
       op.transfer = static_cast<int>(next_transfer);
@@ -218,51 +235,86 @@ absl::Status Executable::PrepareSplits() {
       op.dst = arenas_[tp.to].get();
       op.dst_offset = static_cast<size_t>(tp.offset);
       op.bytes = static_cast<size_t>(tp.bytes);
+      op.producer_split = ProducerSplit(tp.tensor);
       run.transfers_in.push_back(op);
       if (!op.src->host_data() && !op.dst->host_data()) staging_.resize(std::max(staging_.size(), op.bytes));
     }
-    auto bind = [&](int id) -> absl::Status {
-      if (id < 0 || local.tensors[id].buffer) return absl::OkStatus();
-      const TensorInfo& t = graph_.tensors[id];
-      const int root = graph_.StorageOf(id);
-      Binding binding;
-      if (auto it = transferred.find(id); it != transferred.end()) {
-        binding = {arenas_[b].get(), static_cast<size_t>(mem.transfers[it->second].offset)};
-      } else if (mem.tensors[root].kind == StorageKind::kConstant) {
-        binding = {constant_on_[b].at(root), static_cast<size_t>(t.offset)};
-      } else if (mem.tensors[id].backend == b) {
-        binding = home_[id];
-      } else {
-        return absl::InternalError(absl::StrCat("tensor ", Describe(t), " is held by ",
-                                                backends_[mem.tensors[id].backend]->name(),
-                                                " but was not planned a transfer to ", backend->name()));
-      }
-      local.tensors[id] = binding;
-      bound.push_back(id);
-      return absl::OkStatus();
-    };
-    for (int ni : sp.nodes) {
-      for (const std::vector<int>* ids : {&graph_.nodes[ni].inputs, &graph_.nodes[ni].outputs}) {
-        for (int id : *ids) {
-          if (auto st = bind(id); !st.ok()) return st;
-        }
+  }
+  const size_t workers = std::min<size_t>(num_splits, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<absl::Status> errors(num_splits);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    Bindings local;
+    local.tensors.assign(graph_.tensors.size(), Binding{});
+    for (size_t si = next++; si < num_splits; si = next++) errors[si] = PrepareOne(si, options, local);
+  };
+  if (workers <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < workers; ++i) threads.emplace_back(work);
+    for (std::thread& t : threads) t.join();
+  }
+  for (const absl::Status& st : errors) {
+    if (!st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Executable::PrepareOne(size_t si, const PrepareOptions& options, Bindings& local) {
+  const MemoryPlan& mem = plan_.memory;
+  const Placement::SplitPlan& sp = plan_.placement.splits[si];
+  const int b = sp.backend;
+  Backend* backend = backends_[b].get();
+  PreparedRun& run = prepared_[si];
+  absl::flat_hash_map<int, int> transferred;  // tensor id -> transfer, in this split
+  for (const CopyOp& op : run.transfers_in) transferred[op.tensor] = op.transfer;
+  std::vector<int> bound;  // ids to clear afterwards
+  auto bind = [&](int id) -> absl::Status {
+    if (id < 0 || local.tensors[id].buffer) return absl::OkStatus();
+    const TensorInfo& t = graph_.tensors[id];
+    const int root = graph_.StorageOf(id);
+    Binding binding;
+    if (auto it = transferred.find(id); it != transferred.end()) {
+      binding = {arenas_[b].get(), static_cast<size_t>(mem.transfers[it->second].offset)};
+    } else if (mem.tensors[root].kind == StorageKind::kConstant) {
+      binding = constant_on_[b].at(root);
+      binding.offset += static_cast<size_t>(t.offset);
+    } else if (mem.tensors[id].backend == b) {
+      binding = home_[id];
+    } else {
+      return absl::InternalError(absl::StrCat("tensor ", Describe(t), " is held by ",
+                                              backends_[mem.tensors[id].backend]->name(),
+                                              " but was not planned a transfer to ", backend->name()));
+    }
+    local.tensors[id] = binding;
+    bound.push_back(id);
+    return absl::OkStatus();
+  };
+  absl::Status status;
+  for (int ni : sp.nodes) {
+    for (const std::vector<int>* ids : {&graph_.nodes[ni].inputs, &graph_.nodes[ni].outputs}) {
+      for (int id : *ids) {
+        if (status.ok()) status = bind(id);
       }
     }
-    PrepareEvent event;
+  }
+  if (status.ok()) {
+    PrepareEvent& event = prepare_events_[si];
     event.split = static_cast<int>(si);
     event.before = backend->pipeline_stats();
     event.start_us = NowUs();
-    auto prepared = backend->Prepare(Split{&graph_, sp.nodes}, local);
+    auto prepared = backend->Prepare(Split{&graph_, sp.nodes}, local, options);
     event.duration_us = NowUs() - event.start_us;
     event.after = backend->pipeline_stats();
-    if (!prepared.ok()) return WithContext(prepared.status(), absl::StrCat("preparing for ", backend->name()));
-    prepare_events_.push_back(event);
-    run.split = std::move(*prepared);
-    prepared_.push_back(std::move(run));
-    for (int id : bound) local.tensors[id] = Binding{};
-    bound.clear();
+    if (prepared.ok()) {
+      run.split = std::move(*prepared);
+    } else {
+      status = WithContext(prepared.status(), absl::StrCat("preparing for ", backend->name()));
+    }
   }
-  return absl::OkStatus();
+  for (int id : bound) local.tensors[id] = Binding{};
+  return status;
 }
 
 Executable::InputSlot* Executable::FindInput(absl::string_view name) {
@@ -271,6 +323,7 @@ Executable::InputSlot* Executable::FindInput(absl::string_view name) {
 }
 
 absl::Status Executable::Upload(InputSlot& slot, const void* data, size_t bytes) {
+  if (in_flight_) return absl::FailedPreconditionError("setting an input while a run is in flight: Wait() first");
   if (auto st = slot.backend->Upload(*slot.buffer, 0, data, bytes); !st.ok()) {
     return WithContext(st, absl::StrCat("setting input '", graph_.tensors[slot.tensor].name, "'"));
   }
@@ -332,6 +385,15 @@ absl::Status Executable::SetInputBytes(absl::string_view name, const void* data,
   return Upload(*slot, data, bytes);
 }
 
+absl::Status Executable::WaitFor(int backend, SyncPoint point) {
+  if (point == 0 || reached_[backend] >= point) return absl::OkStatus();
+  if (absl::Status st = backends_[backend]->Wait(point); !st.ok()) {
+    return WithContext(st, absl::StrCat("running graph '", graph_.name, "' on ", backends_[backend]->name()));
+  }
+  reached_[backend] = point;
+  return absl::OkStatus();
+}
+
 absl::Status Executable::DoCopy(const CopyOp& op) {
   Backend& from = *backends_[op.from];
   Backend& to = *backends_[op.to];
@@ -340,31 +402,23 @@ absl::Status Executable::DoCopy(const CopyOp& op) {
     // Nothing to copy.
   } else if (op.from == op.to) {
     st = from.Copy(*op.src, op.src_offset, *op.dst, op.dst_offset, op.bytes);
-    pending_[op.to] = 1;
   } else {
-    // Reading the source needs its producer done; writing the destination's
-    // host memory directly needs its readers done (Upload is ordered by the
-    // backend itself).
-    if (pending_[op.from]) {
-      st = from.Wait();
-      pending_[op.from] = 0;
-    }
+    // Reading the source needs only the split that wrote it (or the
+    // input's upload) done; writing the destination's host memory directly
+    // needs its earlier work done (an Upload is ordered by the backend).
+    const SyncPoint ready = op.producer_split >= 0 ? prepared_[op.producer_split].done : inputs_ready_[op.from];
+    st = WaitFor(op.from, ready);
     std::byte* dst_host = op.dst->host_data();
     const std::byte* src_host = op.src->host_data();
-    if (st.ok() && dst_host && pending_[op.to]) {
-      st = to.Wait();
-      pending_[op.to] = 0;
-    }
+    if (st.ok() && dst_host) st = WaitFor(op.to, submitted_[op.to]);
     if (!st.ok()) {
     } else if (dst_host) {
       st = from.Download(*op.src, op.src_offset, dst_host + op.dst_offset, op.bytes);
     } else if (src_host) {
       st = to.Upload(*op.dst, op.dst_offset, src_host + op.src_offset, op.bytes);
-      pending_[op.to] = 1;
     } else {
       st = from.Download(*op.src, op.src_offset, staging_.data(), op.bytes);
       if (st.ok()) st = to.Upload(*op.dst, op.dst_offset, staging_.data(), op.bytes);
-      pending_[op.to] = 1;
     }
   }
   if (!st.ok()) {
@@ -375,17 +429,28 @@ absl::Status Executable::DoCopy(const CopyOp& op) {
   return absl::OkStatus();
 }
 
-absl::Status Executable::WaitPending() {
+// Flushes every backend and waits for all of it.
+absl::Status Executable::WaitAll() {
   absl::Status result;
-  for (size_t b = 0; b < pending_.size(); ++b) {
-    if (!pending_[b]) continue;
-    pending_[b] = 0;
-    if (absl::Status st = backends_[b]->Wait(); !st.ok() && result.ok()) result = st;
+  for (size_t b = 0; b < backends_.size(); ++b) {
+    auto point = backends_[b]->Flush();
+    absl::Status st = point.ok() ? absl::OkStatus() : point.status();
+    if (point.ok()) {
+      submitted_[b] = std::max(submitted_[b], *point);
+      st = WaitFor(static_cast<int>(b), *point);
+    }
+    if (!st.ok() && result.ok()) result = st;
   }
   return result;
 }
 
 absl::Status Executable::Run() {
+  if (auto st = Submit(); !st.ok()) return st;
+  return Wait();
+}
+
+absl::Status Executable::Submit() {
+  if (in_flight_) return absl::FailedPreconditionError("Submit: the previous run has not been waited for");
   for (const InputSlot& slot : inputs_) {
     if (!slot.set) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -393,12 +458,20 @@ absl::Status Executable::Run() {
     }
   }
   has_run_ = false;
-  const bool timed = profiling_ || tracing_;
+  in_flight_ = true;
+  const bool timed = (profiling_ || tracing_) && allow_timings_;
   // On failure, still wait for what was started, then report the failure.
   auto fail = [this](absl::Status st) {
-    WaitPending().IgnoreError();
+    WaitAll().IgnoreError();
+    in_flight_ = false;
     return st;
   };
+  // The inputs set since the last run, submitted.
+  for (size_t b = 0; b < backends_.size(); ++b) {
+    auto point = backends_[b]->Flush();
+    if (!point.ok()) return fail(WithContext(point.status(), absl::StrCat("submitting inputs to ", backends_[b]->name())));
+    inputs_ready_[b] = submitted_[b] = std::max(submitted_[b], *point);
+  }
   for (size_t si = 0; si < prepared_.size(); ++si) {
     PreparedRun& run = prepared_[si];
     for (const CopyOp& op : run.transfers_in) {
@@ -408,33 +481,47 @@ absl::Status Executable::Run() {
       transfer_stats_.bytes += static_cast<int64_t>(op.bytes);
       if (tracing_) run_events_.push_back({RunEvent::kTransfer, op.transfer, start, NowUs() - start});
     }
-    timings_.clear();
-    const double start = tracing_ ? NowUs() : 0;
-    absl::Status st = backends_[run.backend]->Execute(*run.split, timed ? &timings_ : nullptr);
-    pending_[run.backend] = 1;
-    if (!st.ok()) return fail(st);
-    if (tracing_) {
-      run_events_.push_back({RunEvent::kSplit, static_cast<int>(si), start, NowUs() - start});
-      for (const NodeTiming& t : timings_) {
-        run_events_.push_back({RunEvent::kNode, t.node, start + t.start_us, t.duration_us});
-      }
-    }
-    if (!profiling_) continue;
-    for (const NodeTiming& t : timings_) {
-      if (t.node < 0 || t.node >= static_cast<int>(node_profile_.size())) continue;
-      NodeProfile& p = node_profile_[t.node];
-      ++p.count;
-      p.total_us += t.duration_us;
-      p.last_us = t.duration_us;
-    }
+    run.submit_us = tracing_ ? NowUs() : 0;
+    run.timed = timed;
+    ExecuteOptions eo;
+    eo.timings = timed;
+    auto point = backends_[run.backend]->Execute(*run.split, eo);
+    if (!point.ok()) return fail(point.status());
+    run.done = *point;
+    submitted_[run.backend] = std::max(submitted_[run.backend], *point);
   }
-  if (auto st = WaitPending(); !st.ok()) return st;
   for (size_t i = 0; i < state_copies_.size(); ++i) {
     const double start = tracing_ ? NowUs() : 0;
     if (auto st = DoCopy(state_copies_[i]); !st.ok()) return fail(st);
     if (tracing_) run_events_.push_back({RunEvent::kStateCopy, static_cast<int>(i), start, NowUs() - start});
   }
-  if (auto st = WaitPending(); !st.ok()) return st;
+  return absl::OkStatus();
+}
+
+absl::Status Executable::Wait() {
+  if (!in_flight_) return absl::FailedPreconditionError("Wait: no run was submitted");
+  in_flight_ = false;
+  if (auto st = WaitAll(); !st.ok()) return st;
+  // Timings, now that the devices are done.
+  for (size_t si = 0; si < prepared_.size(); ++si) {
+    PreparedRun& run = prepared_[si];
+    if (!run.timed) continue;
+    timings_.clear();
+    if (auto st = backends_[run.backend]->ReadTimings(*run.split, &timings_); !st.ok()) {
+      return WithContext(st, absl::StrCat("reading the timings of split ", si));
+    }
+    double end_us = 0;
+    for (const NodeTiming& t : timings_) {
+      if (tracing_) run_events_.push_back({RunEvent::kNode, t.node, run.submit_us + t.start_us, t.duration_us});
+      end_us = std::max(end_us, t.start_us + t.duration_us);
+      if (!profiling_ || t.node < 0 || t.node >= static_cast<int>(node_profile_.size())) continue;
+      NodeProfile& p = node_profile_[t.node];
+      ++p.count;
+      p.total_us += t.duration_us;
+      p.last_us = t.duration_us;
+    }
+    if (tracing_) run_events_.push_back({RunEvent::kSplit, static_cast<int>(si), run.submit_us, end_us});
+  }
   ++runs_;
   has_run_ = true;
   return absl::OkStatus();
@@ -448,6 +535,9 @@ absl::StatusOr<HostTensor> Executable::GetOutput(absl::string_view name) const {
   const int id = it->second;
   const TensorInfo& t = graph_.tensors[id];
   const TensorStorage& st = plan_.memory.tensors[id];
+  if (in_flight_) {
+    return absl::FailedPreconditionError(absl::StrCat("reading ", Describe(t), " while a run is in flight: Wait() first"));
+  }
   if (!has_run_ && st.kind == StorageKind::kArena) {
     return absl::FailedPreconditionError(
         absl::StrCat("output ", Describe(t), " has no value: no run has completed"));
@@ -456,6 +546,11 @@ absl::StatusOr<HostTensor> Executable::GetOutput(absl::string_view name) const {
   HostTensor out = HostTensor::Zeros(t.dtype, t.dims);
   const int64_t extent = ExtentBytes(t.dtype, t.dims, t.strides);
   Backend* backend = backends_[st.backend].get();
+  // Uploads (SetInput on a state) may still be queued.
+  auto point = backend->Flush();
+  if (absl::Status s = point.ok() ? backend->Wait(*point) : point.status(); !s.ok()) {
+    return WithContext(s, absl::StrCat("reading output ", Describe(t)));
+  }
   if (t.strides == ContiguousStrides(t.dtype, t.dims)) {
     if (auto s = backend->Download(*b.buffer, b.offset, out.data.data(), out.data.size()); !s.ok()) {
       return WithContext(s, absl::StrCat("reading output ", Describe(t)));

@@ -13,19 +13,31 @@
 // runs, once per (tensor, split). Copies between two backends go through
 // the source's Download straight into the destination's host memory, or
 // the destination's Upload from the source's host memory, or a staging
-// buffer when neither is host memory. The executor waits for a backend only
-// before reading its memory and at the end of a run, so a backend whose
-// Execute and Upload are asynchronous keeps working while others do.
-// Backends must honour: Upload and Download are done with the host memory
-// they are given when they return; writes on one backend (Upload, Copy,
-// Execute) take effect in call order.
+// buffer when neither is host memory.
 //
-// States (Graph.states) are bound once to buffers that persist between runs
-// and start as zeros; SetInput on a state resets it. A state's next value is
-// written straight into the state's buffer when the plan computes it in place
-// (see memory_plan.h); otherwise Run copies it there after the last node.
+// Synchronisation follows backends/backend.h: each backend is an in-order
+// queue. Run() submits every split (Execute returns a SyncPoint per split)
+// and waits only where the host must: a copy out of a backend waits for the
+// split that produced what it reads (not for the whole backend), and the
+// end of the run waits for every backend. Errors a device raises while
+// running (a bad gather id, a write_rows row out of range) come back from
+// that wait, naming the node.
 //
-// Not thread-safe: one caller at a time per Executable.
+// Weights and states are bound through a ModelResources (resources.h):
+// shared with the other graphs of a model when ExecutableOptions.resources
+// is given, private otherwise. States start as zeros; SetInput on a state
+// overwrites it. A state's next value is written straight into the state's
+// buffer when the plan computes it in place (see memory_plan.h); otherwise
+// Run copies it there, on its device, after the last node.
+//
+// Timings: with profiling on, Run asks every split for node timings on the
+// device's clock and reads them after the wait. Profiling may be switched on
+// and off between runs (ExecutableOptions.allow_timings = false saves what
+// recording them costs on GPUs, and then profiling reports nothing).
+//
+// Threads: an Executable is used by one thread at a time. Several
+// Executables (each on its own thread) may share backends and a
+// ModelResources; two that share a state must not run at the same time.
 #pragma once
 
 #include <chrono>
@@ -45,6 +57,7 @@
 #include "scheduler/memory_plan.h"
 #include "scheduler/placement.h"
 #include "scheduler/profile.h"
+#include "scheduler/resources.h"
 
 namespace kiln {
 
@@ -52,8 +65,11 @@ struct ExecutableOptions {
   bool profile = false;        // time every node on every Run
   bool trace = false;          // record every Run for trace() (see set_tracing)
   bool wrap_constants = true;  // bind constants zero-copy where the backend allows
+  bool allow_timings = true;   // prepare splits so that runs can be timed
   PlacementOptions placement;  // strict mode, island merging
   MemoryPlanOptions memory;
+  // Weights and states shared with other graphs of a model; null: private.
+  std::shared_ptr<ModelResources> resources;
 };
 
 // Copies between backends done by runs.
@@ -88,8 +104,17 @@ class Executable {
   absl::Status SetInputBytes(absl::string_view name, const void* data, size_t bytes);
 
   // Runs every split in order, with its incoming transfers, and waits for
-  // the backends. Every non-state input must have been set.
+  // the backends. Every non-state input must have been set. Run() is
+  // Submit() then Wait().
   absl::Status Run();
+  // Submits the run and returns without waiting for the devices at the end;
+  // Wait() (before any other call on this Executable) finishes it and
+  // returns its errors.
+  absl::Status Submit();
+  absl::Status Wait();
+
+  // The weights and states this graph uses (shared or its own).
+  ModelResources& resources() const { return *resources_; }
 
   // A contiguous host copy of a graph output after a Run, or of a state's
   // current value (by the state input's name) at any time.
@@ -120,7 +145,9 @@ class Executable {
     bool is_state = false;
     bool set = false;
     Backend* backend = nullptr;
-    std::unique_ptr<Buffer> buffer;
+    int backend_index = -1;
+    Buffer* buffer = nullptr;            // owned below, or the shared state's
+    std::unique_ptr<Buffer> own_buffer;  // inputs that are not states
   };
   // A copy between two buffers, possibly of two backends.
   struct CopyOp {
@@ -132,11 +159,15 @@ class Executable {
     Buffer* dst = nullptr;
     size_t dst_offset = 0;
     size_t bytes = 0;
+    int producer_split = -1;  // the split that writes the source; -1: an input or state
   };
   struct PreparedRun {
     int backend = -1;
     std::unique_ptr<PreparedSplit> split;
     std::vector<CopyOp> transfers_in;
+    SyncPoint done = 0;     // of the last Execute
+    double submit_us = 0;   // when the last run submitted it
+    bool timed = false;     // whether the last run asked for timings
   };
   // What happened when, for trace(): kinds below, index by kind.
   struct RunEvent {
@@ -154,30 +185,38 @@ class Executable {
   Executable() = default;
   absl::Status Init(const ExecutableOptions& options);
   absl::Status BindConstants(bool wrap);
-  absl::Status PrepareSplits();
+  absl::Status PrepareSplits(const PrepareOptions& options);
+  absl::Status PrepareOne(size_t si, const PrepareOptions& options, Bindings& local);
   absl::Status Upload(InputSlot& slot, const void* data, size_t bytes);
   absl::Status DoCopy(const CopyOp& op);
-  absl::Status WaitPending();
+  absl::Status WaitFor(int backend, SyncPoint point);
+  absl::Status WaitAll();
   InputSlot* FindInput(absl::string_view name);
+  int ProducerSplit(int tensor) const;  // -1: not written by a node
   double NowUs() const;
 
   Graph graph_;
   std::vector<std::shared_ptr<Backend>> backends_;
   ExecutionPlan plan_;
+  std::shared_ptr<ModelResources> resources_;
   std::vector<std::unique_ptr<Buffer>> arenas_;  // per backend (null if unused)
-  std::vector<std::unique_ptr<Buffer>> constants_;
   // Per backend, per tensor id: that backend's copy of a constant.
-  std::vector<absl::flat_hash_map<int, Buffer*>> constant_on_;
+  std::vector<absl::flat_hash_map<int, Binding>> constant_on_;
   std::vector<InputSlot> inputs_;
   absl::flat_hash_map<std::string, int> input_index_;  // name -> inputs_ index
   absl::flat_hash_map<std::string, int> readable_;     // name -> tensor id (GetOutput)
   std::vector<Binding> home_;  // per tensor id: its bytes on the backend holding it
   std::vector<PreparedRun> prepared_;
   std::vector<CopyOp> state_copies_;
-  std::vector<char> pending_;  // per backend: work not waited for
+  std::vector<int> node_split_;  // per node: its split
+  // Per backend: the last point submitted, the last waited for, and the
+  // point covering this run's input uploads.
+  std::vector<SyncPoint> submitted_, reached_, inputs_ready_;
+  bool in_flight_ = false;  // Submit() done, Wait() not yet
   std::vector<std::byte> staging_;  // for copies between two non-host memories
 
   bool profiling_ = false;
+  bool allow_timings_ = true;
   bool tracing_ = false;
   std::chrono::steady_clock::time_point origin_;
   std::vector<NodeTiming> timings_;  // reused by every timed split

@@ -13,7 +13,7 @@
 namespace kiln {
 namespace {
 
-int64_t AlignUp(int64_t n) { return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+int64_t AlignUp(int64_t n, int64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
 
 std::vector<std::pair<int, int>> SchemaInplacePairs(const Node& node) {
   const OpSchema* schema = FindOp(node.op);
@@ -90,7 +90,7 @@ void PlanTransfers(const Graph& graph, const std::vector<int>& node_backend, Mem
           ArenaBlock block;
           block.root = id;
           block.transfer = it->second;
-          block.bytes = AlignUp(tp.bytes);
+          block.bytes = AlignUp(tp.bytes, plan.alignment[tp.to]);
           block.first = split.nodes.front();
           arena.blocks.push_back(block);
           plan.transfers.push_back(tp);
@@ -137,10 +137,18 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
     }
   }
   const auto& inplace_pairs = options.inplace_pairs ? options.inplace_pairs : SchemaInplacePairs;
+  MemoryPlan plan;
+  plan.alignment.assign(num_backends, kArenaAlignment);
+  for (int b = 0; b < num_backends && b < static_cast<int>(options.alignment.size()); ++b) {
+    const int64_t a = options.alignment[b];
+    if (a <= 0 || (a & (a - 1)) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("backend #", b, ": alignment ", a, " is not a power of two"));
+    }
+    plan.alignment[b] = std::max(a, kArenaAlignment);
+  }
   // The tensor whose storage a tensor id uses, before in-place aliasing.
   auto base_of = [&](int id) { return graph.StorageOf(id); };
 
-  MemoryPlan plan;
   plan.tensors.resize(num_tensors);
   plan.arenas.resize(num_backends);
   std::vector<bool> is_state(num_tensors, false), is_input(num_tensors, false);
@@ -248,7 +256,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
     const TensorInfo& t = graph.tensors[id];
     ArenaBlock block;
     block.root = id;
-    block.bytes = AlignUp(ContiguousBytes(t.dtype, t.dims));
+    block.bytes = AlignUp(ContiguousBytes(t.dtype, t.dims), plan.alignment[st.backend]);
     block.first = t.producer;
     block.last = std::max(group_last[id], t.producer);
     ArenaPlan& arena = plan.arenas[st.backend];

@@ -34,6 +34,8 @@
 
 namespace kiln {
 
+// Arena offsets are multiples of the backend's limits().buffer_alignment,
+// and of this at least.
 inline constexpr int64_t kArenaAlignment = 64;
 
 enum class StorageKind : uint8_t {
@@ -48,8 +50,8 @@ enum class StorageKind : uint8_t {
 struct ArenaBlock {
   int root = -1;       // tensor id that owns the bytes (for a transfer: the tensor copied)
   int transfer = -1;   // index into MemoryPlan.transfers for a transfer's copy
-  int64_t offset = 0;  // into the arena, a multiple of kArenaAlignment
-  int64_t bytes = 0;   // rounded up to kArenaAlignment
+  int64_t offset = 0;  // into the arena, a multiple of the arena's alignment
+  int64_t bytes = 0;   // rounded up to the arena's alignment
   int first = 0;       // node that writes it first
   int last = 0;        // last node that reads it; the node count = "to the end"
 };
@@ -90,6 +92,7 @@ struct BackendBytes {
 struct MemoryPlan {
   std::vector<TensorStorage> tensors;  // indexed by tensor id
   std::vector<ArenaPlan> arenas;       // indexed by backend
+  std::vector<int64_t> alignment;      // per backend: of arena offsets and sizes
   std::vector<BackendBytes> held;      // indexed by backend
   // Per graph.states entry: whether the next value is written into the
   // state's buffer (else the executor copies it there after the run).
@@ -110,6 +113,9 @@ struct MemoryPlanOptions {
   // op's OpSchema.inplace from the registry. Tests may supply their own.
   std::function<std::vector<std::pair<int, int>>(const Node&)> inplace_pairs;
   bool allow_inplace = true;  // false: every node output gets its own bytes
+  // Per backend: arena offsets are multiples of this (a power of two; at
+  // least kArenaAlignment). Missing entries are kArenaAlignment.
+  std::vector<int64_t> alignment;
 };
 
 // Plans a validated graph whose nodes run on `node_backend[i]` (indices into

@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -66,6 +68,7 @@ struct Step {
 class CpuPreparedSplit : public PreparedSplit {
  public:
   std::vector<Step> steps;
+  std::vector<NodeTiming> timings;  // of the last timed Execute
 };
 
 // "[offset, offset+n) of a buffer of size bytes", overflow-safe.
@@ -98,6 +101,7 @@ DeviceInfo MakeDeviceInfo(int threads) {
   d.backend = "cpu";
   d.kind = "cpu";
   d.name = CpuModelName();
+  d.id = absl::StrCat("cpu:", d.name);
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages > 0 && page > 0) d.memory_bytes = static_cast<uint64_t>(pages) * page;
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -121,6 +125,13 @@ class CpuBackend : public Backend {
 
   absl::string_view name() const override { return "cpu"; }
   const DeviceInfo& device() const override { return device_; }
+  BackendLimits limits() const override {
+    BackendLimits l;
+    l.buffer_alignment = kAlignment;
+    // Kernels index by element and load unaligned: malloc's alignment is plenty.
+    l.host_import_alignment = 16;
+    return l;
+  }
 
   Support supports(const Graph& graph, const Node& node) const override {
     const cpu::CpuKernelEntry* entry = cpu::FindCpuKernel(node.op);
@@ -144,11 +155,13 @@ class CpuBackend : public Backend {
     return entry->supports ? entry->supports(graph, node) : Support::Yes();
   }
 
-  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override {
+  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes, BufferUsage usage,
+                                                   absl::string_view label) override {
     if (bytes >= kMapThreshold) {
       void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) {
-        return absl::ResourceExhaustedError(absl::StrCat("out of host memory mapping ", bytes, " bytes"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("cpu: out of host memory mapping ", bytes, " bytes for ", label));
       }
       return std::unique_ptr<Buffer>(
           new CpuBuffer(static_cast<std::byte*>(p), bytes, bytes, CpuBuffer::Owner::kMapped));
@@ -157,7 +170,8 @@ class CpuBackend : public Backend {
     const size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
     void* p = std::aligned_alloc(kAlignment, rounded);
     if (!p) {
-      return absl::ResourceExhaustedError(absl::StrCat("out of host memory allocating ", bytes, " bytes"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cpu: out of host memory allocating ", bytes, " bytes for ", label));
     }
     std::memset(p, 0, rounded);
     return std::unique_ptr<Buffer>(new CpuBuffer(static_cast<std::byte*>(p), bytes, 0, CpuBuffer::Owner::kHeap));
@@ -197,8 +211,16 @@ class CpuBackend : public Backend {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::unique_ptr<PreparedSplit>> Prepare(const Split& split,
-                                                         const Bindings& bindings) override {
+  absl::Status Fill(Buffer& dst, size_t offset, size_t n, uint8_t value) override {
+    const CpuBuffer* b = AsCpu(dst);
+    if (!b) return absl::InvalidArgumentError("Fill: not a CPU buffer");
+    if (auto st = CheckRange("Fill", b->size(), offset, n); !st.ok()) return st;
+    if (n) std::memset(b->host_data() + offset, value, n);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::unique_ptr<PreparedSplit>> Prepare(const Split& split, const Bindings& bindings,
+                                                         const PrepareOptions& options) override {
     if (!split.graph) return absl::InvalidArgumentError("Prepare: the split has no graph");
     const Graph& graph = *split.graph;
     auto prepared = std::make_unique<CpuPreparedSplit>();
@@ -235,9 +257,13 @@ class CpuBackend : public Backend {
     return std::unique_ptr<PreparedSplit>(std::move(prepared));
   }
 
-  absl::Status Execute(PreparedSplit& split, std::vector<NodeTiming>* timings) override {
+  // Synchronous: the work is done when Execute returns, so every point is
+  // reached at once and kernel errors come from Execute itself.
+  absl::StatusOr<SyncPoint> Execute(PreparedSplit& split, const ExecuteOptions& options) override {
     auto* prepared = dynamic_cast<CpuPreparedSplit*>(&split);
     if (!prepared) return absl::InvalidArgumentError("Execute: the split was not prepared by the CPU backend");
+    std::vector<NodeTiming>* timings = options.timings ? &prepared->timings : nullptr;
+    if (timings) timings->clear();
     using Clock = std::chrono::steady_clock;
     const auto t0 = Clock::now();
     auto us = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
@@ -260,10 +286,17 @@ class CpuBackend : public Backend {
         timings->push_back({step.node, us(start - t0), us(end - start)});
       }
     }
-    return absl::OkStatus();
+    return ++submitted_;
   }
 
-  absl::Status Wait() override { return absl::OkStatus(); }  // Execute is synchronous
+  absl::Status ReadTimings(PreparedSplit& split, std::vector<NodeTiming>* out) override {
+    auto* prepared = dynamic_cast<CpuPreparedSplit*>(&split);
+    if (!prepared) return absl::InvalidArgumentError("ReadTimings: the split was not prepared by the CPU backend");
+    out->insert(out->end(), prepared->timings.begin(), prepared->timings.end());
+    return absl::OkStatus();
+  }
+  absl::StatusOr<SyncPoint> Flush() override { return ++submitted_; }
+  absl::Status Wait(SyncPoint point) override { return absl::OkStatus(); }
 
   PipelineStats pipeline_stats() const override { return cache_.stats(); }
 
@@ -313,12 +346,18 @@ class CpuBackend : public Backend {
 
   const int threads_;
   const DeviceInfo device_;
+  std::atomic<SyncPoint> submitted_{0};
   PipelineCache<CpuPipeline> cache_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& options) {
+  if (auto st = CheckBackendFlags("cpu", options.flags, {}); !st.ok()) return st;
+  if (!options.device.empty() && options.device != "0") {
+    return absl::NotFoundError(absl::StrCat("cpu: there is one device (0), not '",
+                                            absl::CHexEscape(options.device), "'"));
+  }
   if (options.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("cpu backend: threads must be >= 0, got ", options.threads));
   }
@@ -326,6 +365,16 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& 
   // GEMMs run from the calling thread, so OpenBLAS may use them all.
   openblas_set_num_threads(threads);
   return std::unique_ptr<Backend>(new CpuBackend(threads));
+}
+
+BackendFactory CpuBackendFactory() {
+  BackendFactory f;
+  f.name = "cpu";
+  f.list_devices = []() -> absl::StatusOr<std::vector<DeviceInfo>> {
+    return std::vector<DeviceInfo>{MakeDeviceInfo(omp_get_max_threads())};
+  };
+  f.create = CreateCpuBackend;
+  return f;
 }
 
 }  // namespace kiln

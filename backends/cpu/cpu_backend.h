@@ -10,5 +10,6 @@
 namespace kiln {
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& options);
+BackendFactory CpuBackendFactory();
 
 }  // namespace kiln
