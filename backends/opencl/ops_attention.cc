@@ -104,7 +104,10 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   a.tensor(sinks, ctx.dummy).i32(sinks.present()).mem(part);
   a.i32(B).i32(Sq).i32(Skv).i32(Hq).i32(Hkv).i32(Dk).i32(Dv);
   a.f32(EffectiveScale(*ctx.node, Dk)).f32(ctx.node->GetFloat("softcap")).f32(max_bias).i32(n_alibi);
-  a.i32(ctx.node->GetBool("causal")).i32(nsplit).i32(split_len).i32(row_blocks);
+  // Vector loads of K/V rows when no q8_0 and whole float4s stay in a row.
+  const bool vec4 = k.info->dtype != DType::kQ8_0 && v.info->dtype != DType::kQ8_0 && Dk % 4 == 0 &&
+                    Dv % 4 == 0 && c.D % 4 == 0;
+  a.i32(ctx.node->GetBool("causal")).i32(nsplit).i32(split_len).i32(row_blocks).i32(vec4);
   (*d)->work_dim = 2;
   (*d)->local = {size_t(kFaWorkGroup), 1, 1};
   (*d)->global = {size_t(rows) * kFaWorkGroup, size_t(nsplit), 1};

@@ -20,6 +20,11 @@
 inline float ld_kv(gin p, int dt, long base, int d) {
   return dt == DT_Q8 ? ld_q8(p, base, d) : ld(p, dt, base + d);
 }
+inline float4 ld4(gin p, int dt, long i) {
+  if (dt == DT_F32) return vload4(0, (__global const float*)p + i);
+  if (dt == DT_F16) return vload_half4(0, (__global const half*)p + i);
+  return as_float4(convert_uint4(vload4(0, (__global const ushort*)p + i)) << 16);
+}
 inline float alibi_slope(int h, float max_bias, int n) {
   if (max_bias <= 0.0f) return 1.0f;
   return h < n ? exp2(-max_bias / n * (h + 1)) : exp2(-max_bias / (2 * n) * (2 * (h - n) + 1));
@@ -30,7 +35,7 @@ void flash_attn(gout out, long o_off, int odt, gin q, long q_off, int4 qs, int q
                 int kdt, gin v, long v_off, int4 vs, int vdt, gin mask, long m_off, int4 ms, int mdt, int has_mask,
                 gin sinks, long s_off, int has_sinks, __global float* part, int B, int Sq, int Skv, int Hq, int Hkv,
                 int dk, int dv, float scale, float softcap, float max_bias, int n_alibi, int causal, int nsplit,
-                int split_len, int n_rowblocks) {
+                int split_len, int n_rowblocks, int vec4) {
   __local float Qs[QR][D];
   __local float Ks[BC][D + 1];
   __local float Vs[BC][D];
@@ -83,13 +88,27 @@ void flash_attn(gout out, long o_off, int odt, gin q, long q_off, int4 qs, int q
     barrier(CLK_LOCAL_MEM_FENCE);
     const int tile_live = live;
     if (!tile_live) continue;  // uniform: every work-item read the same flag
-    for (int e = lid; e < BC * D; e += WG) {
-      const int c = e / D, d = e % D;
-      const long j = j0 + c;
-      const long kb = k_off + (long)b * ks.x + j * ks.y + (long)kvh * ks.z;
-      const long vb = v_off + (long)b * vs.x + j * vs.y + (long)kvh * vs.z;
-      Ks[c][d] = (c < nk && d < dk) ? ld_kv(k, kdt, kb, d) : 0.0f;
-      Vs[c][d] = (c < nk && d < dv) ? ld_kv(v, vdt, vb, d) : 0.0f;
+    if (vec4) {
+      // 4 values per load (f32/f16/bf16 with Dk, Dv multiples of 4).
+      for (int e = lid; e < BC * D / 4; e += WG) {
+        const int c = (4 * e) / D, d = (4 * e) % D;
+        const long j = j0 + c;
+        const long kb = k_off + (long)b * ks.x + j * ks.y + (long)kvh * ks.z + d;
+        const long vb = v_off + (long)b * vs.x + j * vs.y + (long)kvh * vs.z + d;
+        const float4 kv4 = (c < nk && d < dk) ? ld4(k, kdt, kb) : (float4)(0.0f);
+        const float4 vv4 = (c < nk && d < dv) ? ld4(v, vdt, vb) : (float4)(0.0f);
+        Ks[c][d] = kv4.x; Ks[c][d + 1] = kv4.y; Ks[c][d + 2] = kv4.z; Ks[c][d + 3] = kv4.w;
+        vstore4(vv4, 0, &Vs[c][d]);
+      }
+    } else {
+      for (int e = lid; e < BC * D; e += WG) {
+        const int c = e / D, d = e % D;
+        const long j = j0 + c;
+        const long kb = k_off + (long)b * ks.x + j * ks.y + (long)kvh * ks.z;
+        const long vb = v_off + (long)b * vs.x + j * vs.y + (long)kvh * vs.z;
+        Ks[c][d] = (c < nk && d < dk) ? ld_kv(k, kdt, kb, d) : 0.0f;
+        Vs[c][d] = (c < nk && d < dv) ? ld_kv(v, vdt, vb, d) : 0.0f;
+      }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < QR * BC; e += WG) {
