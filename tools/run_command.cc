@@ -24,6 +24,7 @@
 #include "tools/args.h"
 #include "tools/atomic_file.h"
 #include "tools/command.h"
+#include "tools/decode_run.h"
 #include "tools/input_values.h"
 #include "tools/npy.h"
 
@@ -41,6 +42,9 @@ const FlagSpec kFlags[] = {
     {"json", "FILE", "also write the report as JSON to FILE"},
     {"profile", "FILE", "write a Chrome trace of the timed runs to FILE (open in Perfetto)"},
     {"strict", "", "fail if a node would not run on the first backend, listing each and why"},
+    {"decode", "FILE", "after FILE (a prefill graph), run this decode graph --steps times over the same "
+                       "weights and states, and print tokens/s for each phase"},
+    {"steps", "N", "decode steps after the prefill, with --decode (default 16)"},
 };
 
 void PrintUsage(FILE* out) {
@@ -338,11 +342,49 @@ absl::StatusOr<std::vector<OutputRecord>> CollectOutputs(const Executable& e, co
   return records;
 }
 
+// --decode: a prefill graph, then decode steps over shared weights and states.
+int RunDecode(const ParsedArgs& args, const Settings& s) {
+  auto usage = [](absl::string_view msg) { return Fail(kExitUsage, absl::StrCat("run: ", msg)); };
+  if (!s.inputs.empty()) return usage("--input cannot be combined with --decode (inputs are random)");
+  auto steps = args.GetInt("steps", 16, 1, 1 << 20);
+  if (!steps.ok()) return usage(steps.status().message());
+  const std::string decode_path = args.Get("decode");
+  auto prefill = LoadGraph(s.path);
+  if (!prefill.ok()) return Fail(kExitRunError, NamingFile(s.path, prefill.status()));
+  auto decode = LoadGraph(decode_path);
+  if (!decode.ok()) return Fail(kExitRunError, NamingFile(decode_path, decode.status()));
+  BackendOptions backend_options;
+  backend_options.threads = static_cast<int>(s.threads);
+  std::vector<std::shared_ptr<Backend>> backends;
+  for (absl::string_view name : absl::StrSplit(s.backends, ',', absl::SkipWhitespace())) {
+    auto backend = CreateBackend(name, backend_options);
+    if (!backend.ok()) return Fail(kExitRunError, backend.status());
+    backends.push_back(std::move(*backend));
+  }
+  if (backends.empty()) return usage("--backend names no backend");
+  for (const auto& b : backends) {
+    std::printf("backend   %s: %s\n", std::string(b->name()).c_str(), b->device().name.c_str());
+  }
+  DecodeRunSettings ds;
+  ds.steps = *steps;
+  ds.rounds = std::max<int64_t>(1, s.iters);
+  ds.seed = static_cast<uint64_t>(s.seed);
+  ds.strict = s.strict;
+  auto report = RunPrefillThenDecode(std::move(*prefill), std::move(*decode), backends, ds);
+  if (!report.ok()) return Fail(kExitRunError, report.status());
+  if (!report->random_inputs.empty()) {
+    std::printf("inputs    random: %s\n", absl::StrJoin(report->random_inputs, ", ").c_str());
+  }
+  PrintDecodeReport(*report);
+  return kExitOk;
+}
+
 int Run(const ParsedArgs& args) {
   auto usage = [](absl::string_view msg) { return Fail(kExitUsage, absl::StrCat("run: ", msg)); };
   auto settings = ParseSettings(args);
   if (!settings.ok()) return usage(settings.status().message());
   const Settings& s = *settings;
+  if (args.has("decode")) return RunDecode(args, s);
 
   auto graph = LoadGraph(s.path);
   if (!graph.ok()) return Fail(kExitRunError, NamingFile(s.path, graph.status()));
