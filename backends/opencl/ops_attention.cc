@@ -74,9 +74,9 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   const int64_t row_blocks = (Sq * G + c.QR - 1) / c.QR;
   const int64_t rows = B * Hkv * row_blocks;
   // Split the KV length until the device has a few work-groups per compute
-  // unit; each split keeps at least 256 keys.
-  const int64_t target = 4 * std::max(1, ctx.device->compute_units);
-  int64_t nsplit = std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 255) / 256));
+  // unit; each split keeps at least 128 keys.
+  const int64_t target = 8 * std::max(1, ctx.device->compute_units);
+  int64_t nsplit = std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 127) / 128));
   const int64_t split_len = RoundUp((Skv + nsplit - 1) / std::max<int64_t>(nsplit, 1), c.BC);
   nsplit = std::max<int64_t>(1, (Skv + split_len - 1) / std::max<int64_t>(split_len, 1));
   cl_mem part = ctx.dummy;

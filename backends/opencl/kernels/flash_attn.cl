@@ -16,6 +16,7 @@
 // -D D (bucket >= Dk, Dv), QR (rows per block), BC (keys per tile).
 #define WG 128
 #define OACC (QR * D / WG)
+#define NLD4 (BC * D / 4 / WG)  // float4 loads per work-item per K (and V) tile
 
 inline float ld_kv(gin p, int dt, long base, int d) {
   return dt == DT_Q8 ? ld_q8(p, base, d) : ld(p, dt, base + d);
@@ -89,16 +90,29 @@ void flash_attn(gout out, long o_off, int odt, gin q, long q_off, int4 qs, int q
     const int tile_live = live;
     if (!tile_live) continue;  // uniform: every work-item read the same flag
     if (vec4) {
-      // 4 values per load (f32/f16/bf16 with Dk, Dv multiples of 4).
-      for (int e = lid; e < BC * D / 4; e += WG) {
+      // 4 values per load (f32/f16/bf16 with Dk, Dv multiples of 4); all of
+      // a work-item's loads are issued before any is stored, so the tile's
+      // memory latency is paid once, not once per load.
+      float4 kr[NLD4], vr[NLD4];
+#pragma unroll
+      for (int x = 0; x < NLD4; ++x) {
+        const int e = lid + WG * x;
         const int c = (4 * e) / D, d = (4 * e) % D;
-        const long j = j0 + c;
-        const long kb = k_off + (long)b * ks.x + j * ks.y + (long)kvh * ks.z + d;
-        const long vb = v_off + (long)b * vs.x + j * vs.y + (long)kvh * vs.z + d;
-        const float4 kv4 = (c < nk && d < dk) ? ld4(k, kdt, kb) : (float4)(0.0f);
-        const float4 vv4 = (c < nk && d < dv) ? ld4(v, vdt, vb) : (float4)(0.0f);
-        Ks[c][d] = kv4.x; Ks[c][d + 1] = kv4.y; Ks[c][d + 2] = kv4.z; Ks[c][d + 3] = kv4.w;
-        vstore4(vv4, 0, &Vs[c][d]);
+        const bool kin = c < nk && d < dk, vin = c < nk && d < dv;
+        const long j = j0 + (c < nk ? c : 0);
+        const long kb = k_off + (long)b * ks.x + j * ks.y + (long)kvh * ks.z + (kin ? d : 0);
+        const long vb = v_off + (long)b * vs.x + j * vs.y + (long)kvh * vs.z + (vin ? d : 0);
+        kr[x] = ld4(k, kdt, kb);
+        vr[x] = ld4(v, vdt, vb);
+        if (!kin) kr[x] = (float4)(0.0f);
+        if (!vin) vr[x] = (float4)(0.0f);
+      }
+#pragma unroll
+      for (int x = 0; x < NLD4; ++x) {
+        const int e = lid + WG * x;
+        const int c = (4 * e) / D, d = (4 * e) % D;
+        Ks[c][d] = kr[x].x; Ks[c][d + 1] = kr[x].y; Ks[c][d + 2] = kr[x].z; Ks[c][d + 3] = kr[x].w;
+        vstore4(vr[x], 0, &Vs[c][d]);
       }
     } else {
       for (int e = lid; e < BC * D; e += WG) {

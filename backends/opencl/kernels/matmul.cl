@@ -110,6 +110,8 @@ void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x
 #else
   const long row = w_off + (long)n * w_row;
   const int K8 = K & ~7;
+  // Unrolled so that several 16-byte loads of W are in flight per work-item.
+#pragma unroll 4
   for (int k = l * 8; k < K8; k += GWG * 8) {
     const float8 wv = ld8(w, WDT, row + k);
     for (int m = 0; m < MAXM; ++m) {
