@@ -148,7 +148,7 @@ TEST(PipelineCache, CreatesAKeyOnceUnderConcurrentCallers) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
-      auto p = cache.GetOrCreate("k[1,2]", [&]() -> absl::StatusOr<std::unique_ptr<int>> {
+      auto p = cache.GetOrCreate(PipelineKey{.kernel = "k", .values = {1, 2}}, [&]() -> absl::StatusOr<std::unique_ptr<int>> {
         ++factory_calls;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let others pile up
         return std::make_unique<int>(42);
