@@ -13,7 +13,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "backends/cache_dir.h"
 #include "backends/device_error.h"
 #include "cl_util.h"
 #include "device.h"
@@ -443,12 +442,14 @@ class OpenClBackend : public Backend {
     if (err != CL_SUCCESS) return ClError(err, absl::StrCat("creating a queue on ", facts_.name));
     dummy_ = clCreateBuffer(context_, CL_MEM_READ_WRITE, 64, nullptr, &err);
     if (err != CL_SUCCESS) return ClError(err, "allocating a 64-byte placeholder buffer");
-    std::string dir;
-    if (cache_dir != "off") {
-      dir = cache_dir.empty() ? PipelineCacheDir() : cache_dir;
-      if (!dir.empty()) dir += "/opencl";
+    // "" = the environment's cache folder, "off" = none, else that folder.
+    DiskCacheOptions disk = DiskCacheOptions::FromEnvironment();
+    if (cache_dir == "off") {
+      disk.dir.clear();
+    } else if (!cache_dir.empty()) {
+      disk.dir = cache_dir + "/pipelines";
     }
-    programs_ = std::make_unique<opencl::ProgramCache>(context_, facts_, dir);
+    programs_ = std::make_unique<opencl::ProgramCache>(context_, facts_, std::move(disk));
     return absl::OkStatus();
   }
 

@@ -1,28 +1,11 @@
 #include "programs.h"
 
-#include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <thread>
-
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "base/stable_hash.h"
 #include "cl_util.h"
 
 namespace kiln::opencl {
 namespace {
-
-uint64_t Fnv1a(absl::string_view s, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-constexpr std::string_view kMagic = "KILNCLB1\n";
 
 std::string BuildLog(cl_program p, cl_device_id d) {
   size_t n = 0;
@@ -36,70 +19,45 @@ std::string BuildLog(cl_program p, cl_device_id d) {
 
 }  // namespace
 
-std::optional<std::string> LoadProgramBinary(const std::string& dir, const std::string& key) {
-  if (dir.empty()) return std::nullopt;
-  const std::string path = absl::StrFormat("%s/%016x.bin", dir, Fnv1a(key));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string data = ss.str();
-  // Layout: magic, key, '\0', binary. A different key (a hash collision, a
-  // file from another build) is a miss.
-  if (data.size() < kMagic.size() + key.size() + 1 || data.compare(0, kMagic.size(), kMagic) != 0 ||
-      data.compare(kMagic.size(), key.size(), key) != 0 || data[kMagic.size() + key.size()] != '\0') {
-    return std::nullopt;
-  }
-  return data.substr(kMagic.size() + key.size() + 1);
-}
-
-void StoreProgramBinary(const std::string& dir, const std::string& key, const std::string& binary) {
-  if (dir.empty() || binary.empty()) return;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const std::string path = absl::StrFormat("%s/%016x.bin", dir, Fnv1a(key));
-  // Written aside, then renamed: a reader never sees half a file.
-  const std::string tmp = absl::StrCat(path, ".tmp", static_cast<uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out << kMagic << key << '\0' << binary;
-    if (!out) return;
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
-}
-
-ProgramCache::ProgramCache(cl_context context, const DeviceFacts& device, std::string disk_dir)
-    : context_(context), device_(device), disk_dir_(std::move(disk_dir)) {}
+ProgramCache::ProgramCache(cl_context context, const DeviceFacts& device, DiskCacheOptions disk)
+    : context_(context), device_(device), disk_(std::move(disk)) {}
 
 absl::StatusOr<cl_program> ProgramCache::Get(absl::string_view source, const std::string& options) {
-  const std::string key = absl::StrCat(source, "|", options);
-  auto p = cache_.GetOrCreate(key, [&] { return Build(source, options); });
+  const char* common = OpenClSource("common");
+  const char* body = OpenClSource(std::string_view(source.data(), source.size()));
+  if (!common || !body) return absl::InternalError(absl::StrCat("opencl: no kernel source '", source, ".cl'"));
+  // The embedded text is fixed for the process: hashing it per call is cheap
+  // next to building, and keeps the key honest.
+  const std::string text = absl::StrCat(common, "\n", body);
+  PipelineKey key;
+  key.kernel = options.empty() ? std::string(source) : absl::StrCat(source, " ", options);
+  key.source_hash = StableHash64(text);
+  auto p = cache_.GetOrCreate(key, [&](PipelineOrigin& origin) {
+    return Build(source, options, text, key.source_hash, origin);
+  });
   if (!p.ok()) return p.status();
   return (*p)->program;
 }
 
-absl::StatusOr<std::unique_ptr<Program>> ProgramCache::Build(absl::string_view source, const std::string& options) {
-  const char* common = OpenClSource("common");
-  const char* body = OpenClSource(std::string_view(source.data(), source.size()));
-  if (!common || !body) return absl::InternalError(absl::StrCat("opencl: no kernel source '", source, ".cl'"));
-  const std::string text = absl::StrCat(common, "\n", body);
+absl::StatusOr<std::unique_ptr<Program>> ProgramCache::Build(absl::string_view source, const std::string& options,
+                                                             const std::string& text, uint64_t source_hash,
+                                                             PipelineOrigin& origin) {
   const std::string full_options = absl::StrCat("-cl-std=CL1.2 ", options);
-  const std::string disk_key = absl::StrFormat("%s|src=%016x|%s|%s", device_.Identity(), Fnv1a(text), source, full_options);
+  const DiskCacheKey dk{"opencl", absl::StrCat(device_.platform_name, "|", device_.vendor, "|", device_.name),
+                        absl::StrCat(device_.driver, "|", device_.version), source_hash,
+                        absl::StrCat(source, "|", full_options)};
   cl_device_id dev = device_.device;
   auto program = std::make_unique<Program>();
 
-  const auto t0 = std::chrono::steady_clock::now();
-  if (auto bin = LoadProgramBinary(disk_dir_, disk_key)) {
+  if (std::optional<std::string> bin = disk_.Load(dk)) {
     const unsigned char* bytes = reinterpret_cast<const unsigned char*>(bin->data());
     const size_t size = bin->size();
     cl_int status = CL_SUCCESS, err = CL_SUCCESS;
     cl_program p = clCreateProgramWithBinary(context_, 1, &dev, &size, &bytes, &status, &err);
-    if (err == CL_SUCCESS && status == CL_SUCCESS && clBuildProgram(p, 1, &dev, full_options.c_str(), nullptr, nullptr) == CL_SUCCESS) {
+    if (err == CL_SUCCESS && status == CL_SUCCESS &&
+        clBuildProgram(p, 1, &dev, full_options.c_str(), nullptr, nullptr) == CL_SUCCESS) {
       program->program = p;
-      disk_hits_++;
-      disk_us_ += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+      origin.from_disk = true;
       return program;
     }
     // A binary the driver rejects (another driver, corrupt) is rebuilt from source.
@@ -117,27 +75,17 @@ absl::StatusOr<std::unique_ptr<Program>> ProgramCache::Build(absl::string_view s
                                             "' failed: ", ClErrorName(err), "\n", BuildLog(p, dev)));
   }
   size_t bin_size = 0;
-  if (!disk_dir_.empty() &&
+  if (disk_.enabled() &&
       clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof(bin_size), &bin_size, nullptr) == CL_SUCCESS && bin_size) {
     std::string bin(bin_size, '\0');
     unsigned char* ptr = reinterpret_cast<unsigned char*>(bin.data());
     if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof(ptr), &ptr, nullptr) == CL_SUCCESS) {
-      StoreProgramBinary(disk_dir_, disk_key, bin);
+      (void)disk_.Store(dk, bin);  // the disk cache reports its own failures
     }
   }
   return program;
 }
 
-PipelineStats ProgramCache::stats() const {
-  PipelineStats s = cache_.stats();
-  // PipelineCache counts every made program; disk loads are not compiles.
-  const int64_t hits = disk_hits_.load();
-  const double disk_ms = disk_us_.load() / 1000.0;
-  s.created -= hits;
-  s.disk_hits += hits;
-  s.compile_ms -= disk_ms;
-  s.disk_ms += disk_ms;
-  return s;
-}
+PipelineStats ProgramCache::stats() const { return cache_.stats(); }
 
 }  // namespace kiln::opencl

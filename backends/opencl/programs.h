@@ -1,6 +1,8 @@
 // OpenCL programs: built on first use from the embedded sources with a
 // node's specialization as -D options, once per (source, options) even with
-// concurrent callers (PipelineCache), and kept as binaries on disk.
+// concurrent callers (PipelineCache), and kept as binaries in the shared
+// on-disk cache (backends/disk_cache.h), keyed by device, driver, source hash
+// and options.
 #pragma once
 
 #include <CL/cl.h>
@@ -11,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backends/disk_cache.h"
 #include "backends/pipeline_cache.h"
 #include "device.h"
 
@@ -26,31 +29,23 @@ struct Program {
   }
 };
 
-// The on-disk layer, behind two functions so another store can replace it:
-// `key` names everything the binary depends on (device, driver, source
-// hash, options); a file whose recorded key differs is ignored.
-std::optional<std::string> LoadProgramBinary(const std::string& dir, const std::string& key);
-void StoreProgramBinary(const std::string& dir, const std::string& key, const std::string& binary);
-
 class ProgramCache {
  public:
-  // disk_dir "": no disk cache.
-  ProgramCache(cl_context context, const DeviceFacts& device, std::string disk_dir);
+  ProgramCache(cl_context context, const DeviceFacts& device, DiskCacheOptions disk);
 
   // The built program of kernels/<source>.cl (after common.cl) with `options`.
   absl::StatusOr<cl_program> Get(absl::string_view source, const std::string& options);
   PipelineStats stats() const;
-  const std::string& disk_dir() const { return disk_dir_; }
+  const std::string& disk_dir() const { return disk_.dir(); }
 
  private:
-  absl::StatusOr<std::unique_ptr<Program>> Build(absl::string_view source, const std::string& options);
+  absl::StatusOr<std::unique_ptr<Program>> Build(absl::string_view source, const std::string& options,
+                                                 const std::string& text, uint64_t source_hash, PipelineOrigin& origin);
 
   cl_context context_;
   const DeviceFacts& device_;
-  std::string disk_dir_;
+  DiskCache disk_;
   PipelineCache<Program> cache_;
-  std::atomic<int64_t> disk_hits_{0};
-  std::atomic<int64_t> disk_us_{0};
 };
 
 }  // namespace kiln::opencl

@@ -171,7 +171,7 @@ TEST(OpenClBackend, ProgramsComeFromDiskTheSecondTime) {
     EXPECT_EQ(s.disk_hits, round == 0 ? 0 : 1);
   }
   // A corrupt binary is ignored and rebuilt from source.
-  for (const auto& e : std::filesystem::directory_iterator(dir + "/opencl")) {
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/pipelines")) {
     std::FILE* f = std::fopen(e.path().c_str(), "r+b");
     std::fseek(f, -16, SEEK_END);
     std::fputs("garbage-garbage!", f);
