@@ -12,9 +12,13 @@ namespace {
 
 constexpr int kGemvMaxRows = 4;  // MAXM in matmul.cl
 
-std::string WeightOptions(DType w) {
-  // f16 is the program's default: the GEMM program serves it too.
-  return w == DType::kF16 ? "" : absl::StrCat("-DWDT=", static_cast<int>(w));
+// The GEMV's weight and x dtypes; f16 weights with f32 x are the program's
+// default, so the GEMM program serves them too.
+std::string GemvOptions(DType w, DType x) {
+  std::string o;
+  if (w != DType::kF16) absl::StrAppend(&o, "-DWDT=", static_cast<int>(w));
+  if (x != DType::kF32) absl::StrAppend(&o, o.empty() ? "" : " ", "-DXDT=", static_cast<int>(x));
+  return o;
 }
 
 void SetGemm(Dispatch& d, int64_t M, int64_t N, int64_t Z) {
@@ -37,7 +41,7 @@ absl::Status PrepareLinear(PrepareContext& ctx) {
   }
   const DType wdt = w.info->dtype;
   if (M <= kGemvMaxRows) {
-    auto d = ctx.Add("matmul", WeightOptions(wdt), "gemv");
+    auto d = ctx.Add("matmul", GemvOptions(wdt, x.info->dtype), "gemv");
     if (!d.ok()) return d.status();
     KernelArgs a((*d)->kernel);
     a.tensor(y, ctx.dummy).tensor(x, ctx.dummy).i4(rdims).i4(rstr).i32(int(x.info->dtype));

@@ -69,6 +69,9 @@ void gemm(__global float* y, long y_off, gin a, long a_off, int4 a_rdims, int4 a
 #ifndef WDT
 #define WDT DT_F16
 #endif
+#ifndef XDT
+#define XDT DT_F32  // x's dtype: compile-time too, so the inner loop has no branch
+#endif
 #define GWG 128
 #define MAXM 4
 
@@ -83,7 +86,7 @@ inline float dot8(float8 a, float8 b) {
 }
 
 __kernel __attribute__((reqd_work_group_size(GWG, 1, 1)))
-void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x_rstr, int xdt, gin w, long w_off, long w_row,
+void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x_rstr, int xdt_unused, gin w, long w_off, long w_row,
           gin bias, long bias_off, int has_bias, int M, int N, int K) {
   __local float red[MAXM][GWG];
   const int n = get_group_id(0);
@@ -100,10 +103,10 @@ void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x
     const float16 q0 = convert_float16(vload16(0, (__global const char*)(w + base + 2)));
     const float16 q1 = convert_float16(vload16(0, (__global const char*)(w + base + 18)));
     for (int m = 0; m < MAXM; ++m) {
-      if (m >= M) break;
+      if (m >= M) continue;
       const long k = xr[m] + blk * 32;
-      const float s = dot8(q0.lo, ld8(x, xdt, k)) + dot8(q0.hi, ld8(x, xdt, k + 8)) +
-                      dot8(q1.lo, ld8(x, xdt, k + 16)) + dot8(q1.hi, ld8(x, xdt, k + 24));
+      const float s = dot8(q0.lo, ld8(x, XDT, k)) + dot8(q0.hi, ld8(x, XDT, k + 8)) +
+                      dot8(q1.lo, ld8(x, XDT, k + 16)) + dot8(q1.hi, ld8(x, XDT, k + 24));
       acc[m] += d * s;
     }
   }
@@ -115,15 +118,15 @@ void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x
   for (int k = l * 8; k < K8; k += GWG * 8) {
     const float8 wv = ld8(w, WDT, row + k);
     for (int m = 0; m < MAXM; ++m) {
-      if (m >= M) break;
-      acc[m] += dot8(wv, ld8(x, xdt, xr[m] + k));
+      if (m >= M) continue;
+      acc[m] += dot8(wv, ld8(x, XDT, xr[m] + k));
     }
   }
   for (int k = K8 + l; k < K; k += GWG) {
     const float wv = ld(w, WDT, row + k);
     for (int m = 0; m < MAXM; ++m) {
-      if (m >= M) break;
-      acc[m] += wv * ld(x, xdt, xr[m] + k);
+      if (m >= M) continue;
+      acc[m] += wv * ld(x, XDT, xr[m] + k);
     }
   }
 #endif
