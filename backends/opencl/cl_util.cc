@@ -1,0 +1,63 @@
+#include "cl_util.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace kiln::opencl {
+
+std::string ClErrorName(cl_int err) {
+  const char* name = nullptr;
+  switch (err) {
+#define KILN_CL_ERR(e) \
+  case e:              \
+    name = #e;         \
+    break;
+    KILN_CL_ERR(CL_DEVICE_NOT_FOUND)
+    KILN_CL_ERR(CL_DEVICE_NOT_AVAILABLE)
+    KILN_CL_ERR(CL_COMPILER_NOT_AVAILABLE)
+    KILN_CL_ERR(CL_MEM_OBJECT_ALLOCATION_FAILURE)
+    KILN_CL_ERR(CL_OUT_OF_RESOURCES)
+    KILN_CL_ERR(CL_OUT_OF_HOST_MEMORY)
+    KILN_CL_ERR(CL_PROFILING_INFO_NOT_AVAILABLE)
+    KILN_CL_ERR(CL_MEM_COPY_OVERLAP)
+    KILN_CL_ERR(CL_BUILD_PROGRAM_FAILURE)
+    KILN_CL_ERR(CL_MISALIGNED_SUB_BUFFER_OFFSET)
+    KILN_CL_ERR(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+    KILN_CL_ERR(CL_INVALID_VALUE)
+    KILN_CL_ERR(CL_INVALID_DEVICE)
+    KILN_CL_ERR(CL_INVALID_CONTEXT)
+    KILN_CL_ERR(CL_INVALID_COMMAND_QUEUE)
+    KILN_CL_ERR(CL_INVALID_MEM_OBJECT)
+    KILN_CL_ERR(CL_INVALID_BINARY)
+    KILN_CL_ERR(CL_INVALID_BUILD_OPTIONS)
+    KILN_CL_ERR(CL_INVALID_PROGRAM)
+    KILN_CL_ERR(CL_INVALID_PROGRAM_EXECUTABLE)
+    KILN_CL_ERR(CL_INVALID_KERNEL_NAME)
+    KILN_CL_ERR(CL_INVALID_KERNEL)
+    KILN_CL_ERR(CL_INVALID_ARG_INDEX)
+    KILN_CL_ERR(CL_INVALID_ARG_VALUE)
+    KILN_CL_ERR(CL_INVALID_ARG_SIZE)
+    KILN_CL_ERR(CL_INVALID_KERNEL_ARGS)
+    KILN_CL_ERR(CL_INVALID_WORK_DIMENSION)
+    KILN_CL_ERR(CL_INVALID_WORK_GROUP_SIZE)
+    KILN_CL_ERR(CL_INVALID_WORK_ITEM_SIZE)
+    KILN_CL_ERR(CL_INVALID_GLOBAL_OFFSET)
+    KILN_CL_ERR(CL_INVALID_EVENT_WAIT_LIST)
+    KILN_CL_ERR(CL_INVALID_EVENT)
+    KILN_CL_ERR(CL_INVALID_OPERATION)
+    KILN_CL_ERR(CL_INVALID_BUFFER_SIZE)
+    KILN_CL_ERR(CL_INVALID_GLOBAL_WORK_SIZE)
+    KILN_CL_ERR(CL_INVALID_PLATFORM)
+#undef KILN_CL_ERR
+    default:
+      break;
+  }
+  return absl::StrCat(name ? name : "OpenCL error", " (", err, ")");
+}
+
+absl::Status ClError(cl_int err, absl::string_view what) {
+  const std::string msg = absl::StrCat("opencl: ", what, ": ", ClErrorName(err));
+  if (IsAllocationFailure(err)) return absl::ResourceExhaustedError(msg);
+  return absl::InternalError(msg);
+}
+
+}  // namespace kiln::opencl

@@ -1,0 +1,64 @@
+// Prepended to every kiln OpenCL program: dtype codes (graph/dtype.h),
+// loads and stores that convert through f32 (f16 with the core
+// vload_half/vstore_half, so no cl_khr_fp16 is needed; bf16 as ushort bits),
+// and the device-error record (backends/device_error.h).
+#define DT_F32 0
+#define DT_F16 1
+#define DT_BF16 2
+#define DT_I32 3
+#define DT_Q8 4
+
+typedef __global const uchar* gin;
+typedef __global uchar* gout;
+
+inline float bf16_to_f32(ushort b) { return as_float(((uint)b) << 16); }
+inline ushort f32_to_bf16(float f) {
+  uint u = as_uint(f);
+  if (isnan(f)) return (ushort)((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (ushort)(u >> 16);
+}
+
+// Element i (elements of dtype dt from p). i32 converts to float.
+inline float ld(gin p, int dt, long i) {
+  if (dt == DT_F32) return ((__global const float*)p)[i];
+  if (dt == DT_F16) return vload_half(i, (__global const half*)p);
+  if (dt == DT_BF16) return bf16_to_f32(((__global const ushort*)p)[i]);
+  return (float)((__global const int*)p)[i];
+}
+inline void st(gout p, int dt, long i, float v) {
+  if (dt == DT_F32) ((__global float*)p)[i] = v;
+  else if (dt == DT_F16) vstore_half_rte(v, i, (__global half*)p);
+  else if (dt == DT_BF16) ((__global ushort*)p)[i] = f32_to_bf16(v);
+  else ((__global int*)p)[i] = isnan(v) ? 0 : convert_int_sat_rtz(v);
+}
+// q8_0: element k of the row at byte offset `row` (blocks of an f16 scale and
+// 32 int8).
+inline float ld_q8(gin p, long row, int k) {
+  const long blk = row + (long)(k >> 5) * 34;
+  const float d = vload_half(0, (__global const half*)(p + blk));
+  return d * (float)((__global const char*)p)[blk + 2 + (k & 31)];
+}
+
+// Linear index -> 4-d index (dims outermost first, rank padded to 4).
+inline int4 unravel(long i, int4 dims) {
+  int4 r;
+  r.w = (int)(i % dims.w); i /= dims.w;
+  r.z = (int)(i % dims.z); i /= dims.z;
+  r.y = (int)(i % dims.y); i /= dims.y;
+  r.x = (int)i;
+  return r;
+}
+inline long dot4(int4 idx, int4 strides) {
+  return (long)idx.x * strides.x + (long)idx.y * strides.y + (long)idx.z * strides.z + (long)idx.w * strides.w;
+}
+
+// The first error of a submission wins the record (five 32-bit words).
+inline void report_error(__global uint* err, uint code, uint node, int value, int limit, uint position) {
+  if (atomic_cmpxchg((volatile __global uint*)err, 0u, code) == 0u) {
+    err[1] = node;
+    err[2] = as_uint(value);
+    err[3] = as_uint(limit);
+    err[4] = position;
+  }
+}

@@ -1,0 +1,169 @@
+// flash_attn (kernels/flash_attn.cl) and gated_delta_net
+// (kernels/gated_delta_net.cl). Specializations are few on purpose: head
+// dims are rounded up to a bucket (64/128/256; GDN 32..256), dtypes and
+// flags are kernel arguments, so a conformance grid or a model needs a
+// handful of programs, not one per shape.
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "dispatch.h"
+#include "ops/flash_attn.h"
+#include "ops/gated_delta_net.h"
+
+namespace kiln::opencl {
+namespace {
+
+constexpr int kFaWorkGroup = 128;  // WG in flash_attn.cl
+
+struct FaConfig {
+  int D = 0, QR = 0, BC = 0;
+  size_t local_bytes = 0;
+};
+
+int64_t NextPow2(int64_t v) {
+  int64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
+  FaConfig c;
+  const int64_t dmax = std::max(Dk, Dv);
+  c.D = dmax <= 64 ? 64 : dmax <= 128 ? 128 : 256;
+  const int64_t G = Hq / Hkv;
+  // Decode-like (few queries): one query's G heads per block, so blocks of
+  // different sequences never share tiles (masked tiles skip per sequence).
+  c.QR = Sq <= 16 ? static_cast<int>(std::clamp<int64_t>(NextPow2(G), 4, 16)) : 16;
+  if (c.D == 256) c.QR = std::min(c.QR, 8);
+  c.BC = c.D == 256 ? 16 : 32;
+  c.local_bytes = sizeof(float) * (size_t(c.QR) * c.D + size_t(c.BC) * (c.D + 1) + size_t(c.BC) * c.D +
+                                   size_t(c.QR) * c.BC + 3 * size_t(c.QR)) + 16;
+  return c;
+}
+
+Support FlashAttnSupports(const Graph& g, const Node& n, const DeviceFacts& dev) {
+  const TensorInfo& q = *InputInfo(g, n, kFlashAttnQ);
+  const TensorInfo& k = *InputInfo(g, n, kFlashAttnK);
+  const TensorInfo& v = *InputInfo(g, n, kFlashAttnV);
+  const int64_t Dk = q.dims[3], Dv = v.dims[3];
+  if (Dk > 256 || Dv > 256) {
+    return Support::No(absl::StrCat("head dims Dk=", Dk, ", Dv=", Dv, " exceed 256 (the largest kernel bucket)"));
+  }
+  const FaConfig c = ChooseFa(q.dims[1], q.dims[2], k.dims[2], Dk, Dv);
+  if (c.local_bytes > dev.local_mem) {
+    return Support::No(absl::StrCat("the flash_attn tile for head dim ", c.D, " needs ", c.local_bytes,
+                                    " bytes of local memory; the device has ", dev.local_mem));
+  }
+  if (dev.max_work_group < kFaWorkGroup) {
+    return Support::No(absl::StrCat("needs work-groups of ", kFaWorkGroup, "; the device allows ", dev.max_work_group));
+  }
+  return Support::Yes();
+}
+
+absl::Status PrepareFlashAttn(PrepareContext& ctx) {
+  const TensorArg &q = ctx.in[kFlashAttnQ], &k = ctx.in[kFlashAttnK], &v = ctx.in[kFlashAttnV];
+  const TensorArg mask = ctx.in.size() > kFlashAttnMask ? ctx.in[kFlashAttnMask] : TensorArg{};
+  const TensorArg sinks = ctx.in.size() > kFlashAttnSinks ? ctx.in[kFlashAttnSinks] : TensorArg{};
+  const TensorArg& out = ctx.out[kFlashAttnOut];
+  const int64_t B = q.dim(0), Sq = q.dim(1), Hq = q.dim(2), Dk = q.dim(3);
+  const int64_t Skv = k.dim(1), Hkv = k.dim(2), Dv = v.dim(3);
+  if (B * Sq * Hq * Dv == 0) return absl::OkStatus();
+  const FaConfig c = ChooseFa(Sq, Hq, Hkv, Dk, Dv);
+  const int64_t G = Hq / Hkv;
+  const int64_t row_blocks = (Sq * G + c.QR - 1) / c.QR;
+  const int64_t rows = B * Hkv * row_blocks;
+  // Split the KV length until the device has a few work-groups per compute
+  // unit; each split keeps at least 128 keys.
+  const int64_t target = 8 * std::max(1, ctx.device->compute_units);
+  int64_t nsplit = std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 127) / 128));
+  const int64_t split_len = RoundUp((Skv + nsplit - 1) / std::max<int64_t>(nsplit, 1), c.BC);
+  nsplit = std::max<int64_t>(1, (Skv + split_len - 1) / std::max<int64_t>(split_len, 1));
+  cl_mem part = ctx.dummy;
+  if (nsplit > 1) {
+    auto s = ctx.Scratch(sizeof(float) * size_t(nsplit * B * Sq * Hq * (c.D + 2)));
+    if (!s.ok()) return s.status();
+    part = *s;
+  }
+  const std::string options = absl::StrCat("-DD=", c.D, " -DQR=", c.QR, " -DBC=", c.BC);
+  Int4 ms{0, 0, 0, 0};
+  if (mask.present()) {
+    ms = {mask.dim(0) == 1 ? 0 : mask.stride(0), mask.dim(1) == 1 ? 0 : mask.stride(1), mask.stride(2),
+          mask.stride(3)};
+  }
+  const double max_bias = ctx.node->GetFloat("max_bias");
+  const int64_t n_alibi = int64_t{1} << static_cast<int>(std::floor(std::log2(static_cast<double>(Hq))));
+  auto d = ctx.Add("flash_attn", options, "flash_attn");
+  if (!d.ok()) return d.status();
+  KernelArgs a((*d)->kernel);
+  a.tensor(out, ctx.dummy).i32(int(out.info->dtype));
+  a.tensor(q, ctx.dummy).i4({q.stride(0), q.stride(1), q.stride(2), 0}).i32(int(q.info->dtype));
+  a.tensor(k, ctx.dummy).i4({k.stride(0), k.stride(1), k.stride(2), 0}).i32(int(k.info->dtype));
+  a.tensor(v, ctx.dummy).i4({v.stride(0), v.stride(1), v.stride(2), 0}).i32(int(v.info->dtype));
+  a.tensor(mask, ctx.dummy).i4(ms).i32(mask.present() ? int(mask.info->dtype) : 0).i32(mask.present());
+  a.tensor(sinks, ctx.dummy).i32(sinks.present()).mem(part);
+  a.i32(B).i32(Sq).i32(Skv).i32(Hq).i32(Hkv).i32(Dk).i32(Dv);
+  a.f32(EffectiveScale(*ctx.node, Dk)).f32(ctx.node->GetFloat("softcap")).f32(max_bias).i32(n_alibi);
+  // Vector loads of K/V rows when no q8_0 and whole float4s stay in a row.
+  const bool vec4 = k.info->dtype != DType::kQ8_0 && v.info->dtype != DType::kQ8_0 && Dk % 4 == 0 &&
+                    Dv % 4 == 0 && c.D % 4 == 0;
+  a.i32(ctx.node->GetBool("causal")).i32(nsplit).i32(split_len).i32(row_blocks).i32(vec4);
+  (*d)->work_dim = 2;
+  (*d)->local = {size_t(kFaWorkGroup), 1, 1};
+  (*d)->global = {size_t(rows) * kFaWorkGroup, size_t(nsplit), 1};
+  if (!a.status().ok()) return a.status();
+  if (nsplit > 1) {
+    auto m = ctx.Add("flash_attn", options, "flash_attn_merge");
+    if (!m.ok()) return m.status();
+    KernelArgs b((*m)->kernel);
+    b.tensor(out, ctx.dummy).i32(int(out.info->dtype)).mem(part).tensor(sinks, ctx.dummy).i32(sinks.present());
+    b.i32(B).i32(Sq).i32(Hq).i32(Dv).i32(nsplit);
+    Set1D(**m, B * Sq * Hq * Dv);
+    return b.status();
+  }
+  return absl::OkStatus();
+}
+
+int GdnBucket(int64_t K) { return K <= 32 ? 32 : K <= 64 ? 64 : K <= 128 ? 128 : 256; }
+
+Support GdnSupports(const Graph& g, const Node& n, const DeviceFacts& dev) {
+  const TensorInfo& q = *InputInfo(g, n, kGdnQ);
+  if (q.dims[3] > 256) return Support::No(absl::StrCat("key head size K=", q.dims[3], " exceeds 256"));
+  if (dev.max_work_group < 128) return Support::No("needs work-groups of 128");
+  return Support::Yes();
+}
+
+absl::Status PrepareGdn(PrepareContext& ctx) {
+  const TensorArg &q = ctx.in[kGdnQ], &k = ctx.in[kGdnK], &v = ctx.in[kGdnV], &g = ctx.in[kGdnG],
+                  &beta = ctx.in[kGdnBeta];
+  const TensorArg state = ctx.in.size() > kGdnState ? ctx.in[kGdnState] : TensorArg{};
+  const TensorArg &out = ctx.out[kGdnOut], &fs = ctx.out[kGdnFinalState];
+  const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3), Hv = v.dim(2), V = v.dim(3);
+  if (B * Hv * V == 0) return absl::OkStatus();
+  const bool kda = GdnIsKda(g.rank());
+  auto d = ctx.Add("gated_delta_net", absl::StrCat("-DKB=", GdnBucket(K)), "gdn_recurrent");
+  if (!d.ok()) return d.status();
+  auto s3 = [](const TensorArg& t) { return Int4{t.stride(0), t.stride(1), t.stride(2), 0}; };
+  KernelArgs a((*d)->kernel);
+  a.tensor(out, ctx.dummy).tensor(q, ctx.dummy).i4(s3(q)).i32(int(q.info->dtype));
+  a.tensor(k, ctx.dummy).i4(s3(k)).i32(int(k.info->dtype)).tensor(v, ctx.dummy).i4(s3(v)).i32(int(v.info->dtype));
+  a.tensor(g, ctx.dummy).i4({g.stride(0), g.stride(1), g.stride(2), kda ? g.stride(3) : 0}).i32(kda);
+  a.tensor(beta, ctx.dummy).i4(s3(beta));
+  a.tensor(state, ctx.dummy);
+  a.i4(state.present() ? Int4{state.stride(0), state.stride(1), state.stride(2), state.stride(3)} : Int4{0, 0, 0, 0});
+  a.i32(state.present()).tensor(fs, ctx.dummy);
+  a.i32(B).i32(T).i32(Hk).i32(Hv).i32(K).i32(V).f32(EffectiveScale(*ctx.node, K));
+  a.i32(ctx.node->GetBool("l2norm_qk")).i32(GdnHeadMapOf(*ctx.node) == GdnHeadMap::kTiled);
+  (*d)->local = {128, 1, 1};
+  (*d)->global = {size_t(B * Hv * ((V + 31) / 32)) * 128, 1, 1};
+  return a.status();
+}
+
+}  // namespace
+
+void RegisterAttentionOps(std::vector<OpEntry>& ops) {
+  ops.push_back({"flash_attn", FlashAttnSupports, PrepareFlashAttn});
+  ops.push_back({"gated_delta_net", GdnSupports, PrepareGdn});
+}
+
+}  // namespace kiln::opencl
