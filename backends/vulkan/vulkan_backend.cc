@@ -408,8 +408,11 @@ class VulkanBackend : public Backend {
     for (VkPreparedSplit* s : live_) {
       if (s->last_point == 0 || s->last_point > point || s->checked_point >= s->last_point) continue;
       s->checked_point = s->last_point;
+      // Mapped device memory is read directly; otherwise the split copied
+      // the record to error_host at its end.
+      std::byte* where = s->error->host_data() ? s->error->host_data() : s->error_host->host_data();
       DeviceErrorRecord rec;
-      std::memcpy(&rec, s->error_host->host_data(), sizeof(rec));
+      std::memcpy(&rec, where, sizeof(rec));
       if (rec.code == kDeviceErrorNone) continue;
       // Clear it for the next run: the host copy now, the device copy in
       // the next submission.

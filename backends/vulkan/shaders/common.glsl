@@ -49,6 +49,13 @@ uint f32_to_bf16(float v) {
   if (isnan(v)) return (u >> 16) | 0x40u;
   return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
+// cast's rule: NaN -> 0, truncate, saturate.
+uint f32_to_i32_bits(float v) {
+  if (isnan(v)) return 0u;
+  if (v >= 2147483648.0) return 0x7fffffffu;
+  if (v <= -2147483648.0) return 0x80000000u;
+  return uint(int(trunc(v)));
+}
 uint f32_to_f16(float v) { return packHalf2x16(vec2(v, 0.0)) & 0xffffu; }
 
 // Element i of slot N read as f32, for a dtype that is a constant (folds).
@@ -66,7 +73,7 @@ uint f32_to_f16(float v) { return packHalf2x16(vec2(v, 0.0)) & 0xffffu; }
   { if ((DT) == DT_F32) N##_f[i] = (v); \
     else if ((DT) == DT_F16) N##_h[i] = uint16_t(f32_to_f16(v)); \
     else if ((DT) == DT_BF16) N##_h[i] = uint16_t(f32_to_bf16(v)); \
-    else N##_u[i] = uint(int(roundEven(v))); }
+    else N##_u[i] = f32_to_i32_bits(v); }
 
 // Strides of a tensor parameter block at word w: offset, s0, s1, s2, s3.
 uint TOffset(uint w, uvec4 idx) {
