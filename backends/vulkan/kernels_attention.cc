@@ -53,14 +53,15 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   const int64_t Skv = k.dims[1], Hkv = k.dims[2], Dv = v.dims[3];
   if (B * Sq * Hq == 0 || Dv == 0) return absl::OkStatus();
   const int64_t gqa = Hq / Hkv;
-  const int budget = RowBudget(Dk);
+  const bool generic = ctx.facts.generic_kernels;
+  const int budget = generic ? 8 : RowBudget(Dk);
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, budget); ++g) {
     if (gqa % g == 0) G = g;
   }
   int QR = std::max(1, budget / G);
   while (QR > 1 && QR / 2 >= Sq) QR /= 2;
-  const int BC = TileKeys(Dk);
+  const int BC = generic ? 16 : TileKeys(Dk);
   const int64_t head_groups = gqa / G;
   const int64_t qblocks = (Sq + QR - 1) / QR;
   const int64_t wgs = B * Hkv * head_groups * qblocks;
@@ -83,12 +84,16 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
     if (!s.ok()) return s.status();
     partials = *s;
   }
-  Dispatch& d = ctx.Add("flash_attn",
-                        {static_cast<int32_t>(Dk), static_cast<int32_t>(Dv), DtCode(q.dtype()), DtCode(k.dtype()),
-                         DtCode(v.dtype()), mask.present() ? 1 : 0, mask.present() ? DtCode(mask.dtype()) : 0,
-                         sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0, max_bias > 0 ? 1 : 0,
-                         ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G, QR, BC, splits > 1 ? 1 : 0},
-                        head_groups * qblocks, Hkv, B * splits);
+  const std::vector<int32_t> shape = {
+      static_cast<int32_t>(Dk), static_cast<int32_t>(Dv), DtCode(q.dtype()), DtCode(k.dtype()), DtCode(v.dtype()),
+      mask.present() ? 1 : 0, mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
+      max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G, QR};
+  std::vector<int32_t> spec = shape;
+  if (generic) spec = {256, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1};  // every case reads `shape` from params
+  spec.push_back(BC);
+  spec.push_back(splits > 1 ? 1 : 0);
+  spec.push_back(generic ? 1 : 0);
+  Dispatch& d = ctx.Add("flash_attn", spec, head_groups * qblocks, Hkv, B * splits);
   d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, Dk)).F(softcap).U(0).U(0).U(0);
   d.U(splits).U(per_split);
   d.T(q).T(k).T(v);
@@ -99,6 +104,8 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
     for (int i = 0; i < 5; ++i) d.U(0);
   }
   d.T(out).U(sinks.present() ? sinks.offset : 0).U(head_groups).U(qblocks);
+  while (d.params.size() < 50) d.U(0);
+  for (int32_t v : shape) d.U(static_cast<uint32_t>(v));
   if (max_bias > 0) {
     for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
   }
@@ -146,17 +153,29 @@ absl::Status RecordGdn(KernelContext& ctx) {
   const int64_t B = q.dims[0], T = q.dims[1], Hk = q.dims[2], K = q.dims[3];
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (B * Hv == 0) return absl::OkStatus();
+  // Invocation (j, part) holds rows part*K/kp.. of state column j. On a CPU
+  // device (lavapipe) every barrier switches all invocations: one per
+  // column there.
   int kp = 1;
-  while (kp * 2 <= K && V * kp * 2 <= 512) kp *= 2;
-  const int wg = static_cast<int>(V * kp);
+  const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  while (!cpu && kp * 2 <= K && V * kp * 2 <= 512) kp *= 2;
+  const bool generic = ctx.facts.generic_kernels;
+  const int wg = generic ? 256 : static_cast<int>(V * kp);
   const bool kda = g.rank == 4;
-  Dispatch& d = ctx.Add("gated_delta_net",
-                        {static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()), DtCode(k.dtype()),
-                         DtCode(v.dtype()), kda ? 1 : 0, state.present() ? 1 : 0,
-                         ctx.node.GetBool("l2norm_qk") ? 1 : 0,
-                         GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0, kp, DtCode(out.dtype()),
-                         wg},
-                        Hv, B);
+  const std::vector<int32_t> shape = {static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
+                                      DtCode(k.dtype()), DtCode(v.dtype()), kda ? 1 : 0, state.present() ? 1 : 0,
+                                      ctx.node.GetBool("l2norm_qk") ? 1 : 0,
+                                      GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0};
+  std::vector<int32_t> spec = shape;
+  if (generic) {
+    spec = {256, 256, 0, 0, 0, 0, 0, 0, 0};
+    kp = 1;
+  }
+  spec.push_back(kp);
+  spec.push_back(generic ? 0 : DtCode(out.dtype()));
+  spec.push_back(wg);
+  spec.push_back(generic ? 1 : 0);
+  Dispatch& d = ctx.Add("gated_delta_net", spec, Hv, B);
   d.U(B).U(T).U(Hk).U(Hv).F(EffectiveScale(ctx.node, K));
   auto bthd = [&](const TensorArg& t) { d.U(t.offset).U(t.strides[0]).U(t.strides[1]).U(t.strides[2]); };
   bthd(q);
@@ -171,6 +190,9 @@ absl::Status RecordGdn(KernelContext& ctx) {
   if (state.present()) bthd(state); else d.U(0).U(0).U(0).U(0);
   bthd(out);
   bthd(fs);
+  while (d.params.size() < 40) d.U(0);
+  for (int32_t v : shape) d.U(static_cast<uint32_t>(v));
+  d.U(DtCode(out.dtype()));
   d.Bind(0, q).Bind(1, k).Bind(2, v).Bind(3, g).Bind(4, beta).Bind(6, out).Bind(7, fs);
   if (state.present()) d.Bind(5, state);
   return absl::OkStatus();

@@ -34,6 +34,10 @@ struct DeviceFacts {
   bool timeline = false;
   bool coopmat_nv = false, coopmat_khr = false;
   bool creation_feedback = false;  // VK_EXT_pipeline_creation_feedback / 1.3
+  // Kernels built once with shapes and flags as parameters instead of one
+  // pipeline per specialization: the default on CPU devices (lavapipe),
+  // whose LLVM compiles cost more than the specialization gains.
+  bool generic_kernels = false;
   std::vector<std::string> coopmat_shapes;  // "16x16x16 f16->f32", ...
   std::vector<std::string> extensions;
   DeviceInfo info;

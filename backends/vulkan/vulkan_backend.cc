@@ -5,6 +5,7 @@
 #include "backends/vulkan/vulkan_backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -882,7 +883,7 @@ absl::StatusOr<std::vector<DeviceInfo>> ListVulkanDevices() {
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateVulkanBackend(const BackendOptions& options) {
-  if (auto st = CheckBackendFlags("vulkan", options.flags, {"coopmat"}); !st.ok()) return st;
+  if (auto st = CheckBackendFlags("vulkan", options.flags, {"coopmat", "specialize"}); !st.ok()) return st;
   auto inst = Instance::Create();
   if (!inst.ok()) return inst.status();
   auto devs = (*inst)->Devices();
@@ -894,6 +895,13 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateVulkanBackend(const BackendOption
   DeviceFacts facts = (*devs)[*index];
   if (auto it = options.flags.find("coopmat"); it != options.flags.end() && it->second == "off") {
     facts.coopmat_nv = facts.coopmat_khr = false;
+  }
+  facts.generic_kernels = facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  if (auto it = options.flags.find("specialize"); it != options.flags.end()) {
+    facts.generic_kernels = it->second == "off";
+  }
+  if (const char* env = std::getenv("KILN_VULKAN_SPECIALIZE"); env && *env) {
+    facts.generic_kernels = std::string(env) == "off";
   }
   auto device = Device::Create(*inst, facts);
   if (!device.ok()) return device.status();
