@@ -30,4 +30,14 @@ bool IsDeviceLost(const absl::Status& status) {
   return status.GetPayload(kDeviceLostPayload).has_value();
 }
 
+absl::Status RunPrepared(Backend& backend, PreparedSplit& split, std::vector<NodeTiming>* timings) {
+  ExecuteOptions options;
+  options.timings = timings != nullptr;
+  auto point = backend.Execute(split, options);
+  if (!point.ok()) return point.status();
+  if (auto st = backend.Wait(*point); !st.ok()) return st;
+  if (timings) return backend.ReadTimings(split, timings);
+  return absl::OkStatus();
+}
+
 }  // namespace kiln

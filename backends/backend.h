@@ -229,4 +229,7 @@ class Backend {
   virtual PipelineStats pipeline_stats() const = 0;
 };
 
+// Execute, Wait and (with `timings`) ReadTimings: a split run to completion.
+absl::Status RunPrepared(Backend& backend, PreparedSplit& split, std::vector<NodeTiming>* timings = nullptr);
+
 }  // namespace kiln

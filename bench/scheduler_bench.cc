@@ -53,16 +53,16 @@ void BM_BackendExecute(benchmark::State& state) {
   std::vector<std::unique_ptr<Buffer>> buffers;
   Bindings bindings;
   for (const TensorInfo& t : g.tensors) {
-    auto buffer = cpu->Allocate(static_cast<size_t>(ContiguousBytes(t.dtype, t.dims)));
+    auto buffer = cpu->Allocate(static_cast<size_t>(ContiguousBytes(t.dtype, t.dims)), BufferUsage::kArena, "test");
     if (!buffer.ok()) return state.SkipWithError("Allocate failed");
     bindings.tensors.push_back({buffer->get(), 0});
     buffers.push_back(*std::move(buffer));
   }
   Split split{&g, {0, 1, 2}};
-  auto prepared = cpu->Prepare(split, bindings);
+  auto prepared = cpu->Prepare(split, bindings, PrepareOptions{});
   if (!prepared.ok()) return state.SkipWithError(std::string(prepared.status().message()).c_str());
   for (auto _ : state) {
-    if (!cpu->Execute(**prepared, nullptr).ok()) return state.SkipWithError("Execute failed");
+    if (!RunPrepared(*cpu, **prepared).ok()) return state.SkipWithError("Execute failed");
   }
 }
 BENCHMARK(BM_BackendExecute);

@@ -226,7 +226,8 @@ CaseResult RunOnBackend(Backend& backend, const Case& c, const Instance& inst,
     } else {
       std::memset(img.data() + kGuardFront, static_cast<int>(kOutputSentinel), bytes);
     }
-    auto buffer = backend.Allocate(img.size());
+    auto buffer = backend.Allocate(img.size(), is_input ? BufferUsage::kInput : BufferUsage::kOutput,
+                                   absl::StrCat("tensor ", Describe(t)));
     if (!buffer.ok()) return fail(absl::StrCat("Allocate(", img.size(), "): ", buffer.status().ToString()));
     if (auto st = backend.Upload(**buffer, 0, img.data(), img.size()); !st.ok()) {
       return fail(absl::StrCat("Upload: ", st.ToString()));
@@ -246,15 +247,16 @@ CaseResult RunOnBackend(Backend& backend, const Case& c, const Instance& inst,
   const auto start = std::chrono::steady_clock::now();
   absl::Status run;
   const char* step = "Prepare";
-  auto prepared = backend.Prepare(Split{&g, {0}}, bindings);
+  auto prepared = backend.Prepare(Split{&g, {0}}, bindings, PrepareOptions{});
   if (!prepared.ok()) {
     run = prepared.status();
   } else {
     step = "Execute";
-    run = backend.Execute(**prepared, nullptr);
+    auto point = backend.Execute(**prepared, ExecuteOptions{});
+    run = point.status();
     if (run.ok()) {
       step = "Wait";
-      run = backend.Wait();
+      run = backend.Wait(*point);
     }
   }
   r.backend_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -13,7 +13,12 @@ StepInputs AddStepInputs(GraphBuilder& b, const StepShape& shape, int64_t hidden
   StepInputs in;
   in.shape = shape;
   x = b.Input("x", DType::kF32, {shape.batch, shape.tokens, hidden});
+  // For `kiln run --decode`: how many tokens a run takes, and which inputs
+  // a decode loop advances (the position, and the mask over the cache).
+  b.SetMetadata("tokens", absl::StrCat(shape.tokens));
   if (shape.decode) {
+    b.SetMetadata("decode.position", "pos");
+    b.SetMetadata("decode.mask", "mask");
     in.pos = b.Input("pos", DType::kI32, {shape.tokens});
     in.mask = b.Input("mask", DType::kF32, {1, 1, shape.tokens, shape.max_seq});
     b.SetMetadata("input_range.pos", absl::StrCat("0,", shape.max_seq - 1));
@@ -112,10 +117,10 @@ Tensor AttentionLayer(GraphBuilder& b, RandomWeights& w, const std::string& p, T
   return b.Op1("add", {x, o}, {}, absl::StrCat(p, ".attn_residual"));
 }
 
-absl::StatusOr<Graph> MakeAttentionBlock(bool decode, uint64_t seed) {
+absl::StatusOr<Graph> MakeAttentionBlock(bool decode, uint64_t seed, int64_t prefill_tokens) {
   StepShape shape;
   shape.decode = decode;
-  shape.tokens = decode ? 1 : 512;
+  shape.tokens = decode ? 1 : prefill_tokens;
   const AttentionShape s;
   GraphBuilder b(decode ? "attention-block-decode" : "attention-block-prefill");
   RandomWeights w(b, seed);
@@ -129,7 +134,7 @@ absl::StatusOr<Graph> MakeAttentionBlock(bool decode, uint64_t seed) {
                 absl::StrCat("One Qwen3-0.6B-shaped decoder layer (hidden 1024, 16 query / 8 KV "
                              "heads of 128, SwiGLU 3072), ",
                              decode ? "decoding one token against a 4096-row f16 KV cache"
-                                    : "prefilling the first 512 tokens of a sequence"));
+                                    : absl::StrCat("prefilling the first ", prefill_tokens, " tokens of a sequence")));
   return b.Build();
 }
 

@@ -65,6 +65,6 @@ Tensor MlpLayer(GraphBuilder& b, RandomWeights& w, const std::string& prefix, Te
 Tensor AttentionLayer(GraphBuilder& b, RandomWeights& w, const std::string& prefix, Tensor x,
                       const StepInputs& in, const AttentionShape& s);
 
-absl::StatusOr<Graph> MakeAttentionBlock(bool decode, uint64_t seed);
+absl::StatusOr<Graph> MakeAttentionBlock(bool decode, uint64_t seed, int64_t prefill_tokens = 512);
 
 }  // namespace kiln::examples

@@ -28,4 +28,10 @@ std::vector<std::string> ExampleNames();
 // for an unknown name.
 absl::StatusOr<Graph> MakeExample(absl::string_view name, uint64_t seed);
 
+struct ExampleOptions {
+  uint64_t seed = 0;
+  int64_t prefill_tokens = 512;  // tokens of a prefill form (1..4096)
+};
+absl::StatusOr<Graph> MakeExample(absl::string_view name, const ExampleOptions& options);
+
 }  // namespace kiln

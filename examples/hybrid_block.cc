@@ -91,10 +91,10 @@ Tensor GdnLayer(GraphBuilder& b, RandomWeights& w, const std::string& p, Tensor 
 
 }  // namespace
 
-absl::StatusOr<Graph> MakeHybridBlock(bool decode, uint64_t seed) {
+absl::StatusOr<Graph> MakeHybridBlock(bool decode, uint64_t seed, int64_t prefill_tokens) {
   StepShape shape;
   shape.decode = decode;
-  shape.tokens = decode ? 1 : 512;
+  shape.tokens = decode ? 1 : prefill_tokens;
   const AttentionShape a;
   const GdnShape g;
   GraphBuilder b(decode ? "hybrid-block-decode" : "hybrid-block-prefill");
@@ -114,7 +114,7 @@ absl::StatusOr<Graph> MakeHybridBlock(bool decode, uint64_t seed) {
                    "/ 8 KV heads of 128), each with a SwiGLU MLP of 3072, ",
                    decode ? "decoding one token (carried conv and recurrent states, 4096-row "
                             "f16 KV cache)"
-                          : "prefilling the first 512 tokens of a sequence"));
+                          : absl::StrCat("prefilling the first ", prefill_tokens, " tokens of a sequence")));
   return b.Build();
 }
 

@@ -9,6 +9,6 @@
 
 namespace kiln::examples {
 
-absl::StatusOr<Graph> MakeHybridBlock(bool decode, uint64_t seed);
+absl::StatusOr<Graph> MakeHybridBlock(bool decode, uint64_t seed, int64_t prefill_tokens = 512);
 
 }  // namespace kiln::examples

@@ -4,15 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ops/registry.h"
 
 namespace kiln {
 
 double Tolerance(absl::string_view op, DType input_dtype) {
-  const bool low = input_dtype != DType::kF32 && input_dtype != DType::kI32;
-  if (op == "matmul" || op == "linear" || op == "flash_attn" || op == "gated_delta_net") {
-    return low ? 5e-4 : 1e-6;
-  }
-  return low ? 1e-5 : 1e-7;
+  const OpSchema* schema = FindOp(op);
+  return (schema ? schema->tolerance : OpTolerance{}).For(input_dtype);
 }
 
 Comparison Compare(const TensorView& actual, const TensorView& reference, double tolerance) {

@@ -17,7 +17,8 @@ struct Comparison {
   std::string error;  // why not ok: "NaN at [0,3,1,7] where the reference is 0.25", ...
 };
 
-// OPS.md's tolerance for `op` when its inputs are `dtype` (f32 vs f16/bf16/q8_0).
+// The op schema's tolerance (OpSchema::tolerance, from OPS.md) for `op` when
+// its inputs are `dtype` (f32 vs f16/bf16/q8_0); the default for an unknown op.
 double Tolerance(absl::string_view op, DType input_dtype);
 
 // Compares two tensors of the same dims (any dtypes, any strides).

@@ -9,6 +9,36 @@
 #include "ops/op_families.h"
 
 namespace kiln {
+
+absl::StatusOr<Conv1dCausalParams> ResolveConv1dCausal(const ParamContext& ctx) {
+  if (absl::Status st = ctx.CheckWithSchema(); !st.ok()) return st;
+  const TensorLayout& x = ctx.input(kConvX);
+  const TensorLayout& w = ctx.input(kConvWeight);
+  if (!x.present || x.rank != 3) return ctx.InputError(kConvX, "must be [B, T, C] (rank 3)");
+  if (!w.present || w.rank != 2) return ctx.InputError(kConvWeight, "must be [C, K]");
+  Conv1dCausalParams p;
+  p.B = x.dims[0], p.T = x.dims[1], p.C = x.dims[2], p.K = w.dims[1];
+  p.silu = ctx.node().GetBool("silu");
+  p.x = x;
+  p.weight = w;
+  p.state = ctx.input(kConvState);
+  p.has_state = p.state.present;
+  const int64_t state_dims[3] = {p.B, p.K - 1, p.C};
+  p.out = ctx.has_outputs() ? ctx.output(kConvOut) : LayoutOf(x.dtype, absl::MakeConstSpan(x.dims.data(), x.rank));
+  p.new_state = ctx.has_outputs() ? ctx.output(kConvNewState)
+                                  : LayoutOf(p.has_state ? p.state.dtype : x.dtype, state_dims);
+  return p;
+}
+
+absl::StatusOr<Conv1dCausalParams> ResolveConv1dCausal(const Graph& graph, const Node& node) {
+  return ResolveConv1dCausal(ParamContext(graph, node));
+}
+
+absl::StatusOr<Conv1dCausalParams> ResolveConv1dCausal(const Node& node, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  return ResolveConv1dCausal(ParamContext(node, inputs, outputs));
+}
+
 namespace {
 
 absl::Status InferConv(InferContext& ctx) {
@@ -43,8 +73,11 @@ absl::Status ConvReference(const Node& node, absl::Span<const TensorView> in,
   const TensorView state = in.size() > kConvState ? in[kConvState] : TensorView{};
   const TensorView& y = out[kConvOut];
   const TensorView& new_state = out[kConvNewState];
-  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1);
-  const bool silu = node.GetBool("silu");
+  auto params = ResolveConv1dCausal(node, in, out);
+  if (!params.ok()) return params.status();
+  const Conv1dCausalParams& prm = *params;
+  const int64_t B = prm.B, T = prm.T, C = prm.C, K = prm.K;
+  const bool silu = prm.silu;
   // xpad for one batch row: K-1 state rows then T rows of x. Reading it all
   // first makes new_state aliasing state harmless.
   std::vector<double> xpad((K - 1 + T) * C);

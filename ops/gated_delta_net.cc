@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <limits>
+#include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -18,34 +20,45 @@ GdnHeadMap GdnHeadMapOf(const Node& node) {
 
 namespace {
 
-// A node may list fewer inputs than the schema when trailing optional ones
-// are absent; those read as absent views.
-TensorView OptionalInput(absl::Span<const TensorView> inputs, int i) {
-  return i < static_cast<int>(inputs.size()) ? inputs[i] : TensorView{};
+bool SameDims(const TensorLayout& l, std::initializer_list<int64_t> dims) {
+  if (l.rank != static_cast<int>(dims.size())) return false;
+  int i = 0;
+  for (int64_t d : dims) {
+    if (l.dims[i++] != d) return false;
+  }
+  return true;
 }
 
-absl::Status InferGatedDeltaNet(InferContext& ctx) {
-  const TensorType* q = ctx.input(kGdnQ);
-  const TensorType* k = ctx.input(kGdnK);
-  const TensorType* v = ctx.input(kGdnV);
-  const TensorType* g = ctx.input(kGdnG);
-  const TensorType* beta = ctx.input(kGdnBeta);
-  const TensorType* state = ctx.input(kGdnState);
+std::string Dims(std::initializer_list<int64_t> dims) { return ShapeString(std::vector<int64_t>(dims)); }
 
-  if (q->dims.size() != 4) return ctx.InputError(kGdnQ, "must be [B,T,Hk,K]");
-  if (!IsFloat(q->dtype)) return ctx.InputError(kGdnQ, "must be f32, f16 or bf16");
-  const int64_t B = q->dims[0], T = q->dims[1], Hk = q->dims[2], K = q->dims[3];
-  if (Hk < 1 || K < 1) return ctx.InputError(kGdnQ, "needs Hk >= 1 and K >= 1");
+}  // namespace
 
-  if (k->dims != q->dims || k->dtype != q->dtype) {
-    return ctx.InputError(kGdnK, absl::StrCat("must have q's dtype and shape: ",
-                                              DTypeName(q->dtype), " ", ShapeString(q->dims)));
+absl::StatusOr<GdnParams> ResolveGatedDeltaNet(const ParamContext& ctx) {
+  if (!ctx.status().ok()) return ctx.status();
+  const TensorLayout& q = ctx.input(kGdnQ);
+  const TensorLayout& k = ctx.input(kGdnK);
+  const TensorLayout& v = ctx.input(kGdnV);
+  const TensorLayout& g = ctx.input(kGdnG);
+  const TensorLayout& beta = ctx.input(kGdnBeta);
+  const TensorLayout& state = ctx.input(kGdnState);
+  if (!q.present || !k.present || !v.present || !g.present || !beta.present) {
+    return ctx.Error("needs inputs q, k, v, g and beta");
   }
 
-  if (v->dims.size() != 4) return ctx.InputError(kGdnV, "must be [B,T,Hv,V]");
-  if (!IsFloat(v->dtype)) return ctx.InputError(kGdnV, "must be f32, f16 or bf16");
-  const int64_t Hv = v->dims[2], V = v->dims[3];
-  if (v->dims[0] != B || v->dims[1] != T) {
+  if (q.rank != 4) return ctx.InputError(kGdnQ, "must be [B,T,Hk,K]");
+  if (!IsFloat(q.dtype)) return ctx.InputError(kGdnQ, "must be f32, f16 or bf16");
+  const int64_t B = q.dims[0], T = q.dims[1], Hk = q.dims[2], K = q.dims[3];
+  if (Hk < 1 || K < 1) return ctx.InputError(kGdnQ, "needs Hk >= 1 and K >= 1");
+
+  if (!SameDims(k, {B, T, Hk, K}) || k.dtype != q.dtype) {
+    return ctx.InputError(kGdnK, absl::StrCat("must have q's dtype and shape: ",
+                                              DTypeName(q.dtype), " ", Dims({B, T, Hk, K})));
+  }
+
+  if (v.rank != 4) return ctx.InputError(kGdnV, "must be [B,T,Hv,V]");
+  if (!IsFloat(v.dtype)) return ctx.InputError(kGdnV, "must be f32, f16 or bf16");
+  const int64_t Hv = v.dims[2], V = v.dims[3];
+  if (v.dims[0] != B || v.dims[1] != T) {
     return ctx.InputError(kGdnV, absl::StrCat("must be [B,T,Hv,V] with B=", B, " and T=", T,
                                               " as in q"));
   }
@@ -55,22 +68,61 @@ absl::Status InferGatedDeltaNet(InferContext& ctx) {
                                               Hk, " q/k heads (Hv % Hk == 0)"));
   }
 
-  const std::vector<int64_t> gda = {B, T, Hv}, kda = {B, T, Hv, K};
-  if (g->dtype != DType::kF32) return ctx.InputError(kGdnG, "must be f32");
-  if (g->dims != gda && g->dims != kda) {
-    return ctx.InputError(kGdnG, absl::StrCat("must be ", ShapeString(gda), " (GDA) or ",
-                                              ShapeString(kda), " (KDA)"));
+  if (g.dtype != DType::kF32) return ctx.InputError(kGdnG, "must be f32");
+  const bool gda = SameDims(g, {B, T, Hv}), kda = SameDims(g, {B, T, Hv, K});
+  if (!gda && !kda) {
+    return ctx.InputError(kGdnG, absl::StrCat("must be ", Dims({B, T, Hv}), " (GDA) or ",
+                                              Dims({B, T, Hv, K}), " (KDA)"));
   }
-  if (beta->dtype != DType::kF32 || beta->dims != gda) {
-    return ctx.InputError(kGdnBeta, absl::StrCat("must be f32 ", ShapeString(gda)));
+  if (beta.dtype != DType::kF32 || !SameDims(beta, {B, T, Hv})) {
+    return ctx.InputError(kGdnBeta, absl::StrCat("must be f32 ", Dims({B, T, Hv})));
   }
+  if (state.present && (state.dtype != DType::kF32 || !SameDims(state, {B, Hv, K, V}))) {
+    return ctx.InputError(kGdnState, absl::StrCat("must be f32 ", Dims({B, Hv, K, V})));
+  }
+  const int64_t out_dims[4] = {B, T, Hv, V}, state_dims[4] = {B, Hv, K, V};
+  if (auto st = CheckOutput(ctx, kGdnOut, v.dtype, out_dims); !st.ok()) return st;
+  if (auto st = CheckOutput(ctx, kGdnFinalState, DType::kF32, state_dims); !st.ok()) return st;
 
-  const std::vector<int64_t> state_dims = {B, Hv, K, V};
-  if (state != nullptr && (state->dtype != DType::kF32 || state->dims != state_dims)) {
-    return ctx.InputError(kGdnState, absl::StrCat("must be f32 ", ShapeString(state_dims)));
-  }
+  const Node& node = ctx.node();
+  GdnParams p;
+  p.B = B, p.T = T, p.Hk = Hk, p.Hv = Hv, p.K = K, p.V = V;
+  p.group = Hv / Hk;
+  p.kda = kda;
+  p.head_map = GdnHeadMapOf(node);
+  p.scale = EffectiveScale(node, K);
+  p.l2norm_qk = node.GetBool("l2norm_qk");
+  p.has_state = state.present;
+  p.q = q, p.k = k, p.v = v, p.g = g, p.beta = beta, p.state = state;
+  p.out = ctx.has_outputs() ? ctx.output(kGdnOut) : LayoutOf(v.dtype, out_dims);
+  p.final_state =
+      ctx.has_outputs() ? ctx.output(kGdnFinalState) : LayoutOf(DType::kF32, state_dims);
+  return p;
+}
 
-  ctx.outputs = {TensorType{v->dtype, {B, T, Hv, V}}, TensorType{DType::kF32, state_dims}};
+absl::StatusOr<GdnParams> ResolveGatedDeltaNet(const Graph& graph, const Node& node) {
+  return ResolveGatedDeltaNet(ParamContext(graph, node));
+}
+
+absl::StatusOr<GdnParams> ResolveGatedDeltaNet(const Node& node,
+                                               absl::Span<const TensorView> inputs,
+                                               absl::Span<const TensorView> outputs) {
+  return ResolveGatedDeltaNet(ParamContext(node, inputs, outputs));
+}
+
+namespace {
+
+// A node may list fewer inputs than the schema when trailing optional ones
+// are absent; those read as absent views.
+TensorView OptionalInput(absl::Span<const TensorView> inputs, int i) {
+  return i < static_cast<int>(inputs.size()) ? inputs[i] : TensorView{};
+}
+
+absl::Status InferGatedDeltaNet(InferContext& ctx) {
+  auto p = ResolveGatedDeltaNet(ParamContext(ctx));
+  if (!p.ok()) return p.status();
+  ctx.outputs = {TensorType{p->v.dtype, {p->B, p->T, p->Hv, p->V}},
+                 TensorType{DType::kF32, {p->B, p->Hv, p->K, p->V}}};
   return absl::OkStatus();
 }
 
@@ -103,18 +155,19 @@ absl::Status ReferenceGatedDeltaNet(const Node& node, absl::Span<const TensorVie
   const TensorView& out = outputs[kGdnOut];
   const TensorView& final_state = outputs[kGdnFinalState];
 
-  const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3);
-  const int64_t Hv = v.dim(2), V = v.dim(3);
-  const double scale = EffectiveScale(node, K);
-  const bool l2norm = node.GetBool("l2norm_qk");
-  const GdnHeadMap map = GdnHeadMapOf(node);
-  const bool kda = GdnIsKda(g.rank);
+  auto params = ResolveGatedDeltaNet(node, inputs, outputs);
+  if (!params.ok()) return params.status();
+  const GdnParams& p = *params;
+  const int64_t B = p.B, T = p.T, K = p.K, Hv = p.Hv, V = p.V;
+  const double scale = p.scale;
+  const bool l2norm = p.l2norm_qk;
+  const bool kda = p.kda;
 
   std::vector<double> S(K * V);  // S[i * V + j]: key index i, value index j
   std::vector<double> u(V), d(V);
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t hv = 0; hv < Hv; ++hv) {
-      const int64_t kh = GdnKeyHead(hv, Hv, Hk, map);
+      const int64_t kh = p.key_head(hv);
       // The whole (b,hv) state is read before final_state[b,hv] is written,
       // so final_state may alias state.
       for (int64_t i = 0; i < K; ++i) {
@@ -182,6 +235,7 @@ void RegisterGatedDeltaNetOps(std::vector<OpSchema>& ops) {
   };
   s.infer = InferGatedDeltaNet;
   s.reference = ReferenceGatedDeltaNet;
+  s.tolerance = kReductionTolerance;
   s.inplace = {{kGdnState, kGdnFinalState}};
   ops.push_back(std::move(s));
 }

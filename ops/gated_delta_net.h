@@ -8,8 +8,13 @@
 
 #include <cstdint>
 
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "graph/graph.h"
 #include "graph/node.h"
+#include "graph/tensor_view.h"
 #include "ops/attention_scale.h"  // EffectiveScale(node, K)
+#include "ops/op_params.h"
 
 namespace kiln {
 
@@ -41,5 +46,34 @@ inline int64_t GdnKeyHead(int64_t hv, int64_t num_v_heads, int64_t num_k_heads,
 
 // KDA (a per-key gate g [B,T,Hv,K]) rather than GDA (g [B,T,Hv]).
 inline bool GdnIsKda(int g_rank) { return g_rank == 4; }
+
+// Everything a backend needs of a gated_delta_net node, resolved once
+// (shapes, dtypes, attributes with their defaults, GDA/KDA, strides), with the
+// node's checks. Every backend reads this instead of the node.
+struct GdnParams {
+  int64_t B = 0, T = 0, Hk = 0, Hv = 0, K = 0, V = 0;
+  int64_t group = 1;  // Hv / Hk: value heads per q/k head
+  bool kda = false;   // per-key gate g [B,T,Hv,K] (KDA); else g [B,T,Hv] (GDA)
+  GdnHeadMap head_map = GdnHeadMap::kGrouped;
+  double scale = 1;   // the attribute, or 1/sqrt(K) when it is 0
+  bool l2norm_qk = false;
+  bool has_state = false;
+  // Operands: q, k [B,T,Hk,K] (same dtype), v [B,T,Hv,V], g (f32), beta
+  // [B,T,Hv] f32, state [B,Hv,K,V] f32 (absent: present == false), out
+  // [B,T,Hv,V] (dtype of v), final_state [B,Hv,K,V] f32 (may alias state).
+  TensorLayout q, k, v, g, beta, state, out, final_state;
+
+  int64_t key_head(int64_t hv) const { return GdnKeyHead(hv, Hv, Hk, head_map); }
+};
+
+// Resolves and checks a gated_delta_net node of a graph (a backend's
+// supports() or Prepare): layouts carry view offsets and storage ids.
+absl::StatusOr<GdnParams> ResolveGatedDeltaNet(const Graph& graph, const Node& node);
+// The same from kernel views (the reference, CPU kernels: once per call).
+absl::StatusOr<GdnParams> ResolveGatedDeltaNet(const Node& node,
+                                               absl::Span<const TensorView> inputs,
+                                               absl::Span<const TensorView> outputs);
+// The same from any ParamContext (inference uses this).
+absl::StatusOr<GdnParams> ResolveGatedDeltaNet(const ParamContext& ctx);
 
 }  // namespace kiln

@@ -4,13 +4,68 @@
 // Both output f32 whatever the input dtypes: backends must accumulate in at
 // least f32 (the reference accumulates in f64) and write f32; a cast node
 // follows when a graph wants f16/bf16 activations.
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "ops/broadcast.h"
 #include "ops/op_families.h"
+#include "ops/matmul.h"
 
 namespace kiln {
+
+absl::StatusOr<MatmulParams> ResolveMatmul(const ParamContext& ctx) {
+  if (absl::Status st = ctx.CheckWithSchema(); !st.ok()) return st;
+  const TensorLayout& a = ctx.input(0);
+  const TensorLayout& b = ctx.input(1);
+  MatmulParams p;
+  p.linear = ctx.node().op == "linear";
+  if (!a.present || a.rank < (p.linear ? 1 : 2)) return ctx.InputError(0, "rank is too low");
+  if (!b.present || b.rank < 2) return ctx.InputError(1, "rank is too low");
+  p.a = a;
+  p.b = b;
+  p.weight_dtype = b.dtype;
+  std::vector<int64_t> out_dims;
+  if (p.linear) {
+    p.K = a.dims[a.rank - 1];
+    p.N = b.dims[0];
+    p.M = 1;
+    for (int d = 0; d + 1 < a.rank; ++d) p.M *= a.dims[d];
+    p.bias = ctx.input(kLinearBias);
+    p.has_bias = p.bias.present;
+    out_dims.assign(a.dims.begin(), a.dims.begin() + a.rank);
+    out_dims.back() = p.N;
+  } else {
+    p.M = a.dims[a.rank - 2];
+    p.K = a.dims[a.rank - 1];
+    p.N = b.dims[b.rank - 1];
+    p.batch_rank = std::max(a.rank, b.rank) - 2;
+    const int la = p.batch_rank - (a.rank - 2), lb = p.batch_rank - (b.rank - 2);
+    for (int d = 0; d < p.batch_rank; ++d) {
+      const int64_t da = d >= la ? a.dims[d - la] : 1, db = d >= lb ? b.dims[d - lb] : 1;
+      p.batch_dims[d] = std::max(da, db);
+      if (da == 0 || db == 0) p.batch_dims[d] = 0;
+      p.a_batch_strides[d] = d >= la && da != 1 ? a.strides[d - la] : 0;
+      p.b_batch_strides[d] = d >= lb && db != 1 ? b.strides[d - lb] : 0;
+      p.batch *= p.batch_dims[d];
+      out_dims.push_back(p.batch_dims[d]);
+    }
+    out_dims.push_back(p.M);
+    out_dims.push_back(p.N);
+  }
+  p.out = ctx.has_outputs() ? ctx.output(0) : LayoutOf(DType::kF32, out_dims);
+  return p;
+}
+
+absl::StatusOr<MatmulParams> ResolveMatmul(const Graph& graph, const Node& node) {
+  return ResolveMatmul(ParamContext(graph, node));
+}
+
+absl::StatusOr<MatmulParams> ResolveMatmul(const Node& node, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  return ResolveMatmul(ParamContext(node, inputs, outputs));
+}
+
 namespace {
 
 absl::Status CheckFloat(const InferContext& ctx, int i) {
@@ -122,9 +177,11 @@ absl::Status LinearReference(const Node& node, absl::Span<const TensorView> in,
 
 void RegisterMatmulOps(std::vector<OpSchema>& ops) {
   ops.push_back({.name = "matmul", .inputs = {{"a"}, {"b"}}, .outputs = {"out"},
-                 .infer = InferMatmul, .reference = MatmulReference});
+                 .infer = InferMatmul, .reference = MatmulReference,
+                 .tolerance = kReductionTolerance});
   ops.push_back({.name = "linear", .inputs = {{"x"}, {"weight"}, {"bias", true}}, .outputs = {"out"},
-                 .infer = InferLinear, .reference = LinearReference});
+                 .infer = InferLinear, .reference = LinearReference,
+                 .tolerance = kReductionTolerance});
 }
 
 }  // namespace kiln

@@ -13,8 +13,41 @@
 
 #include "absl/strings/str_cat.h"
 #include "ops/op_families.h"
+#include "ops/norm.h"
 
 namespace kiln {
+
+absl::StatusOr<NormParams> ResolveNorm(const ParamContext& ctx) {
+  if (absl::Status st = ctx.CheckWithSchema(); !st.ok()) return st;
+  const TensorLayout& x = ctx.input(kNormX);
+  if (!x.present || x.rank < 1) return ctx.InputError(kNormX, "must be [..., C]");
+  const Node& node = ctx.node();
+  NormParams p;
+  p.kind = node.op == "layer_norm" ? NormKind::kLayer
+           : node.op == "l2_norm"  ? NormKind::kL2
+                                   : NormKind::kRms;
+  p.C = x.dims[x.rank - 1];
+  p.rows = 1;
+  for (int d = 0; d + 1 < x.rank; ++d) p.rows *= x.dims[d];
+  p.eps = node.GetFloat("eps");
+  p.x = x;
+  p.weight = ctx.input(kNormWeight);
+  p.bias = ctx.input(kNormBias);
+  p.has_weight = p.weight.present;
+  p.has_bias = p.bias.present;
+  p.out = ctx.has_outputs() ? ctx.output(0) : LayoutOf(x.dtype, absl::MakeConstSpan(x.dims.data(), x.rank));
+  return p;
+}
+
+absl::StatusOr<NormParams> ResolveNorm(const Graph& graph, const Node& node) {
+  return ResolveNorm(ParamContext(graph, node));
+}
+
+absl::StatusOr<NormParams> ResolveNorm(const Node& node, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  return ResolveNorm(ParamContext(node, inputs, outputs));
+}
+
 namespace {
 
 absl::Status InferNorm(InferContext& ctx) {
@@ -44,7 +77,10 @@ absl::Status NormReference(const Node& node, absl::Span<const TensorView> in,
   const TensorView &x = in[0], &y = out[0];
   const TensorView* weight = in.size() > 1 && in[1].present() ? &in[1] : nullptr;
   const TensorView* bias = in.size() > 2 && in[2].present() ? &in[2] : nullptr;
-  const double eps = node.GetFloat("eps");
+  auto params = ResolveNorm(node, in, out);
+  if (!params.ok()) return params.status();
+  const NormParams& prm = *params;
+  const double eps = prm.eps;
   const int64_t cols = x.dim(-1);
   std::array<int64_t, kMaxRank> rows = x.dims;
   rows[x.rank - 1] = 1;

@@ -77,6 +77,22 @@ using ReferenceFn = absl::Status (*)(const Node& node,
                                      absl::Span<const TensorView> inputs,
                                      absl::Span<const TensorView> outputs);
 
+// Conformance tolerance of an op (docs/OPS.md): the largest NMSE a backend's
+// output may have against the reference, for f32 inputs and for f16, bf16 or
+// q8_0 inputs.
+struct OpTolerance {
+  double f32 = 1e-7;
+  double low_precision = 1e-5;  // f16 / bf16 / q8_0
+
+  double For(DType input_dtype) const {
+    const bool low = input_dtype != DType::kF32 && input_dtype != DType::kI32;
+    return low ? low_precision : f32;
+  }
+};
+
+// matmul, linear, flash_attn, gated_delta_net: long f32 reductions.
+inline constexpr OpTolerance kReductionTolerance{1e-6, 5e-4};
+
 struct OpSchema {
   std::string name;
   std::vector<InputSpec> inputs;
@@ -89,6 +105,8 @@ struct OpSchema {
   // op's reference and kernels give the right result when that output
   // aliases that input (a state updated in place: KV cache, GDN state).
   std::vector<std::pair<int, int>> inplace;
+  // What conformance allows (default: elementwise, norms, rope, copies).
+  OpTolerance tolerance;
 };
 
 // Checks a node's attributes against the schema (unknown names, types,

@@ -7,6 +7,38 @@
 #include "ops/rope.h"
 
 namespace kiln {
+
+absl::StatusOr<RopeParams> ResolveRope(const ParamContext& ctx) {
+  if (absl::Status st = ctx.CheckWithSchema(); !st.ok()) return st;
+  const TensorLayout& x = ctx.input(kRopeX);
+  const TensorLayout& pos = ctx.input(kRopePositions);
+  if (!x.present || x.rank != 4) return ctx.InputError(kRopeX, "must be [B, T, H, D] (rank 4)");
+  if (!pos.present || pos.rank < 1 || pos.rank > 2) {
+    return ctx.InputError(kRopePositions, "must be [T] or [B, T]");
+  }
+  const Node& node = ctx.node();
+  RopeParams p;
+  p.B = x.dims[0], p.T = x.dims[1], p.H = x.dims[2], p.D = x.dims[3];
+  p.rotary_dim = RopeRotaryDim(node, p.D);
+  p.half = p.rotary_dim / 2;
+  p.theta = node.GetFloat("theta");
+  p.interleaved = RopeInterleaved(node);
+  p.positions_per_batch = pos.rank == 2;
+  p.x = x;
+  p.positions = pos;
+  p.out = ctx.has_outputs() ? ctx.output(0) : LayoutOf(x.dtype, absl::MakeConstSpan(x.dims.data(), x.rank));
+  return p;
+}
+
+absl::StatusOr<RopeParams> ResolveRope(const Graph& graph, const Node& node) {
+  return ResolveRope(ParamContext(graph, node));
+}
+
+absl::StatusOr<RopeParams> ResolveRope(const Node& node, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  return ResolveRope(ParamContext(node, inputs, outputs));
+}
+
 namespace {
 
 absl::Status InferRope(InferContext& ctx) {
@@ -40,11 +72,14 @@ absl::Status RopeReference(const Node& node, absl::Span<const TensorView> in,
   const TensorView& x = in[kRopeX];
   const TensorView& pos = in[kRopePositions];
   const TensorView& y = out[0];
-  const int64_t D = x.dim(3);
-  const int64_t rd = RopeRotaryDim(node, D);
-  const int64_t half = rd / 2;
-  const bool interleaved = RopeInterleaved(node);
-  const double theta = node.GetFloat("theta");
+  auto params = ResolveRope(node, in, out);
+  if (!params.ok()) return params.status();
+  const RopeParams& prm = *params;
+  const int64_t D = prm.D;
+  const int64_t rd = prm.rotary_dim;
+  const int64_t half = prm.half;
+  const bool interleaved = prm.interleaved;
+  const double theta = prm.theta;
   std::vector<double> row(D);
   ForEachIndex(3, x.dims, [&](const int64_t* bth) {
     const int64_t b = bth[0], t = bth[1];

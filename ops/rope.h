@@ -14,6 +14,11 @@
 #include <cstdint>
 
 #include "graph/node.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "graph/graph.h"
+#include "graph/tensor_view.h"
+#include "ops/op_params.h"
 
 namespace kiln {
 
@@ -35,5 +40,22 @@ inline bool RopeInterleaved(const Node& node) {
 inline double RopeInvFreq(double theta, int64_t pair, int64_t rotary_dim) {
   return std::pow(theta, -2.0 * static_cast<double>(pair) / static_cast<double>(rotary_dim));
 }
+
+struct RopeParams {
+  int64_t B = 0, T = 0, H = 0, D = 0;
+  int64_t rotary_dim = 0;  // resolved: the attribute, or D when it is 0
+  int64_t half = 0;        // rotary_dim / 2 pairs per head
+  double theta = 10000;
+  bool interleaved = false;          // pairs (2i, 2i+1); else neox (i, i + half)
+  bool positions_per_batch = false;  // positions [B,T]; else [T] shared by every b
+  TensorLayout x, positions, out;
+
+  double inv_freq(int64_t pair) const { return RopeInvFreq(theta, pair, rotary_dim); }
+};
+
+absl::StatusOr<RopeParams> ResolveRope(const Graph& graph, const Node& node);
+absl::StatusOr<RopeParams> ResolveRope(const Node& node, absl::Span<const TensorView> inputs,
+                                       absl::Span<const TensorView> outputs);
+absl::StatusOr<RopeParams> ResolveRope(const ParamContext& ctx);
 
 }  // namespace kiln

@@ -10,8 +10,46 @@
 #include "absl/strings/str_cat.h"
 #include "ops/broadcast.h"
 #include "ops/op_families.h"
+#include "ops/softmax.h"
 
 namespace kiln {
+
+absl::StatusOr<SoftmaxParams> ResolveSoftmax(const ParamContext& ctx) {
+  if (absl::Status st = ctx.CheckWithSchema(); !st.ok()) return st;
+  const TensorLayout& x = ctx.input(kSoftmaxX);
+  const TensorLayout& mask = ctx.input(kSoftmaxMask);
+  if (!x.present || x.rank < 1) return ctx.InputError(kSoftmaxX, "must be [..., C]");
+  if (mask.present && mask.rank > x.rank) {
+    return ctx.InputError(kSoftmaxMask, "has a higher rank than input 'x'");
+  }
+  SoftmaxParams p;
+  p.C = x.dims[x.rank - 1];
+  p.rows = 1;
+  for (int d = 0; d + 1 < x.rank; ++d) p.rows *= x.dims[d];
+  p.scale = ctx.node().GetFloat("scale");
+  p.has_mask = mask.present;
+  if (mask.present) {
+    const int lead = x.rank - mask.rank;
+    for (int d = 0; d < mask.rank; ++d) {
+      p.mask_strides[lead + d] = mask.dims[d] == 1 ? 0 : mask.strides[d];
+    }
+    p.mask_scalar = mask.dims[mask.rank - 1] == 1;
+  }
+  p.x = x;
+  p.mask = mask;
+  p.out = ctx.has_outputs() ? ctx.output(0) : LayoutOf(x.dtype, absl::MakeConstSpan(x.dims.data(), x.rank));
+  return p;
+}
+
+absl::StatusOr<SoftmaxParams> ResolveSoftmax(const Graph& graph, const Node& node) {
+  return ResolveSoftmax(ParamContext(graph, node));
+}
+
+absl::StatusOr<SoftmaxParams> ResolveSoftmax(const Node& node, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  return ResolveSoftmax(ParamContext(node, inputs, outputs));
+}
+
 namespace {
 
 absl::Status InferSoftmax(InferContext& ctx) {
@@ -38,7 +76,10 @@ absl::Status SoftmaxReference(const Node& node, absl::Span<const TensorView> in,
                               absl::Span<const TensorView> out) {
   const TensorView &x = in[0], &y = out[0];
   const TensorView* mask = in.size() > 1 && in[1].present() ? &in[1] : nullptr;
-  const double scale = node.GetFloat("scale");
+  auto params = ResolveSoftmax(node, in, out);
+  if (!params.ok()) return params.status();
+  const SoftmaxParams& prm = *params;
+  const double scale = prm.scale;
   const int64_t cols = x.dim(-1);
   std::array<int64_t, kMaxRank> rows = x.dims;
   rows[x.rank - 1] = 1;

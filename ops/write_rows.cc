@@ -9,6 +9,39 @@
 #include "ops/op_families.h"
 
 namespace kiln {
+
+absl::StatusOr<WriteRowsParams> ResolveWriteRows(const ParamContext& ctx) {
+  if (absl::Status st = ctx.CheckWithSchema(); !st.ok()) return st;
+  const TensorLayout& dst = ctx.input(kWriteRowsDst);
+  const TensorLayout& src = ctx.input(kWriteRowsSrc);
+  const TensorLayout& rows = ctx.input(kWriteRowsRows);
+  if (!dst.present || dst.rank < 2) return ctx.InputError(kWriteRowsDst, "must be [..., R, C]");
+  if (!src.present || src.rank != dst.rank) return ctx.InputError(kWriteRowsSrc, "must be [..., n, C]");
+  if (!rows.present || rows.rank != 1) return ctx.InputError(kWriteRowsRows, "must be i32 [n]");
+  WriteRowsParams p;
+  p.lead_rank = dst.rank - 2;
+  for (int d = 0; d < p.lead_rank; ++d) p.lead *= dst.dims[d];
+  p.R = dst.dims[dst.rank - 2];
+  p.C = dst.dims[dst.rank - 1];
+  p.n = rows.dims[0];
+  p.convert = src.dtype != dst.dtype;
+  p.row_bytes = RowBytes(dst.dtype, p.C);
+  p.dst = dst;
+  p.src = src;
+  p.rows = rows;
+  p.out = ctx.has_outputs() ? ctx.output(0) : LayoutOf(dst.dtype, absl::MakeConstSpan(dst.dims.data(), dst.rank));
+  return p;
+}
+
+absl::StatusOr<WriteRowsParams> ResolveWriteRows(const Graph& graph, const Node& node) {
+  return ResolveWriteRows(ParamContext(graph, node));
+}
+
+absl::StatusOr<WriteRowsParams> ResolveWriteRows(const Node& node, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  return ResolveWriteRows(ParamContext(node, inputs, outputs));
+}
+
 namespace {
 
 absl::Status InferWriteRows(InferContext& ctx) {
@@ -43,7 +76,10 @@ absl::Status WriteRowsReference(const Node& node, absl::Span<const TensorView> i
   const TensorView& rows = in[kWriteRowsRows];
   const TensorView& y = out[0];
   const int rank = dst.rank;
-  const int64_t R = dst.dim(-2), C = dst.dim(-1), n = rows.dim(0);
+  auto params = ResolveWriteRows(node, in, out);
+  if (!params.ok()) return params.status();
+  const WriteRowsParams& prm = *params;
+  const int64_t R = prm.R, C = prm.C, n = prm.n;
   // Check every index before writing: a failed call leaves an in-place
   // buffer untouched.
   std::vector<int64_t> index(n);

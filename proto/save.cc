@@ -11,7 +11,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "graph/validate.h"
-#include "proto/atomic_file.h"
+#include "base/atomic_file.h"
 #include "proto/graph_io.h"
 #include "proto/kiln.pb.h"
 

@@ -593,7 +593,8 @@ Trace Executable::trace() const {
     t.args = {{"created", absl::StrCat(created)},
               {"cache_hits", absl::StrCat(e.after.cache_hits - e.before.cache_hits)},
               {"disk_hits", absl::StrCat(e.after.disk_hits - e.before.disk_hits)},
-              {"compile_ms", absl::StrCat(e.after.compile_ms - e.before.compile_ms)}};
+              {"compile_ms", absl::StrCat(e.after.compile_ms - e.before.compile_ms)},
+              {"disk_ms", absl::StrCat(e.after.disk_ms - e.before.disk_ms)}};
     trace.events.push_back(std::move(t));
   }
   for (const RunEvent& e : run_events_) {

@@ -23,7 +23,7 @@
 #include "conformance/runner.h"
 #include "ops/registry.h"
 #include "tools/args.h"
-#include "tools/atomic_file.h"
+#include "base/atomic_file.h"
 #include "tools/command.h"
 
 namespace kiln::tools {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backends/cache_dir.h"
+#include "backends/disk_cache.h"
 #include "backends/registry.h"
 #include "tools/args.h"
 #include "tools/command.h"
@@ -55,7 +56,12 @@ int InfoCommand(const std::vector<std::string>& argv) {
   }
   const std::string cache_dir = PipelineCacheDir();
   std::printf("\npipeline cache  %s\n",
-              cache_dir.empty() ? "(none: set KILN_CACHE_DIR)" : cache_dir.c_str());
+              cache_dir.empty() ? "(off: KILN_CACHE_DIR is empty or \"off\", or there is no HOME)" : cache_dir.c_str());
+  if (!cache_dir.empty()) {
+    const DiskCache disk(DiskCacheOptions::FromEnvironment());
+    std::printf("                %.1f MiB used of %.1f MiB (KILN_CACHE_MAX_BYTES)\n",
+                static_cast<double>(disk.UsedBytes()) / (1 << 20), static_cast<double>(disk.max_bytes()) / (1 << 20));
+  }
   return kExitOk;
 }
 

@@ -17,6 +17,7 @@ const FlagSpec kFlags[] = {
     {"output", "FILE", "where to write the graph (required)", false, 'o'},
     {"seed", "S", "seed of the random weights (default 0)"},
     {"external-weights", "", "put large weights in FILE.weights, mapped on load"},
+    {"tokens", "N", "tokens a prefill form takes (default 512)"},
     {"list", "", "print the example names and exit"},
 };
 
@@ -47,7 +48,12 @@ int MakeExampleCommand(const std::vector<std::string>& argv) {
   auto seed = args->GetInt("seed", 0, 0, INT64_MAX);
   if (!seed.ok()) return Fail(kExitUsage, absl::StrCat("make-example: ", seed.status().message()));
 
-  auto graph = MakeExample(args->positional[0], static_cast<uint64_t>(*seed));
+  auto tokens = args->GetInt("tokens", 512, 1, 4096);
+  if (!tokens.ok()) return Fail(kExitUsage, absl::StrCat("make-example: ", tokens.status().message()));
+  ExampleOptions example;
+  example.seed = static_cast<uint64_t>(*seed);
+  example.prefill_tokens = *tokens;
+  auto graph = MakeExample(args->positional[0], example);
   if (!graph.ok()) {
     if (absl::IsNotFound(graph.status())) {
       return Fail(kExitUsage, absl::StrCat("make-example: unknown example '", args->positional[0],

@@ -8,7 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "graph/validate.h"
-#include "tools/atomic_file.h"
+#include "base/atomic_file.h"
+#include "base/read_file.h"
 
 namespace kiln::tools {
 namespace {

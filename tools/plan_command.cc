@@ -16,7 +16,7 @@
 #include "proto/graph_io.h"
 #include "scheduler/execution_plan.h"
 #include "tools/args.h"
-#include "tools/atomic_file.h"
+#include "base/atomic_file.h"
 #include "tools/command.h"
 
 namespace kiln::tools {

@@ -22,8 +22,9 @@
 #include "proto/graph_io.h"
 #include "scheduler/executor.h"
 #include "tools/args.h"
-#include "tools/atomic_file.h"
+#include "base/atomic_file.h"
 #include "tools/command.h"
+#include "tools/decode_run.h"
 #include "tools/input_values.h"
 #include "tools/npy.h"
 
@@ -41,6 +42,11 @@ const FlagSpec kFlags[] = {
     {"json", "FILE", "also write the report as JSON to FILE"},
     {"profile", "FILE", "write a Chrome trace of the timed runs to FILE (open in Perfetto)"},
     {"strict", "", "fail if a node would not run on the first backend, listing each and why"},
+    {"decode", "FILE", "after FILE (a prefill graph), run this decode graph --steps times over the same "
+                       "weights and states, and print tokens/s for each phase"},
+    {"steps", "N", "decode steps after the prefill, with --decode (default 16)"},
+    {"stats", "", "print start-up costs: prepare time, first-run time and pipelines created, reused, "
+                  "loaded from disk and their compile ms"},
 };
 
 void PrintUsage(FILE* out) {
@@ -174,6 +180,7 @@ struct Settings {
   int64_t iters = 5, warmup = 1, threads = 0, seed = 0;
   std::string backends, output_dir, json, profile;
   bool strict = false;
+  bool stats = false;
   std::vector<std::string> inputs;
 };
 
@@ -200,6 +207,7 @@ absl::StatusOr<Settings> ParseSettings(const ParsedArgs& args) {
   s.json = args.Get("json");
   s.profile = args.Get("profile");
   s.strict = args.has("strict");
+  s.stats = args.has("stats");
   s.inputs = args.GetAll("input");
   return s;
 }
@@ -212,6 +220,8 @@ struct OutputRecord {
 
 struct Report {
   std::vector<double> ms;  // timed runs, sorted
+  double create_ms = 0;    // Executable::Create: placement, memory, weights, pipelines
+  double first_run_ms = 0;
   std::vector<OutputRecord> outputs;
 };
 
@@ -255,9 +265,13 @@ void PrintReport(const Settings& s, const Executable& e, const Report& r) {
 
   for (const auto& b : e.backends()) {
     const PipelineStats p = b->pipeline_stats();
-    std::printf("pipelines %s: created %lld, cache hits %lld, disk hits %lld, compile %.1f ms\n",
+    std::printf("pipelines %s: created %lld, reused %lld, loaded from disk %lld; compile %.1f ms, disk %.1f ms\n",
                 std::string(b->name()).c_str(), static_cast<long long>(p.created),
-                static_cast<long long>(p.cache_hits), static_cast<long long>(p.disk_hits), p.compile_ms);
+                static_cast<long long>(p.cache_hits), static_cast<long long>(p.disk_hits), p.compile_ms, p.disk_ms);
+  }
+  if (s.stats) {
+    std::printf("start-up  prepare %.1f ms (placement, memory, weights, pipelines), first run %.1f ms, "
+                "first result after %.1f ms\n", r.create_ms, r.first_run_ms, r.create_ms + r.first_run_ms);
   }
   std::printf("\n");
   for (const OutputRecord& o : r.outputs) {
@@ -277,13 +291,15 @@ std::string JsonReport(const Settings& s, const Executable& e, const Report& r) 
     const PipelineStats p = b->pipeline_stats();
     j["backends"].push_back({{"name", std::string(b->name())}, {"device", b->device().name},
                              {"pipelines", {{"created", p.created}, {"cache_hits", p.cache_hits},
-                                            {"disk_hits", p.disk_hits}, {"compile_ms", p.compile_ms}}}});
+                                            {"disk_hits", p.disk_hits}, {"compile_ms", p.compile_ms},
+                                            {"disk_ms", p.disk_ms}}}});
   }
   const MemoryPlan& plan = e.memory_plan();
   int in_place = 0;
   for (bool b : plan.state_in_place) in_place += b;
   j["memory"] = {{"arena_bytes", plan.peak_bytes()}, {"naive_bytes", plan.naive_bytes()},
                  {"states_in_place", in_place}};
+  j["startup_ms"] = {{"prepare", r.create_ms}, {"first_run", r.first_run_ms}};
   j["time_ms"] = {{"p50", Percentile(r.ms, 0.5)}, {"p90", Percentile(r.ms, 0.9)}, {"min", r.ms.front()},
                   {"max", r.ms.back()}, {"runs", r.ms}, {"warmup", s.warmup}};
   j["profile"] = json::array();
@@ -338,11 +354,49 @@ absl::StatusOr<std::vector<OutputRecord>> CollectOutputs(const Executable& e, co
   return records;
 }
 
+// --decode: a prefill graph, then decode steps over shared weights and states.
+int RunDecode(const ParsedArgs& args, const Settings& s) {
+  auto usage = [](absl::string_view msg) { return Fail(kExitUsage, absl::StrCat("run: ", msg)); };
+  if (!s.inputs.empty()) return usage("--input cannot be combined with --decode (inputs are random)");
+  auto steps = args.GetInt("steps", 16, 1, 1 << 20);
+  if (!steps.ok()) return usage(steps.status().message());
+  const std::string decode_path = args.Get("decode");
+  auto prefill = LoadGraph(s.path);
+  if (!prefill.ok()) return Fail(kExitRunError, NamingFile(s.path, prefill.status()));
+  auto decode = LoadGraph(decode_path);
+  if (!decode.ok()) return Fail(kExitRunError, NamingFile(decode_path, decode.status()));
+  BackendOptions backend_options;
+  backend_options.threads = static_cast<int>(s.threads);
+  std::vector<std::shared_ptr<Backend>> backends;
+  for (absl::string_view name : absl::StrSplit(s.backends, ',', absl::SkipWhitespace())) {
+    auto backend = CreateBackend(name, backend_options);
+    if (!backend.ok()) return Fail(kExitRunError, backend.status());
+    backends.push_back(std::move(*backend));
+  }
+  if (backends.empty()) return usage("--backend names no backend");
+  for (const auto& b : backends) {
+    std::printf("backend   %s: %s\n", std::string(b->name()).c_str(), b->device().name.c_str());
+  }
+  DecodeRunSettings ds;
+  ds.steps = *steps;
+  ds.rounds = std::max<int64_t>(1, s.iters);
+  ds.seed = static_cast<uint64_t>(s.seed);
+  ds.strict = s.strict;
+  auto report = RunPrefillThenDecode(std::move(*prefill), std::move(*decode), backends, ds);
+  if (!report.ok()) return Fail(kExitRunError, report.status());
+  if (!report->random_inputs.empty()) {
+    std::printf("inputs    random: %s\n", absl::StrJoin(report->random_inputs, ", ").c_str());
+  }
+  PrintDecodeReport(*report);
+  return kExitOk;
+}
+
 int Run(const ParsedArgs& args) {
   auto usage = [](absl::string_view msg) { return Fail(kExitUsage, absl::StrCat("run: ", msg)); };
   auto settings = ParseSettings(args);
   if (!settings.ok()) return usage(settings.status().message());
   const Settings& s = *settings;
+  if (args.has("decode")) return RunDecode(args, s);
 
   auto graph = LoadGraph(s.path);
   if (!graph.ok()) return Fail(kExitRunError, NamingFile(s.path, graph.status()));
@@ -376,8 +430,11 @@ int Run(const ParsedArgs& args) {
   ExecutableOptions exe_options;
   exe_options.profile = true;
   exe_options.placement.strict = s.strict;
+  using Clock = std::chrono::steady_clock;
+  const auto create_start = Clock::now();
   auto exe = Executable::Create(std::move(*graph), backends, exe_options);
   if (!exe.ok()) return Fail(kExitRunError, NamingFile(s.path, exe.status()));
+  const double create_ms = std::chrono::duration<double, std::milli>(Clock::now() - create_start).count();
   Executable& e = **exe;
   for (const auto& [name, value] : values) {
     if (auto st = e.SetInput(name, value); !st.ok()) return Fail(kExitRunError, st);
@@ -386,7 +443,7 @@ int Run(const ParsedArgs& args) {
   // Warmup, then timed runs. States are set before every run (untimed), so
   // each run does the same work from the same values.
   Report report;
-  using Clock = std::chrono::steady_clock;
+  report.create_ms = create_ms;
   for (int64_t i = 0; i < s.warmup + s.iters; ++i) {
     if (i == s.warmup) {
       e.ResetProfile();
@@ -398,6 +455,7 @@ int Run(const ParsedArgs& args) {
     const auto t0 = Clock::now();
     if (auto st = e.Run(); !st.ok()) return Fail(kExitRunError, st);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (i == 0) report.first_run_ms = ms;
     if (i >= s.warmup) report.ms.push_back(ms);
   }
   std::sort(report.ms.begin(), report.ms.end());

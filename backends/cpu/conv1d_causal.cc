@@ -61,8 +61,10 @@ absl::Status ConvKernel(const KernelArgs& args) {
   const TensorView state = args.inputs.size() > kConvState ? args.inputs[kConvState] : TensorView{};
   const TensorView& y = args.outputs[kConvOut];
   const TensorView& new_state = args.outputs[kConvNewState];
-  const int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(1), S = K - 1;
-  const bool silu = args.node->GetBool("silu");
+  auto params = ResolveConv1dCausal(*args.node, args.inputs, args.outputs);
+  if (!params.ok()) return params.status();
+  const int64_t B = params->B, T = params->T, C = params->C, K = params->K, S = K - 1;
+  const bool silu = params->silu;
   // Weights transposed to [K][C] so the channel loop is contiguous.
   std::vector<float> wt(K * C), wrow(K);
   for (int64_t c = 0; c < C; ++c) {
@@ -111,9 +113,10 @@ absl::Status ConvKernel(const KernelArgs& args) {
 }
 
 absl::StatusOr<CpuPipeline> SelectConv(const Graph& graph, const Node& node) {
-  const int64_t K = graph.tensors[node.inputs[kConvWeight]].dims[1];
-  return CpuPipeline{absl::StrCat("conv1d_causal[", DTypeName(graph.tensors[node.inputs[kConvX]].dtype), ",k=", K,
-                                  node.GetBool("silu") ? ",silu" : "", "]"),
+  auto p = ResolveConv1dCausal(graph, node);
+  if (!p.ok()) return p.status();
+  return CpuPipeline{absl::StrCat("conv1d_causal[", DTypeName(p->x.dtype), ",k=", p->K,
+                                  p->silu ? ",silu" : "", "]"),
                      ConvKernel};
 }
 

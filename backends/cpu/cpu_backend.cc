@@ -234,7 +234,7 @@ class CpuBackend : public Backend {
       const cpu::CpuKernelEntry* entry = cpu::FindCpuKernel(node.op);
       auto selected = entry->select(graph, node);
       if (!selected.ok()) return selected.status();
-      auto pipeline = cache_.GetOrCreate(selected->key, [&]() -> absl::StatusOr<std::unique_ptr<CpuPipeline>> {
+      auto pipeline = cache_.GetOrCreate(PipelineKey{.kernel = selected->key}, [&]() -> absl::StatusOr<std::unique_ptr<CpuPipeline>> {
         return std::make_unique<CpuPipeline>(*selected);
       });
       if (!pipeline.ok()) return pipeline.status();

@@ -61,6 +61,7 @@ struct Problem {
   TensorView q, k, v, mask, out;
   const float* sinks = nullptr;  // [Hq] (innermost contiguous), or null
   int64_t B = 0, Sq = 0, Hq = 0, Dk = 0, Skv = 0, Hkv = 0, Dv = 0, G = 0;
+  int64_t mask_b = 1, mask_h = 1;  // the mask's broadcast dims (Bm, Hm)
   float scale = 1, softcap = 0;
   bool causal = false;
   std::vector<float> slopes;  // ALiBi slope per query head (1 without ALiBi)
@@ -76,8 +77,12 @@ inline TensorView InputOrAbsent(const KernelArgs& a, int i) {
   return i < static_cast<int>(a.inputs.size()) ? a.inputs[i] : TensorView{};
 }
 
-inline Problem MakeProblem(const KernelArgs& a) {
-  Problem p;
+// Shapes and attributes come from ResolveFlashAttn (ops/flash_attn.h), once
+// per call; the rest is this kernel's work split.
+inline absl::Status MakeProblem(const KernelArgs& a, Problem& p) {
+  auto params = ResolveFlashAttn(*a.node, a.inputs, a.outputs);
+  if (!params.ok()) return params.status();
+  const FlashAttnParams& prm = *params;
   p.q = a.inputs[kFlashAttnQ];
   p.k = a.inputs[kFlashAttnK];
   p.v = a.inputs[kFlashAttnV];
@@ -85,16 +90,15 @@ inline Problem MakeProblem(const KernelArgs& a) {
   const TensorView sinks = InputOrAbsent(a, kFlashAttnSinks);
   p.sinks = sinks.present() ? reinterpret_cast<const float*>(sinks.data) : nullptr;
   p.out = a.outputs[kFlashAttnOut];
-  p.B = p.q.dim(0), p.Sq = p.q.dim(1), p.Hq = p.q.dim(2), p.Dk = p.q.dim(3);
-  p.Skv = p.k.dim(1), p.Hkv = p.k.dim(2), p.Dv = p.v.dim(3);
-  p.G = p.Hq / p.Hkv;
-  const Node& node = *a.node;
-  p.scale = static_cast<float>(EffectiveScale(node, p.Dk));
-  p.softcap = static_cast<float>(node.GetFloat("softcap"));
-  p.causal = node.GetBool("causal");
-  const double max_bias = node.GetFloat("max_bias");
+  p.B = prm.B, p.Sq = prm.Sq, p.Hq = prm.Hq, p.Dk = prm.Dk;
+  p.Skv = prm.Skv, p.Hkv = prm.Hkv, p.Dv = prm.Dv;
+  p.G = prm.gqa;
+  p.mask_b = prm.mask_b, p.mask_h = prm.mask_h;
+  p.scale = static_cast<float>(prm.scale);
+  p.softcap = static_cast<float>(prm.softcap);
+  p.causal = prm.causal;
   p.slopes.resize(p.Hq);
-  for (int64_t h = 0; h < p.Hq; ++h) p.slopes[h] = static_cast<float>(AlibiSlope(h, p.Hq, max_bias));
+  for (int64_t h = 0; h < p.Hq; ++h) p.slopes[h] = static_cast<float>(prm.slope(h));
 
   p.positions = std::clamp<int64_t>(kBlockRows / p.G, 1, std::max<int64_t>(p.Sq, 1));
   p.blocks = (p.Sq + p.positions - 1) / p.positions;
@@ -110,7 +114,7 @@ inline Problem MakeProblem(const KernelArgs& a) {
     p.splits = std::clamp<int64_t>(want, 1, tiles / 4);
   }
   p.threads = static_cast<int>(std::min<int64_t>(p.threads, p.items * p.splits));
-  return p;
+  return absl::OkStatus();
 }
 
 // One kernel instance of the table a target exports.
@@ -383,7 +387,7 @@ class Kernel {
     const int64_t rows = blk.rows, G = p_.G;
     const int64_t kend = KeyEnd(p_, blk);
     const bool has_mask = p_.mask.present();
-    const int64_t mask_group = has_mask && p_.mask.dims[1] == 1 ? G : 1;  // rows per mask row
+    const int64_t mask_group = has_mask && p_.mask_h == 1 ? G : 1;  // rows per mask row
     LoadQueries(blk, s);
     CollectMaskRows(blk, s);
 
@@ -531,7 +535,7 @@ class Kernel {
   const std::byte* MaskRow(const Block& blk, int64_t r) const {
     const TensorView& mk = p_.mask;
     const int64_t i = blk.i0 + r / p_.G, h = blk.kvh * p_.G + r % p_.G;
-    return mk.data + (blk.b % mk.dims[0]) * mk.strides[0] + (h % mk.dims[1]) * mk.strides[1] +
+    return mk.data + (blk.b % p_.mask_b) * mk.strides[0] + (h % p_.mask_h) * mk.strides[1] +
            i * mk.strides[2];
   }
 
@@ -539,7 +543,7 @@ class Kernel {
   void CollectMaskRows(const Block& blk, Scratch& s) const {
     s.mask_rows.clear();
     if (!p_.mask.present()) return;
-    const int64_t step = p_.mask.dims[1] == 1 ? p_.G : 1;
+    const int64_t step = p_.mask_h == 1 ? p_.G : 1;
     for (int64_t r = 0; r < blk.rows; r += step) s.mask_rows.push_back(MaskRow(blk, r));
   }
 
@@ -644,7 +648,8 @@ class Kernel {
 
 template <int kDk, int kDv>
 absl::Status FlashAttn(const KernelArgs& args) {
-  const Problem p = MakeProblem(args);
+  Problem p;
+  if (absl::Status st = MakeProblem(args, p); !st.ok()) return st;
   if (p.items == 0) return absl::OkStatus();
   const Kernel<kDk, kDv> kernel(p);
   const int64_t rows = p.max_rows;
@@ -749,30 +754,18 @@ HWY_EXPORT(Variants);
 
 namespace {
 
-const TensorInfo& InputInfo(const Graph& g, const Node& n, int i) { return g.tensor(n.inputs[i]); }
-
 Support SupportsFlashAttn(const Graph& graph, const Node& node) {
-  if (node.inputs.size() < 3) return Support::No("flash_attn needs q, k and v");
-  const TensorInfo& q = InputInfo(graph, node, kFlashAttnQ);
-  const TensorInfo& k = InputInfo(graph, node, kFlashAttnK);
-  const TensorInfo& v = InputInfo(graph, node, kFlashAttnV);
-  if (!IsFloat(q.dtype)) return Support::No(absl::StrCat("q is ", DTypeName(q.dtype)));
-  for (const TensorInfo* t : {&k, &v}) {
-    if (!IsFloat(t->dtype) && t->dtype != DType::kQ8_0) {
-      return Support::No(absl::StrCat(Describe(*t), ": K/V must be f32, f16, bf16 or q8_0"));
-    }
-  }
-  if (node.has_input(kFlashAttnMask)) {
-    const DType mt = InputInfo(graph, node, kFlashAttnMask).dtype;
-    if (mt != DType::kF32 && mt != DType::kF16) return Support::No("mask must be f32 or f16");
-  }
+  auto p = ResolveFlashAttn(graph, node);
+  if (!p.ok()) return Support::No(std::string(p.status().message()));
+  // Every dtype the op allows (q f32/f16/bf16; K/V also q8_0; mask f32/f16),
+  // any head size, any strides with a contiguous innermost dim.
   return Support::Yes();
 }
 
 absl::StatusOr<CpuPipeline> SelectFlashAttn(const Graph& graph, const Node& node) {
-  const TensorInfo& k = InputInfo(graph, node, kFlashAttnK);
-  const TensorInfo& v = InputInfo(graph, node, kFlashAttnV);
-  const int64_t dk = k.dims.back(), dv = v.dims.back();
+  auto p = ResolveFlashAttn(graph, node);
+  if (!p.ok()) return p.status();
+  const int64_t dk = p->Dk, dv = p->Dv;
   const VariantTable table = HWY_DYNAMIC_DISPATCH(Variants)();
   const Variant* generic = nullptr;
   for (size_t i = 0; i < table.size; ++i) {

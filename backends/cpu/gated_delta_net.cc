@@ -61,24 +61,28 @@ struct Problem {
   int threads = 1;
 };
 
-inline Problem MakeProblem(const KernelArgs& a) {
-  Problem p;
+// Shapes and attributes come from ResolveGatedDeltaNet (ops/gated_delta_net.h),
+// once per call.
+inline absl::Status MakeProblem(const KernelArgs& a, Problem& p) {
+  auto params = ResolveGatedDeltaNet(*a.node, a.inputs, a.outputs);
+  if (!params.ok()) return params.status();
+  const GdnParams& prm = *params;
   p.q = a.inputs[kGdnQ];
   p.k = a.inputs[kGdnK];
   p.v = a.inputs[kGdnV];
   p.g = a.inputs[kGdnG];
   p.beta = a.inputs[kGdnBeta];
-  if (kGdnState < static_cast<int>(a.inputs.size())) p.state = a.inputs[kGdnState];
+  if (prm.has_state) p.state = a.inputs[kGdnState];
   p.out = a.outputs[kGdnOut];
   p.final_state = a.outputs[kGdnFinalState];
-  p.B = p.q.dim(0), p.T = p.q.dim(1), p.Hk = p.q.dim(2), p.K = p.q.dim(3);
-  p.Hv = p.v.dim(2), p.V = p.v.dim(3);
-  p.scale = static_cast<float>(EffectiveScale(*a.node, p.K));
-  p.l2norm = a.node->GetBool("l2norm_qk");
-  p.head_map = GdnHeadMapOf(*a.node);
+  p.B = prm.B, p.T = prm.T, p.Hk = prm.Hk, p.K = prm.K;
+  p.Hv = prm.Hv, p.V = prm.V;
+  p.scale = static_cast<float>(prm.scale);
+  p.l2norm = prm.l2norm_qk;
+  p.head_map = prm.head_map;
   const double work = static_cast<double>(p.B) * p.Hv * std::max<int64_t>(p.T, 1) * p.K * p.V;
   p.threads = work < 1e5 ? 1 : std::max(1, a.threads);
-  return p;
+  return absl::OkStatus();
 }
 
 struct Variant {
@@ -459,7 +463,8 @@ class Kernel {
 
 template <int kK, int kV, bool kKda>
 absl::Status GatedDeltaNet(const KernelArgs& args) {
-  const Problem p = MakeProblem(args);
+  Problem p;
+  if (absl::Status st = MakeProblem(args, p); !st.ok()) return st;
   const Kernel<kK, kV, kKda> kernel(p);
   const int64_t items = kernel.items();
   if (items == 0) return absl::OkStatus();
@@ -499,23 +504,18 @@ HWY_EXPORT(Variants);
 namespace {
 
 Support SupportsGatedDeltaNet(const Graph& graph, const Node& node) {
-  if (node.inputs.size() < 5) return Support::No("gated_delta_net needs q, k, v, g and beta");
-  for (int i : {kGdnQ, kGdnK, kGdnV}) {
-    const TensorInfo& t = graph.tensor(node.inputs[i]);
-    if (!IsFloat(t.dtype)) return Support::No(absl::StrCat(Describe(t), ": must be f32, f16 or bf16"));
-  }
-  for (int i : {kGdnG, kGdnBeta, kGdnState}) {
-    if (!node.has_input(i)) continue;
-    const TensorInfo& t = graph.tensor(node.inputs[i]);
-    if (t.dtype != DType::kF32) return Support::No(absl::StrCat(Describe(t), ": must be f32"));
-  }
+  auto p = ResolveGatedDeltaNet(graph, node);
+  if (!p.ok()) return Support::No(std::string(p.status().message()));
+  // Every dtype the op allows (q/k/v f32/f16/bf16; g, beta, state f32), any
+  // head size, GDA and KDA, any strides with a contiguous innermost dim.
   return Support::Yes();
 }
 
 absl::StatusOr<CpuPipeline> SelectGatedDeltaNet(const Graph& graph, const Node& node) {
-  const int64_t K = graph.tensor(node.inputs[kGdnK]).dims.back();
-  const int64_t V = graph.tensor(node.inputs[kGdnV]).dims.back();
-  const bool kda = GdnIsKda(graph.tensor(node.inputs[kGdnG]).rank());
+  auto p = ResolveGatedDeltaNet(graph, node);
+  if (!p.ok()) return p.status();
+  const int64_t K = p->K, V = p->V;
+  const bool kda = p->kda;
   const VariantTable table = HWY_DYNAMIC_DISPATCH(Variants)();
   for (size_t i = 0; i < table.size; ++i) {
     const Variant& var = table.begin[i];

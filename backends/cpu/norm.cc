@@ -130,6 +130,8 @@ HWY_AFTER_NAMESPACE();
 
 #include "absl/strings/str_cat.h"
 #include "backends/cpu/cpu_kernel.h"
+#include "ops/norm.h"
+#include "ops/softmax.h"
 
 namespace kiln::cpu {
 namespace {
@@ -147,13 +149,15 @@ std::vector<float> F32Vector(const KernelArgs& args, int i, int64_t n) {
 
 template <int kKind>
 absl::Status NormKernel(const KernelArgs& args) {
+  auto params = ResolveNorm(*args.node, args.inputs, args.outputs);
+  if (!params.ok()) return params.status();
   const TensorView &x = args.inputs[0], &y = args.outputs[0];
-  const int64_t C = x.dim(-1), rows = NumRows(x);
+  const int64_t C = params->C, rows = params->rows;
   if (C == 0) return absl::OkStatus();
   const std::vector<float> weight = F32Vector(args, 1, C), bias = F32Vector(args, 2, C);
   const float* w = weight.empty() ? nullptr : weight.data();
   const float* b = bias.empty() ? nullptr : bias.data();
-  const double eps = args.node->GetFloat("eps");
+  const double eps = params->eps;
 #pragma omp parallel num_threads(ThreadsFor(rows * C * 4, args.threads))
   {
     std::vector<float> in, out;
@@ -176,13 +180,15 @@ absl::Status NormKernel(const KernelArgs& args) {
 }
 
 absl::Status SoftmaxKernel(const KernelArgs& args) {
+  auto params = ResolveSoftmax(*args.node, args.inputs, args.outputs);
+  if (!params.ok()) return params.status();
   const TensorView &x = args.inputs[0], &y = args.outputs[0];
-  const TensorView mask = args.inputs.size() > 1 ? args.inputs[1] : TensorView{};
-  const int64_t C = x.dim(-1), rows = NumRows(x);
+  const TensorView mask = params->has_mask ? args.inputs[kSoftmaxMask] : TensorView{};
+  const int64_t C = params->C, rows = params->rows;
   if (C == 0) return absl::OkStatus();
-  const float scale = static_cast<float>(args.node->GetFloat("scale"));
+  const float scale = static_cast<float>(params->scale);
   const auto mask_strides = mask.present() ? BroadcastStrides(mask, x) : std::array<int64_t, kMaxRank>{};
-  const bool mask_scalar = mask.present() && mask.dim(-1) == 1;
+  const bool mask_scalar = params->mask_scalar;
   const int64_t mask_cols = mask_scalar ? 1 : C;
 #pragma omp parallel num_threads(ThreadsFor(rows * C * 8, args.threads))
   {

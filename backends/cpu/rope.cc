@@ -30,11 +30,12 @@ absl::Status RopeKernel(const KernelArgs& args) {
   const TensorView& x = args.inputs[kRopeX];
   const TensorView& pos = args.inputs[kRopePositions];
   const TensorView& y = args.outputs[0];
-  const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), D = x.dim(3);
-  const int64_t rd = RopeRotaryDim(*args.node, D), half = rd / 2;
-  const double theta = args.node->GetFloat("theta");
+  auto params = ResolveRope(*args.node, args.inputs, args.outputs);
+  if (!params.ok()) return params.status();
+  const RopeParams& prm = *params;
+  const int64_t B = prm.B, T = prm.T, H = prm.H, D = prm.D, half = prm.half;
   std::vector<double> inv_freq(half);
-  for (int64_t i = 0; i < half; ++i) inv_freq[i] = RopeInvFreq(theta, i, rd);
+  for (int64_t i = 0; i < half; ++i) inv_freq[i] = prm.inv_freq(i);
   const int64_t tokens = B * T;
 #pragma omp parallel num_threads(ThreadsFor(tokens * H * D * 2 + tokens * half * 32, args.threads))
   {
@@ -42,7 +43,7 @@ absl::Status RopeKernel(const KernelArgs& args) {
 #pragma omp for schedule(static)
     for (int64_t bt = 0; bt < tokens; ++bt) {
       const int64_t b = bt / T, t = bt % T;
-      const std::byte* pp = pos.rank == 2 ? pos.data + b * pos.strides[0] + t * pos.strides[1]
+      const std::byte* pp = prm.positions_per_batch ? pos.data + b * pos.strides[0] + t * pos.strides[1]
                                           : pos.data + t * pos.strides[0];
       int32_t p;
       std::memcpy(&p, pp, 4);
@@ -64,7 +65,9 @@ absl::Status RopeKernel(const KernelArgs& args) {
 }
 
 absl::StatusOr<CpuPipeline> SelectRope(const Graph& graph, const Node& node) {
-  const bool interleaved = RopeInterleaved(node);
+  auto p = ResolveRope(graph, node);
+  if (!p.ok()) return p.status();
+  const bool interleaved = p->interleaved;
   return CpuPipeline{absl::StrCat("rope[", DTypeName(graph.tensors[node.inputs[kRopeX]].dtype),
                                   interleaved ? ",interleaved" : ",neox", "]"),
                      interleaved ? RopeKernel<true> : RopeKernel<false>};

@@ -18,8 +18,10 @@ absl::Status WriteRowsKernel(const KernelArgs& args) {
   const TensorView& src = args.inputs[kWriteRowsSrc];
   const TensorView& rows = args.inputs[kWriteRowsRows];
   const TensorView& y = args.outputs[0];
+  auto params = ResolveWriteRows(*args.node, args.inputs, args.outputs);
+  if (!params.ok()) return params.status();
   const int rank = dst.rank;
-  const int64_t R = dst.dim(-2), C = dst.dim(-1), n = rows.dim(0);
+  const int64_t R = params->R, C = params->C, n = params->n;
   std::vector<int64_t> index(n);
   for (int64_t i = 0; i < n; ++i) {
     int32_t r;
@@ -30,7 +32,7 @@ absl::Status WriteRowsKernel(const KernelArgs& args) {
     }
     index[i] = r;
   }
-  const int64_t row_bytes = RowBytes(dst.dtype, C);
+  const int64_t row_bytes = params->row_bytes;
   if (y.data != dst.data) {
     // q8_0 rows are copied as whole rows of bytes (one "element" per row).
     std::array<int64_t, kMaxRank> dims = dst.dims;
@@ -39,9 +41,8 @@ absl::Status WriteRowsKernel(const KernelArgs& args) {
     from.strides[rank - 1] = to.strides[rank - 1] = row_bytes;
     CopyStrided(rank, dims, static_cast<int>(row_bytes), from, to, args.threads);
   }
-  int64_t lead = 1;
-  for (int d = 0; d < rank - 2; ++d) lead *= dst.dims[d];
-  const bool same_type = src.dtype == y.dtype;
+  const int64_t lead = params->lead;
+  const bool same_type = !params->convert;
   std::vector<float> buf(same_type ? 0 : C);
   // Sequential in i: with repeated indices the last one wins, as in the reference.
   for (int64_t l = 0; l < lead; ++l) {

@@ -222,7 +222,7 @@ inline absl::StatusOr<std::vector<HostBytes>> RunOnBackend(Backend& backend, con
     bool aliased = false;
     for (auto [i, o] : alias) aliased |= node.outputs[o] == static_cast<int>(id);
     if (aliased) continue;
-    auto buf = backend.Allocate(inst.host[id].bytes.size());
+    auto buf = backend.Allocate(inst.host[id].bytes.size(), BufferUsage::kArena, "test");
     if (!buf.ok()) return buf.status();
     buffers[id] = std::move(*buf);
     bindings.tensors[id] = {buffers[id].get(), 0};
@@ -238,10 +238,9 @@ inline absl::StatusOr<std::vector<HostBytes>> RunOnBackend(Backend& backend, con
     bindings.tensors[id].offset += t.offset;
   }
   Split split{&g, {0}};
-  auto prepared = backend.Prepare(split, bindings);
+  auto prepared = backend.Prepare(split, bindings, PrepareOptions{});
   if (!prepared.ok()) return prepared.status();
-  if (auto st = backend.Execute(**prepared, timings); !st.ok()) return st;
-  if (auto st = backend.Wait(); !st.ok()) return st;
+  if (auto st = RunPrepared(backend, **prepared, timings); !st.ok()) return st;
   std::vector<HostBytes> result(node.outputs.size());
   for (size_t o = 0; o < node.outputs.size(); ++o) {
     const TensorInfo& t = g.tensors[node.outputs[o]];

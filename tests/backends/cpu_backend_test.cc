@@ -54,7 +54,7 @@ TEST(CpuBackend, RejectsNegativeThreads) {
 TEST(CpuBackend, AllocatesAlignedZeroedMemory) {
   auto cpu = Cpu();
   for (size_t n : {0, 1, 63, 64, 1000, 3 << 20}) {  // heap and mapped
-    auto buf = cpu->Allocate(n);
+    auto buf = cpu->Allocate(n, BufferUsage::kArena, "test");
     ASSERT_TRUE(buf.ok()) << buf.status();
     EXPECT_EQ((*buf)->size(), n);
     ASSERT_NE((*buf)->host_data(), nullptr);
@@ -65,8 +65,8 @@ TEST(CpuBackend, AllocatesAlignedZeroedMemory) {
 
 TEST(CpuBackend, UploadDownloadCopyRoundTrip) {
   auto cpu = Cpu();
-  auto a = cpu->Allocate(16);
-  auto b = cpu->Allocate(16);
+  auto a = cpu->Allocate(16, BufferUsage::kArena, "test");
+  auto b = cpu->Allocate(16, BufferUsage::kArena, "test");
   ASSERT_TRUE(a.ok() && b.ok());
   const char msg[] = "kiln!";
   ASSERT_TRUE(cpu->Upload(**a, 3, msg, 5).ok());
@@ -82,8 +82,8 @@ TEST(CpuBackend, UploadDownloadCopyRoundTrip) {
 
 TEST(CpuBackend, BufferBoundsAreChecked) {
   auto cpu = Cpu();
-  auto a = cpu->Allocate(16);
-  auto b = cpu->Allocate(8);
+  auto a = cpu->Allocate(16, BufferUsage::kArena, "test");
+  auto b = cpu->Allocate(8, BufferUsage::kArena, "test");
   ASSERT_TRUE(a.ok() && b.ok());
   char data[32] = {};
   EXPECT_TRUE(cpu->Upload(**a, 0, data, 16).ok());
@@ -148,7 +148,7 @@ TEST(PipelineCache, CreatesAKeyOnceUnderConcurrentCallers) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
-      auto p = cache.GetOrCreate("k[1,2]", [&]() -> absl::StatusOr<std::unique_ptr<int>> {
+      auto p = cache.GetOrCreate(PipelineKey{.kernel = "k", .values = {1, 2}}, [&]() -> absl::StatusOr<std::unique_ptr<int>> {
         ++factory_calls;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let others pile up
         return std::make_unique<int>(42);
@@ -191,7 +191,7 @@ ThreeAdds MakeThreeAdds(Backend& cpu) {
   t.bindings.tensors.resize(t.graph.tensors.size());
   for (size_t id = 0; id < t.graph.tensors.size(); ++id) {
     const TensorInfo& info = t.graph.tensors[id];
-    t.buffers.push_back(*cpu.Allocate(ContiguousBytes(info.dtype, info.dims)));
+    t.buffers.push_back(*cpu.Allocate(ContiguousBytes(info.dtype, info.dims), BufferUsage::kArena, "test"));
     t.bindings.tensors[id] = {t.buffers.back().get(), 0};
   }
   return t;
@@ -200,12 +200,12 @@ ThreeAdds MakeThreeAdds(Backend& cpu) {
 TEST(CpuBackend, PrepareReusesPipelinesOfEqualShapes) {
   auto cpu = Cpu();
   ThreeAdds t = MakeThreeAdds(*cpu);
-  auto p = cpu->Prepare(Split{&t.graph, {0, 1}}, t.bindings);
+  auto p = cpu->Prepare(Split{&t.graph, {0, 1}}, t.bindings, PrepareOptions{});
   ASSERT_TRUE(p.ok()) << p.status();
   PipelineStats s = cpu->pipeline_stats();
   EXPECT_EQ(s.created, 1);
   EXPECT_EQ(s.cache_hits, 1);
-  p = cpu->Prepare(Split{&t.graph, {2}}, t.bindings);
+  p = cpu->Prepare(Split{&t.graph, {2}}, t.bindings, PrepareOptions{});
   ASSERT_TRUE(p.ok()) << p.status();
   s = cpu->pipeline_stats();
   EXPECT_EQ(s.created, 2);  // f16 is another specialization
@@ -219,11 +219,10 @@ TEST(CpuBackend, ExecuteRunsNodesInOrderAndTimesThem) {
   std::vector<float> xs(20);
   for (int i = 0; i < 20; ++i) xs[i] = static_cast<float>(i);
   ASSERT_TRUE(cpu->Upload(*t.bindings.tensors[x].buffer, 0, xs.data(), 80).ok());
-  auto p = cpu->Prepare(Split{&t.graph, {0, 1, 2}}, t.bindings);
+  auto p = cpu->Prepare(Split{&t.graph, {0, 1, 2}}, t.bindings, PrepareOptions{});
   ASSERT_TRUE(p.ok()) << p.status();
   std::vector<NodeTiming> timings;
-  ASSERT_TRUE(cpu->Execute(**p, &timings).ok());
-  ASSERT_TRUE(cpu->Wait().ok());
+  ASSERT_TRUE(RunPrepared(*cpu, **p, &timings).ok());
   std::vector<float> out(20);
   ASSERT_TRUE(cpu->Download(*t.bindings.tensors[y2].buffer, 0, out.data(), 80).ok());
   for (int i = 0; i < 20; ++i) EXPECT_EQ(out[i], 3.0f * i);
@@ -236,7 +235,7 @@ TEST(CpuBackend, ExecuteRunsNodesInOrderAndTimesThem) {
     }
   }
   // A prepared split runs again without preparing.
-  ASSERT_TRUE(cpu->Execute(**p, nullptr).ok());
+  ASSERT_TRUE(RunPrepared(*cpu, **p, nullptr).ok());
 }
 
 TEST(CpuBackend, PrepareChecksBindings) {
@@ -244,27 +243,27 @@ TEST(CpuBackend, PrepareChecksBindings) {
   ThreeAdds t = MakeThreeAdds(*cpu);
   Bindings unbound = t.bindings;
   unbound.tensors[t.graph.FindTensor("x")] = {};
-  auto p = cpu->Prepare(Split{&t.graph, {0}}, unbound);
+  auto p = cpu->Prepare(Split{&t.graph, {0}}, unbound, PrepareOptions{});
   ASSERT_FALSE(p.ok());
   EXPECT_THAT(p.status().message(), HasSubstr("node 'first' (add)"));
   EXPECT_THAT(p.status().message(), HasSubstr("not bound"));
 
   Bindings too_small = t.bindings;
-  auto small = cpu->Allocate(79);  // x needs 80 bytes
+  auto small = cpu->Allocate(79, BufferUsage::kArena, "test");  // x needs 80 bytes
   too_small.tensors[t.graph.FindTensor("x")] = {small->get(), 0};
-  p = cpu->Prepare(Split{&t.graph, {0}}, too_small);
+  p = cpu->Prepare(Split{&t.graph, {0}}, too_small, PrepareOptions{});
   ASSERT_FALSE(p.ok());
   EXPECT_THAT(p.status().message(), HasSubstr("outside the buffer"));
 
   Bindings misaligned = t.bindings;
   misaligned.tensors[t.graph.FindTensor("x")].offset = 0;
-  auto big = cpu->Allocate(100);
+  auto big = cpu->Allocate(100, BufferUsage::kArena, "test");
   misaligned.tensors[t.graph.FindTensor("x")] = {big->get(), 2};
-  p = cpu->Prepare(Split{&t.graph, {0}}, misaligned);
+  p = cpu->Prepare(Split{&t.graph, {0}}, misaligned, PrepareOptions{});
   ASSERT_FALSE(p.ok());
   EXPECT_THAT(p.status().message(), HasSubstr("element size"));
 
-  p = cpu->Prepare(Split{&t.graph, {7}}, t.bindings);
+  p = cpu->Prepare(Split{&t.graph, {7}}, t.bindings, PrepareOptions{});
   EXPECT_FALSE(p.ok());
 }
 

@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 #include "backends/registry.h"
 #include "graph/tensor_view.h"
+#include "tests/backends/forwarding_backend.h"
 
 namespace kiln::conformance {
 
@@ -28,10 +29,10 @@ enum class Fault {
   kAnonymousError, // errors lose the node's name
 };
 
-class FaultyBackend : public Backend {
+class FaultyBackend : public test::ForwardingBackend {
  public:
   FaultyBackend(std::unique_ptr<Backend> inner, std::string op, Fault fault)
-      : inner_(std::move(inner)), op_(std::move(op)), fault_(fault) {}
+      : ForwardingBackend(std::move(inner)), op_(std::move(op)), fault_(fault) {}
 
   static std::unique_ptr<FaultyBackend> OnCpu(std::string op, Fault fault) {
     auto cpu = CreateBackend("cpu");
@@ -39,27 +40,17 @@ class FaultyBackend : public Backend {
   }
 
   absl::string_view name() const override { return "faulty"; }
-  const DeviceInfo& device() const override { return inner_->device(); }
   Support supports(const Graph& graph, const Node& node) const override {
     if (node.op == op_ && fault_ == Fault::kDecline) return Support::No("declined on purpose by the test");
     if (node.op == op_ && fault_ == Fault::kClaimThenFail) return Support::Yes();
     return inner_->supports(graph, node);
   }
-  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override { return inner_->Allocate(bytes); }
-  absl::Status Upload(Buffer& dst, size_t offset, const void* src, size_t n) override {
-    return inner_->Upload(dst, offset, src, n);
-  }
-  absl::Status Download(const Buffer& src, size_t offset, void* dst, size_t n) override {
-    return inner_->Download(src, offset, dst, n);
-  }
-  absl::Status Copy(const Buffer& src, size_t so, Buffer& dst, size_t d, size_t n) override {
-    return inner_->Copy(src, so, dst, d, n);
-  }
 
   // The bindings of the last Prepare (to see what the runner bound).
   const Bindings& last_bindings() const { return last_bindings_; }
 
-  absl::StatusOr<std::unique_ptr<PreparedSplit>> Prepare(const Split& split, const Bindings& bindings) override {
+  absl::StatusOr<std::unique_ptr<PreparedSplit>> Prepare(const Split& split, const Bindings& bindings,
+                                                         const PrepareOptions& options) override {
     last_bindings_ = bindings;
     auto p = std::make_unique<Prepared>();
     p->graph = split.graph;
@@ -67,28 +58,37 @@ class FaultyBackend : public Backend {
     p->bindings = bindings;
     const bool claimed_only = fault_ == Fault::kClaimThenFail && TouchesOp(split);
     if (!claimed_only) {
-      auto inner = inner_->Prepare(split, bindings);
+      auto inner = inner_->Prepare(split, bindings, options);
       if (!inner.ok()) return inner.status();
       p->inner = *std::move(inner);
     }
     return std::unique_ptr<PreparedSplit>(std::move(p));
   }
 
-  absl::Status Execute(PreparedSplit& split, std::vector<NodeTiming>* timings) override {
+  absl::StatusOr<SyncPoint> Execute(PreparedSplit& split, const ExecuteOptions& options) override {
     auto& p = static_cast<Prepared&>(split);
     if (!p.inner) return absl::InternalError("the kernel is missing (claimed on purpose by the test)");
-    absl::Status st = inner_->Execute(*p.inner, timings);
-    if (fault_ == Fault::kSwallowErrors) return absl::OkStatus();
+    auto point = inner_->Execute(*p.inner, options);
+    absl::Status st = point.status();
+    if (st.ok()) st = inner_->Wait(*point);
+    if (fault_ == Fault::kSwallowErrors) return ++points_;
     if (!st.ok() && fault_ == Fault::kAnonymousError) return absl::InternalError("something went wrong");
     if (!st.ok()) return st;
     for (int ni : p.nodes) {
       const Node& node = p.graph->nodes[ni];
       if (node.op == op_) Corrupt(p, node);
     }
-    return absl::OkStatus();
+    return ++points_;
   }
-  absl::Status Wait() override { return inner_->Wait(); }
-  PipelineStats pipeline_stats() const override { return inner_->pipeline_stats(); }
+  absl::Status ReadTimings(PreparedSplit& split, std::vector<NodeTiming>* out) override {
+    auto& p = static_cast<Prepared&>(split);
+    return p.inner ? inner_->ReadTimings(*p.inner, out) : absl::OkStatus();
+  }
+  absl::StatusOr<SyncPoint> Flush() override {
+    if (auto st = inner_->Flush(); !st.ok()) return st.status();
+    return ++points_;
+  }
+  absl::Status Wait(SyncPoint) override { return absl::OkStatus(); }  // Execute waited
 
  private:
   struct Prepared : PreparedSplit {
@@ -136,9 +136,9 @@ class FaultyBackend : public Backend {
     }
   }
 
-  std::unique_ptr<Backend> inner_;
   std::string op_;
   Fault fault_;
+  SyncPoint points_ = 0;
   Bindings last_bindings_;
 };
 

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "graph/builder.h"
 #include "gtest/gtest.h"
+#include "tests/backends/forwarding_backend.h"
 #include "tests/scheduler/scheduler_test_util.h"
 #include "ops/compare.h"
 #include "ops/registry.h"
@@ -259,30 +260,16 @@ TEST(ExecutorTest, BadInputsAreErrors) {
 }
 
 // Declines one op, otherwise the CPU backend.
-class DecliningBackend : public Backend {
+class DecliningBackend : public test::ForwardingBackend {
  public:
-  DecliningBackend(std::shared_ptr<Backend> inner, std::string op) : inner_(std::move(inner)), op_(std::move(op)) {}
+  DecliningBackend(std::shared_ptr<Backend> inner, std::string op) : ForwardingBackend(std::move(inner)), op_(std::move(op)) {}
   absl::string_view name() const override { return "picky"; }
-  const DeviceInfo& device() const override { return inner_->device(); }
   Support supports(const Graph& g, const Node& n) const override {
     if (n.op == op_) return Support::No("declined by the test");
     return inner_->supports(g, n);
   }
-  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t n) override { return inner_->Allocate(n); }
-  absl::Status Upload(Buffer& d, size_t o, const void* s, size_t n) override { return inner_->Upload(d, o, s, n); }
-  absl::Status Download(const Buffer& s, size_t o, void* d, size_t n) override { return inner_->Download(s, o, d, n); }
-  absl::Status Copy(const Buffer& s, size_t so, Buffer& d, size_t doff, size_t n) override {
-    return inner_->Copy(s, so, d, doff, n);
-  }
-  absl::StatusOr<std::unique_ptr<PreparedSplit>> Prepare(const Split& s, const Bindings& b) override {
-    return inner_->Prepare(s, b);
-  }
-  absl::Status Execute(PreparedSplit& s, std::vector<NodeTiming>* t) override { return inner_->Execute(s, t); }
-  absl::Status Wait() override { return inner_->Wait(); }
-  PipelineStats pipeline_stats() const override { return inner_->pipeline_stats(); }
 
  private:
-  std::shared_ptr<Backend> inner_;
   std::string op_;
 };
 

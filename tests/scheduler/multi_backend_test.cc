@@ -520,11 +520,11 @@ TEST(MultiBackendTest, ForeignBuffersAreRefused) {
   ASSERT_TRUE(g.ok());
   auto partial = PartialBackend::Create({"add", "neg"});
   auto cpu = Cpu();
-  auto buffer = cpu->Allocate(1024);
+  auto buffer = cpu->Allocate(1024, BufferUsage::kArena, "test");
   ASSERT_TRUE(buffer.ok());
   Bindings bindings;
   bindings.tensors.assign(g->tensors.size(), Binding{buffer->get(), 0});
-  auto prepared = partial->Prepare(Split{&*g, {0}}, bindings);
+  auto prepared = partial->Prepare(Split{&*g, {0}}, bindings, PrepareOptions{});
   EXPECT_FALSE(prepared.ok());
   EXPECT_THAT(prepared.status().message(), HasSubstr("another backend's buffers"));
   EXPECT_FALSE(partial->Upload(**buffer, 0, "x", 1).ok());

@@ -81,7 +81,10 @@ TEST(RunOverheadTest, RepeatRunsDoNotAllocate) {
   for (bool two : {false, true}) {
     SCOPED_TRACE(two ? "partial + cpu" : "cpu");
     std::vector<std::shared_ptr<Backend>> backends;
-    if (two) backends.push_back(test::PartialBackend::Create({"add", "mul"}));
+    // Run at once (not queued): the test backend's queue would allocate.
+    test::PartialBackend::Options immediate;
+    immediate.deferred = false;
+    if (two) backends.push_back(test::PartialBackend::Create({"add", "mul"}, "partial", immediate));
     backends.push_back(Cpu());
     auto e = Executable::Create(*g, backends, options);
     ASSERT_TRUE(e.ok()) << e.status();
