@@ -78,6 +78,7 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
 
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
+  if (generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) splits = 1;
   Slot partials;
   if (splits > 1) {
     auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (Dv + 2) * 4));
@@ -93,7 +94,11 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   spec.push_back(BC);
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
-  Dispatch& d = ctx.Add("flash_attn", spec, head_groups * qblocks, Hkv, B * splits);
+  // CPU devices: one invocation per query row, no shared memory or barriers.
+  const bool rows_kernel = generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  if (rows_kernel) splits = 1;
+  Dispatch& d = rows_kernel ? ctx.Add("flash_attn_rows", {}, (B * Hq * Sq + 31) / 32)
+                            : ctx.Add("flash_attn", spec, head_groups * qblocks, Hkv, B * splits);
   d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, Dk)).F(softcap).U(0).U(0).U(0);
   d.U(splits).U(per_split);
   d.T(q).T(k).T(v);
@@ -175,7 +180,10 @@ absl::Status RecordGdn(KernelContext& ctx) {
   spec.push_back(generic ? 0 : DtCode(out.dtype()));
   spec.push_back(wg);
   spec.push_back(generic ? 1 : 0);
-  Dispatch& d = ctx.Add("gated_delta_net", spec, Hv, B);
+  // CPU devices: one invocation per state column, no barriers.
+  Dispatch& d = generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU
+                    ? ctx.Add("gated_delta_net_columns", {}, (B * Hv * V + 31) / 32)
+                    : ctx.Add("gated_delta_net", spec, Hv, B);
   d.U(B).U(T).U(Hk).U(Hv).F(EffectiveScale(ctx.node, K));
   auto bthd = [&](const TensorArg& t) { d.U(t.offset).U(t.strides[0]).U(t.strides[1]).U(t.strides[2]); };
   bthd(q);

@@ -1,60 +1,36 @@
 #include "backends/vulkan/vk_pipelines.h"
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/stable_hash.h"
 #include "backends/vulkan/vk_shaders.h"
 
 namespace kiln::vk {
 
 std::string PipelineSpec::Key() const { return absl::StrCat(shader, "[", absl::StrJoin(spec, ","), "]"); }
 
-std::vector<char> LoadPipelineCacheBlob(const std::string& path, const VkPhysicalDeviceProperties& props) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::vector<char> blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+bool PipelineCacheBlobMatches(const std::string& blob, const VkPhysicalDeviceProperties& props) {
   // VkPipelineCacheHeaderVersionOne: length, version, vendor, device, UUID.
-  if (blob.size() < 32) return {};
+  if (blob.size() < 32) return false;
   uint32_t words[4];
   std::memcpy(words, blob.data(), 16);
-  if (words[0] < 32 || words[1] != VK_PIPELINE_CACHE_HEADER_VERSION_ONE || words[2] != props.vendorID ||
-      words[3] != props.deviceID || std::memcmp(blob.data() + 16, props.pipelineCacheUUID, VK_UUID_SIZE) != 0) {
-    return {};
-  }
-  return blob;
+  return words[0] >= 32 && words[1] == VK_PIPELINE_CACHE_HEADER_VERSION_ONE && words[2] == props.vendorID &&
+         words[3] == props.deviceID && std::memcmp(blob.data() + 16, props.pipelineCacheUUID, VK_UUID_SIZE) == 0;
 }
 
-void StorePipelineCacheBlob(const std::string& path, const std::vector<char>& blob) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out.write(blob.data(), static_cast<std::streamsize>(blob.size()));
-    if (!out) {
-      std::remove(tmp.c_str());
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, path, ec);  // atomic: readers see the old or the new blob
-  if (ec) std::remove(tmp.c_str());
+Pipelines::Pipelines(const Device& device, DiskCacheOptions disk) : device_(device), disk_(std::move(disk)) {
+  const auto& p = device.facts().props;
+  device_key_ = absl::StrFormat("%04x:%04x %s", p.vendorID, p.deviceID, p.deviceName);
+  driver_key_ = absl::StrFormat("%08x ", p.driverVersion);
+  for (uint8_t b : p.pipelineCacheUUID) absl::StrAppendFormat(&driver_key_, "%02x", b);
 }
-
-Pipelines::Pipelines(const Device& device, std::string cache_file)
-    : device_(device), cache_file_(std::move(cache_file)) {}
 
 Pipelines::~Pipelines() {
-  Save();
   VkDevice d = device_.handle();
   for (auto& [name, m] : modules_) vkDestroyShaderModule(d, m, nullptr);
-  if (cache_) vkDestroyPipelineCache(d, cache_, nullptr);
   if (layout_) vkDestroyPipelineLayout(d, layout_, nullptr);
   if (set_layout_) vkDestroyDescriptorSetLayout(d, set_layout_, nullptr);
 }
@@ -84,36 +60,7 @@ absl::Status Pipelines::Init() {
   if (VkResult r = vkCreatePipelineLayout(d, &lci, nullptr, &layout_); r != VK_SUCCESS) {
     return VkError(r, "vkCreatePipelineLayout");
   }
-  std::vector<char> blob;
-  if (!cache_file_.empty()) blob = LoadPipelineCacheBlob(cache_file_, device_.facts().props);
-  VkPipelineCacheCreateInfo cci{VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
-  cci.initialDataSize = blob.size();
-  cci.pInitialData = blob.empty() ? nullptr : blob.data();
-  VkResult r = vkCreatePipelineCache(d, &cci, nullptr, &cache_);
-  if (r != VK_SUCCESS && !blob.empty()) {  // a blob the driver rejects: start empty
-    cci.initialDataSize = 0;
-    cci.pInitialData = nullptr;
-    blob.clear();
-    r = vkCreatePipelineCache(d, &cci, nullptr, &cache_);
-  }
-  if (r != VK_SUCCESS) return VkError(r, "vkCreatePipelineCache");
-  loaded_bytes_ = blob.size();
   return absl::OkStatus();
-}
-
-void Pipelines::Save() {
-  if (cache_file_.empty() || !cache_) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!dirty_) return;
-    dirty_ = false;
-  }
-  size_t n = 0;
-  if (vkGetPipelineCacheData(device_.handle(), cache_, &n, nullptr) != VK_SUCCESS || n == 0) return;
-  std::vector<char> blob(n);
-  if (vkGetPipelineCacheData(device_.handle(), cache_, &n, blob.data()) != VK_SUCCESS) return;
-  blob.resize(n);
-  StorePipelineCacheBlob(cache_file_, blob);
 }
 
 absl::StatusOr<VkShaderModule> Pipelines::Module(const std::string& name) {
@@ -132,7 +79,18 @@ absl::StatusOr<VkShaderModule> Pipelines::Module(const std::string& name) {
   return m;
 }
 
-absl::StatusOr<VkPipelineObj> Pipelines::Create(const PipelineSpec& spec) {
+absl::StatusOr<PipelineKey> Pipelines::KeyOf(const PipelineSpec& spec) const {
+  const ShaderBlob* blob = FindShader(spec.shader);
+  if (!blob) return absl::InternalError(absl::StrCat("vulkan: no shader named '", spec.shader, "' is embedded"));
+  PipelineKey key;
+  key.kernel = spec.shader;
+  key.source_hash = StableHash64(
+      absl::string_view(reinterpret_cast<const char*>(blob->words), blob->num_words * 4));
+  key.values.assign(spec.spec.begin(), spec.spec.end());
+  return key;
+}
+
+absl::StatusOr<VkPipeline> Pipelines::Compile(const PipelineSpec& spec, VkPipelineCache cache, bool* hit) {
   auto module = Module(spec.shader);
   if (!module.ok()) return module.status();
   std::vector<VkSpecializationMapEntry> entries(spec.spec.size());
@@ -156,16 +114,56 @@ absl::StatusOr<VkPipelineObj> Pipelines::Create(const PipelineSpec& spec) {
   VkPipelineCreationFeedbackCreateInfoEXT fci{VK_STRUCTURE_TYPE_PIPELINE_CREATION_FEEDBACK_CREATE_INFO_EXT};
   fci.pPipelineCreationFeedback = &feedback;
   if (device_.facts().creation_feedback) ci.pNext = &fci;
-  VkPipelineObj obj;
-  VkResult r = vkCreateComputePipelines(device_.handle(), cache_, 1, &ci, nullptr, &obj.pipeline);
+  VkPipeline p = VK_NULL_HANDLE;
+  VkResult r = vkCreateComputePipelines(device_.handle(), cache, 1, &ci, nullptr, &p);
   if (r != VK_SUCCESS) return VkError(r, absl::StrCat("vkCreateComputePipelines(", spec.Key(), ")"));
-  const bool hit = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT_EXT) &&
-                   (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT_EXT);
-  obj.from_disk = hit && loaded_bytes_ > 0;
-  if (!hit) {
-    std::lock_guard<std::mutex> lock(mu_);
-    dirty_ = true;
+  *hit = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT_EXT) &&
+         (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT_EXT);
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<VkPipelineObj>> Pipelines::Create(const PipelineSpec& spec, const PipelineKey& key,
+                                                                 PipelineOrigin& origin) {
+  VkDevice d = device_.handle();
+  const DiskCacheKey dk{"vulkan", device_key_, driver_key_, key.source_hash, key.Canonical()};
+  std::optional<std::string> blob = disk_.Load(dk);
+  if (blob && !PipelineCacheBlobMatches(*blob, device_.facts().props)) blob.reset();
+  // A pipeline cache of its own per pipeline: its data is exactly this
+  // pipeline's entry.
+  VkPipelineCacheCreateInfo cci{VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
+  if (blob) {
+    cci.initialDataSize = blob->size();
+    cci.pInitialData = blob->data();
   }
+  VkPipelineCache cache = VK_NULL_HANDLE;
+  VkResult r = vkCreatePipelineCache(d, &cci, nullptr, &cache);
+  if (r != VK_SUCCESS && blob) {  // data the driver refuses: start empty
+    blob.reset();
+    cci.initialDataSize = 0;
+    cci.pInitialData = nullptr;
+    r = vkCreatePipelineCache(d, &cci, nullptr, &cache);
+  }
+  if (r != VK_SUCCESS) return VkError(r, "vkCreatePipelineCache");
+  bool hit = false;
+  auto p = Compile(spec, cache, &hit);
+  if (p.ok()) {
+    origin.from_disk = blob.has_value() && hit;
+    if (!origin.from_disk && disk_.enabled()) {
+      size_t n = 0;
+      if (vkGetPipelineCacheData(d, cache, &n, nullptr) == VK_SUCCESS && n > 32) {
+        std::string data(n, '\0');
+        if (vkGetPipelineCacheData(d, cache, &n, data.data()) == VK_SUCCESS) {
+          data.resize(n);
+          (void)disk_.Store(dk, data);  // a failed store is reported once by the DiskCache
+        }
+      }
+    }
+  }
+  vkDestroyPipelineCache(d, cache, nullptr);
+  if (!p.ok()) return p.status();
+  auto obj = std::make_unique<VkPipelineObj>();
+  obj->device = d;
+  obj->pipeline = *p;
   return obj;
 }
 

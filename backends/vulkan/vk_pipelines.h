@@ -1,17 +1,22 @@
 // Compute pipelines: one shared pipeline layout (set 0 = ten storage
 // buffers, a push constant with the dispatch's parameter offset), shader
-// modules from the embedded SPIR-V, pipelines specialized by constants and
-// created through a VkPipelineCache that persists on disk.
+// modules from the embedded SPIR-V, pipelines specialized by constants.
+// Each pipeline's VkPipelineCache data is one DiskCache entry (keyed by
+// device, driver, SPIR-V hash and constants), so a warm start skips the
+// driver's compile.
 #pragma once
 
 #include <vulkan/vulkan.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "backends/disk_cache.h"
+#include "backends/pipeline_cache.h"
 #include "backends/vulkan/vk_device.h"
 
 namespace kiln::vk {
@@ -22,50 +27,50 @@ inline constexpr int kParamsBinding = 8;   // uint[]: per-dispatch parameters
 inline constexpr int kErrorBinding = 9;    // DeviceErrorRecord
 inline constexpr int kNumBindings = 10;
 
-// What identifies a pipeline: a shader and its specialization constants
+// What a kernel asks for: a shader and its specialization constants
 // (constant_id i = spec[i]).
 struct PipelineSpec {
   std::string shader;
   std::vector<int32_t> spec;
-  std::string Key() const;
+  std::string Key() const;  // for maps within one process
 };
 
 struct VkPipelineObj {
+  VkDevice device = VK_NULL_HANDLE;
   VkPipeline pipeline = VK_NULL_HANDLE;
-  bool from_disk = false;  // the driver found it in the cache loaded from disk
+  ~VkPipelineObj() {
+    if (pipeline) vkDestroyPipeline(device, pipeline, nullptr);
+  }
 };
 
 class Pipelines {
  public:
-  // `cache_file`: where the VkPipelineCache blob lives ("" = no disk cache).
-  Pipelines(const Device& device, std::string cache_file);
+  Pipelines(const Device& device, DiskCacheOptions disk);
   ~Pipelines();
   absl::Status Init();
   VkPipelineLayout layout() const { return layout_; }
   VkDescriptorSetLayout set_layout() const { return set_layout_; }
-  // Compiles a pipeline (thread-safe; the caller caches by Key()).
-  absl::StatusOr<VkPipelineObj> Create(const PipelineSpec& spec);
-  // Writes the cache blob back to disk (when it grew).
-  void Save();
-  bool loaded_from_disk() const { return loaded_bytes_ > 0; }
+  // The key of `spec` (with the SPIR-V's hash), and the factory the
+  // PipelineCache calls for it: disk entry first, else a compile stored back.
+  absl::StatusOr<PipelineKey> KeyOf(const PipelineSpec& spec) const;
+  absl::StatusOr<std::unique_ptr<VkPipelineObj>> Create(const PipelineSpec& spec, const PipelineKey& key,
+                                                        PipelineOrigin& origin);
+  const DiskCache& disk() const { return disk_; }
 
  private:
   absl::StatusOr<VkShaderModule> Module(const std::string& name);
+  absl::StatusOr<VkPipeline> Compile(const PipelineSpec& spec, VkPipelineCache cache, bool* hit);
   const Device& device_;
-  std::string cache_file_;
+  DiskCache disk_;
+  std::string device_key_, driver_key_;
   VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
   VkPipelineLayout layout_ = VK_NULL_HANDLE;
-  VkPipelineCache cache_ = VK_NULL_HANDLE;
-  size_t loaded_bytes_ = 0;
-  bool dirty_ = false;
   std::mutex mu_;
   absl::flat_hash_map<std::string, VkShaderModule> modules_;
 };
 
-// The on-disk VkPipelineCache blob: read (validated against the device's
-// vendor, device id and cache UUID; a stale or corrupt file is ignored) and
-// written atomically. The one place to redirect to a shared disk cache.
-std::vector<char> LoadPipelineCacheBlob(const std::string& path, const VkPhysicalDeviceProperties& props);
-void StorePipelineCacheBlob(const std::string& path, const std::vector<char>& blob);
+// A VkPipelineCache blob is usable by this device only when its header
+// names the same vendor, device and pipeline-cache UUID.
+bool PipelineCacheBlobMatches(const std::string& blob, const VkPhysicalDeviceProperties& props);
 
 }  // namespace kiln::vk

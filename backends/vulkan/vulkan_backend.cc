@@ -80,8 +80,8 @@ class VkPreparedSplit : public PreparedSplit {
 
 class VulkanBackend : public Backend {
  public:
-  VulkanBackend(std::shared_ptr<Instance> instance, std::unique_ptr<Device> device, std::string cache_file)
-      : instance_(std::move(instance)), device_(std::move(device)), pipelines_(*device_, std::move(cache_file)) {}
+  VulkanBackend(std::shared_ptr<Instance> instance, std::unique_ptr<Device> device, DiskCacheOptions disk)
+      : instance_(std::move(instance)), device_(std::move(device)), pipelines_(*device_, std::move(disk)) {}
 
   absl::Status Init() {
     if (auto st = pipelines_.Init(); !st.ok()) return st;
@@ -128,7 +128,6 @@ class VulkanBackend : public Backend {
     if (fill_descriptors_) vkDestroyDescriptorPool(d, fill_descriptors_, nullptr);
     if (transfer_pool_) vkDestroyCommandPool(d, transfer_pool_, nullptr);
     if (timeline_) vkDestroySemaphore(d, timeline_, nullptr);
-    for (auto& [key, p] : pipeline_objects_) vkDestroyPipeline(d, p, nullptr);
     dummy_.reset();
   }
 
@@ -430,16 +429,12 @@ class VulkanBackend : public Backend {
   }
 
   absl::StatusOr<VkPipeline> GetPipeline(const vk::PipelineSpec& spec) {
-    const std::string key = spec.Key();
-    auto p = cache_.GetOrCreate(key, [&]() -> absl::StatusOr<std::unique_ptr<vk::VkPipelineObj>> {
-      auto obj = pipelines_.Create(spec);
+    auto key = pipelines_.KeyOf(spec);
+    if (!key.ok()) return key.status();
+    auto p = cache_.GetOrCreate(*key, [&](PipelineOrigin& origin) -> absl::StatusOr<std::unique_ptr<vk::VkPipelineObj>> {
+      auto obj = pipelines_.Create(spec, *key, origin);
       if (!obj.ok()) return Note(obj.status());
-      if (obj->from_disk) cache_.RecordDiskHit();
-      {
-        std::lock_guard<std::mutex> lock(objects_mu_);
-        pipeline_objects_[key] = obj->pipeline;
-      }
-      return std::make_unique<vk::VkPipelineObj>(*obj);
+      return obj;
     });
     if (!p.ok()) return p.status();
     return (*p)->pipeline;
@@ -458,8 +453,6 @@ class VulkanBackend : public Backend {
   std::unique_ptr<Device> device_;
   vk::Pipelines pipelines_;
   PipelineCache<vk::VkPipelineObj> cache_;
-  std::mutex objects_mu_;
-  absl::flat_hash_map<std::string, VkPipeline> pipeline_objects_;
   size_t align_ = 64;
   std::unique_ptr<VkBuf> dummy_;
 
@@ -836,7 +829,6 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
   }
   if (VkResult r = vkEndCommandBuffer(cb); r != VK_SUCCESS) return Note(VkError(r, "vkEndCommandBuffer"));
   prepared->timed = timed;
-  pipelines_.Save();
   return std::unique_ptr<PreparedSplit>(std::move(prepared));
 }
 
@@ -905,16 +897,13 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateVulkanBackend(const BackendOption
   }
   auto device = Device::Create(*inst, facts);
   if (!device.ok()) return device.status();
-  std::string cache_file;
-  std::string dir = options.cache_dir.empty() ? PipelineCacheDir() : options.cache_dir;
-  if (!dir.empty() && dir != "off") {
-    std::string id = facts.info.id;
-    for (char& c : id) {
-      if (!isalnum(static_cast<unsigned char>(c))) c = '-';
-    }
-    cache_file = absl::StrCat(dir, "/vulkan/", id, ".pipelines");
+  DiskCacheOptions disk = DiskCacheOptions::FromEnvironment();
+  if (options.cache_dir == "off") {
+    disk.dir.clear();
+  } else if (!options.cache_dir.empty()) {
+    disk.dir = absl::StrCat(options.cache_dir, "/pipelines");
   }
-  auto backend = std::make_unique<VulkanBackend>(*inst, std::move(*device), cache_file);
+  auto backend = std::make_unique<VulkanBackend>(*inst, std::move(*device), std::move(disk));
   if (auto st = backend->Init(); !st.ok()) return st;
   return std::unique_ptr<Backend>(std::move(backend));
 }
