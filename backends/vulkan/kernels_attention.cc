@@ -67,10 +67,10 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   const int64_t wgs = B * Hkv * head_groups * qblocks;
   // Split the keys when there are too few workgroups to fill the device.
   const bool gpu = ctx.facts.props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
-  const int64_t target = gpu ? 512 : 1;
+  const int64_t target = gpu ? 1024 : 1;
   int64_t splits = 1;
-  if (wgs < target && Skv >= 512) splits = std::min<int64_t>((target + wgs - 1) / wgs, Skv / 256);
-  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 64));
+  if (wgs < target && Skv >= 256) splits = std::min<int64_t>((target + wgs - 1) / wgs, Skv / 128);
+  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 128));
   int64_t per_split = (Skv + splits - 1) / splits;
   per_split = (per_split + BC - 1) / BC * BC;
   splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
@@ -78,7 +78,6 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
 
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
-  if (generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) splits = 1;
   Slot partials;
   if (splits > 1) {
     auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (Dv + 2) * 4));
@@ -94,11 +93,13 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   spec.push_back(BC);
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
-  // CPU devices: one invocation per query row, no shared memory or barriers.
-  const bool rows_kernel = generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  if (rows_kernel) splits = 1;
-  Dispatch& d = rows_kernel ? ctx.Add("flash_attn_rows", {}, (B * Hq * Sq + 31) / 32)
-                            : ctx.Add("flash_attn", spec, head_groups * qblocks, Hkv, B * splits);
+  {
+    // Stage V in shared memory when it fits beside Q, K and the scores.
+    const int64_t dkmax = generic ? 256 : Dk, dvmax = generic ? 256 : Dv, rmax = generic ? 8 : G * QR;
+    const int64_t bytes = 4 * (rmax * dkmax + BC * dkmax + BC * dvmax + rmax * BC + 3 * rmax) + 256;
+    spec.push_back(bytes <= static_cast<int64_t>(ctx.facts.props.limits.maxComputeSharedMemorySize) ? 1 : 0);
+  }
+  Dispatch& d = ctx.Add("flash_attn", spec, head_groups * qblocks, Hkv, B * splits);
   d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, Dk)).F(softcap).U(0).U(0).U(0);
   d.U(splits).U(per_split);
   d.T(q).T(k).T(v);
@@ -141,6 +142,13 @@ Support SupportsGdn(const Graph& graph, const Node& node, const DeviceFacts& fac
   }
   const int64_t K = graph.tensors[node.inputs[kGdnK]].dims[3], V = graph.tensors[node.inputs[kGdnV]].dims[3];
   if (K > 256 || V > 256) return Support::No("K or V above 256");
+  if (facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU && node.GetBool("l2norm_qk") &&
+      graph.tensors[node.inputs[kGdnQ]].dims[1] > 32) {
+    // Both GDN kernels give NaN on lavapipe (Mesa 22.3) after ~10^4 normalized
+    // key values per head, while the H200 matches the reference on the same
+    // cases: declined there until the lavapipe cause is found.
+    return Support::No("l2norm_qk with T > 32 on a CPU Vulkan device (lavapipe NaN, see kernels_attention.cc)");
+  }
   const TensorInfo& fs = graph.tensors[node.outputs[kGdnFinalState]];
   if (fs.strides.back() != 4) return Support::No("final_state rows must be contiguous");
   return Support::Yes();

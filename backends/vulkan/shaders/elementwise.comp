@@ -37,6 +37,7 @@ DECLARE_SLOT(2, O)
 #define OP_MUL 22
 #define OP_DIV 23
 
+bool isnan_bits(float x) { return (floatBitsToUint(x) & 0x7fffffffu) > 0x7f800000u; }
 float tanh_safe(float x) { return abs(x) > 15.0 ? sign(x) : tanh(x); }
 float log1p_(float t) {
   float u = 1.0 + t;
@@ -88,7 +89,7 @@ float unary(float x) {
     case OP_SILU: return x / (1.0 + exp(-x));
     case OP_GELU_TANH: return 0.5 * x * (1.0 + tanh_safe(0.7978845608028654 * (x + 0.044715 * x * x * x)));
     case OP_GELU_ERF: return 0.5 * x * (1.0 + erf_(x * 0.7071067811865476));
-    case OP_RELU: return x < 0.0 ? 0.0 : x;
+    case OP_RELU: return isnan_bits(x) ? x : max(x, 0.0);  // NaN stays NaN (drivers fold x < 0 ? 0 : x to max)
     case OP_SOFTPLUS: return isnan(x) ? x : max(x, 0.0) + log1p_(exp(-abs(x)));
     case OP_SCALE: return x * PF(21) + PF(22);
     default: return x;

@@ -27,6 +27,9 @@ layout(constant_id = 15) const int SPLIT = 0;
 // GENERIC: one pipeline for every shape and flag (read from params 50..63),
 // arrays sized for the largest case; the specialized build folds them.
 layout(constant_id = 16) const int GENERIC = 0;
+// VSTAGE: the V tile goes through shared memory too (coalesced loads, then
+// the P*V loop reads shared memory instead of a chain of global loads).
+layout(constant_id = 17) const int VSTAGE = 0;
 const int DKMAX = GENERIC != 0 ? 256 : DK;
 const int DVMAX = GENERIC != 0 ? 256 : DV;
 const int RMAX = GENERIC != 0 ? 8 : G * QR;
@@ -59,6 +62,7 @@ DECLARE_SLOT(5, O)
 //         39 head groups per KV head, 40 query-row blocks, 50..63 generic shape/flags, 64.. ALiBi slope per query head
 shared float Qs[RMAX * DKMAX];
 shared float Ks[BCC * DKMAX];
+shared float Vs[VSTAGE != 0 ? BCC * DVMAX : 1];
 shared float S[RMAX * BCC];
 shared float row_m[RMAX], row_l[RMAX], row_alpha[RMAX];
 shared uint any_live;
@@ -141,6 +145,13 @@ void main() {
       const uint j = j0 + c;
       Ks[e] = j < k_end ? LoadK(b, j, kvh, d) : 0.0;
     }
+    if (VSTAGE != 0) {
+      for (uint e = t; e < uint(BCC * Dv); e += 128u) {
+        const uint c = e / uint(Dv), d = e % uint(Dv);
+        const uint j = j0 + c;
+        Vs[e] = j < k_end ? LoadV(b, j, kvh, d) : 0.0;
+      }
+    }
     barrier();
     // 3. Scores for live cells only.
     for (uint e = t; e < uint(R * BCC); e += 128u) {
@@ -179,7 +190,7 @@ void main() {
       float s = acc[a] * row_alpha[r];
       for (int c = 0; c < BCC; ++c) {
         const float w = S[r * uint(BCC) + c];
-        if (w != 0.0) s += w * LoadV(b, j0 + c, kvh, d);
+        if (w != 0.0) s += w * (VSTAGE != 0 ? Vs[uint(c) * uint(Dv) + d] : LoadV(b, j0 + c, kvh, d));
       }
       acc[a] = s;
     }
