@@ -30,6 +30,13 @@ bool IsDeviceLost(const absl::Status& status) {
   return status.GetPayload(kDeviceLostPayload).has_value();
 }
 
+absl::Status Annotate(const absl::Status& status, absl::string_view context) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
 absl::Status RunPrepared(Backend& backend, PreparedSplit& split, std::vector<NodeTiming>* timings) {
   ExecuteOptions options;
   options.timings = timings != nullptr;

@@ -180,6 +180,9 @@ using SyncPoint = uint64_t;
 // tells it apart from other errors.
 absl::Status DeviceLostError(absl::string_view backend, absl::string_view what);
 bool IsDeviceLost(const absl::Status& status);
+// "context: message", with the status's code and payloads kept (so that a
+// lost device is still IsDeviceLost after callers add where it happened).
+absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
 class Backend {
  public:

@@ -20,7 +20,9 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever;
+  // it is rejected below as not a regular file.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Errno("open", path);
   struct stat st;
   if (fstat(fd, &st) != 0) {
@@ -41,7 +43,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, int64_t max_bytes)
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = read(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
       absl::Status s = Errno("read", path);
       close(fd);

@@ -44,10 +44,35 @@ std::string DistSuffix(const Dist& d) {
   return s;
 }
 
+std::string RefName(const ChainRef& r) {
+  std::string s = r.node < 0 ? (r.index < 0 ? "-" : absl::StrCat("in", r.index))
+                             : absl::StrCat("#", r.node, r.index ? absl::StrCat(".", r.index) : "");
+  if (!r.view_dims.empty()) {
+    absl::StrAppend(&s, "/view", ShapeString(r.view_dims));
+    if (r.view_offset) absl::StrAppend(&s, "+", r.view_offset);
+    if (!r.view_strides.empty()) absl::StrAppend(&s, "s", absl::StrJoin(r.view_strides, ","));
+  }
+  return s;
+}
+
+std::string DescribeChain(const Case& c, const std::vector<std::string>& ins) {
+  std::vector<std::string> nodes;
+  for (const ChainNode& n : c.chain) {
+    std::vector<std::string> refs, as;
+    for (const ChainRef& r : n.inputs) refs.push_back(RefName(r));
+    for (const auto& [k, v] : n.attrs) as.push_back(absl::StrCat(k, "=", AttrToString(v)));
+    std::string s = absl::StrCat(n.op, "(", absl::StrJoin(refs, ", "), ")");
+    if (!as.empty()) absl::StrAppend(&s, " {", absl::StrJoin(as, ", "), "}");
+    for (auto [i, o] : n.inplace) absl::StrAppend(&s, " inplace(", i, "->", o, ")");
+    nodes.push_back(std::move(s));
+  }
+  return absl::StrCat("chain(", absl::StrJoin(ins, ", "), ") [", absl::StrJoin(nodes, " -> "), "]");
+}
+
 }  // namespace
 
 std::string Case::Describe() const {
-  const OpSchema* schema = FindOp(op);
+  const OpSchema* schema = is_chain() ? nullptr : FindOp(op);
   std::vector<std::string> ins;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const InputSpec& in = inputs[i];
@@ -66,6 +91,7 @@ std::string Case::Describe() const {
     ins.push_back(absl::StrCat(role, "=", DTypeName(in.dtype), ShapeString(in.dims), layout,
                                DistSuffix(in.dist)));
   }
+  if (is_chain()) return DescribeChain(*this, ins);
   std::vector<std::string> as;
   for (const auto& [k, v] : attrs) as.push_back(absl::StrCat(k, "=", AttrToString(v)));
   std::string s = absl::StrCat(op, "(", absl::StrJoin(ins, ", "), ")");

@@ -90,6 +90,39 @@ inline InputSpec In(DType dtype, std::vector<int64_t> dims, Dist dist = Normal()
 }
 inline InputSpec Absent() { return {.present = false}; }
 
+// A tensor a node of a chained case reads: case input `index` (node < 0), or
+// output `index` of chain node `node` (an earlier one). With view_dims it is
+// read through a view of that tensor: dims, an element offset and element
+// strides (empty: packed), innermost contiguous (e.g. a KV cache [B,S,H*D]
+// read as [B,S,H,D], or q/k/v as channel windows of one projection).
+struct ChainRef {
+  int node = -1;
+  int index = 0;  // -1 with node -1: an absent optional input
+  std::vector<int64_t> view_dims;
+  int64_t view_offset = 0;
+  std::vector<int64_t> view_strides;
+};
+inline ChainRef CaseInput(int index) { return {.node = -1, .index = index}; }
+inline ChainRef NodeOutput(int node, int index = 0) { return {.node = node, .index = index}; }
+inline ChainRef AbsentRef() { return {.node = -1, .index = -1}; }
+inline ChainRef ViewOf(ChainRef of, std::vector<int64_t> dims, int64_t offset = 0,
+                       std::vector<int64_t> strides = {}) {
+  of.view_dims = std::move(dims);
+  of.view_offset = offset;
+  of.view_strides = std::move(strides);
+  return of;
+}
+
+// One node of a chained case.
+struct ChainNode {
+  std::string op;
+  std::vector<ChainRef> inputs;
+  Attrs attrs;
+  // (input, output) pairs run in place; the input must be a case input (a
+  // state), not a view.
+  std::vector<std::pair<int, int>> inplace;
+};
+
 struct Case {
   std::string op;
   std::string group;  // the sub-grid it comes from, e.g. "flash_attn.masks"
@@ -102,6 +135,14 @@ struct Case {
   // backend must return an error that names the node, not an output.
   bool expect_error = false;
   uint64_t seed = 0;  // input values; grids derive it from the description
+  // Non-empty: a chained case (op "chain"): these nodes, in order, in one
+  // split; `inputs` are the graph inputs they read (attrs and inplace above
+  // are unused). Intermediates live in one arena buffer laid out like the
+  // executor's memory plan (dead intermediates' bytes reused); the graph
+  // outputs are the node outputs no later node reads and the in-place ones.
+  std::vector<ChainNode> chain;
+
+  bool is_chain() const { return !chain.empty(); }
 
   // A one-line description, unique within a grid: op, inputs, attributes.
   std::string Describe() const;

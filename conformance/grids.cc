@@ -9,6 +9,7 @@ std::vector<OpSubGrid> AllSubGrids() {
   AddLayoutGrids(grids);
   AddStateGrids(grids);
   AddAttentionGrids(grids);
+  AddChainGrids(grids);
   return grids;
 }
 

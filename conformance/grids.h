@@ -29,5 +29,8 @@ void AddLinearAlgebraGrids(std::vector<OpSubGrid>& grids);  // matmul, linear, s
 void AddLayoutGrids(std::vector<OpSubGrid>& grids);         // gather ... contiguous, reductions
 void AddStateGrids(std::vector<OpSubGrid>& grids);          // conv1d_causal, write_rows
 void AddAttentionGrids(std::vector<OpSubGrid>& grids);      // flash_attn, gated_delta_net
+// Chains of several nodes in one split (op "chain", grids_chain.cc).
+void AddChainGrids(std::vector<OpSubGrid>& grids);
+inline constexpr char kChainOp[] = "chain";
 
 }  // namespace kiln::conformance

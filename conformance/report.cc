@@ -16,13 +16,16 @@ void Add(Tally& t, const CaseResult& r) {
     case Verdict::kFailed: ++t.failed; break;
     case Verdict::kDeclined: ++t.declined; break;
   }
+  t.compile_ms += r.compile_ms;
+  t.run_ms += r.run_ms;
   if (r.nmse >= 0 && std::isfinite(r.nmse)) t.worst_nmse = std::max(t.worst_nmse, r.nmse);
   if (r.nmse >= 0 && !std::isfinite(r.nmse)) t.worst_nmse = INFINITY;
 }
 
-std::string Cell(const Tally& t) {
-  return absl::StrFormat("%6d %6d %8d  %10s", t.passed, t.failed, t.declined,
-                         t.worst_nmse < 0 ? "-" : absl::StrFormat("%.2e", t.worst_nmse));
+std::string Cell(const Tally& t, bool nmse = true) {
+  return absl::StrFormat("%6d %6d %8d  %10s %10.1f %9.1f", t.passed, t.failed, t.declined,
+                         !nmse ? "" : t.worst_nmse < 0 ? "-" : absl::StrFormat("%.2e", t.worst_nmse),
+                         t.compile_ms, t.run_ms);
 }
 
 constexpr int kOpWidth = 16;
@@ -47,8 +50,8 @@ std::string SummaryTable(const Report& report) {
   for (const DeviceInfo& d : report.backends) {
     const std::string cell = Cell(Tally{});
     absl::StrAppend(&head1, " | ", absl::StrFormat("%-*s", cell.size(), d.backend));
-    absl::StrAppend(&head2, " | ", absl::StrFormat("%6s %6s %8s  %10s", "passed", "failed", "declined",
-                                                   "worst NMSE"));
+    absl::StrAppend(&head2, " | ", absl::StrFormat("%6s %6s %8s  %10s %10s %9s", "passed", "failed", "declined",
+                                                   "worst NMSE", "compile ms", "run ms"));
   }
   std::string out = absl::StrCat(head1, "\n", head2, "\n");
   std::vector<Tally> total(report.backends.size());
@@ -60,14 +63,14 @@ std::string SummaryTable(const Report& report) {
       total[b].failed += row[b].failed;
       total[b].declined += row[b].declined;
       total[b].worst_nmse = std::max(total[b].worst_nmse, row[b].worst_nmse);
+      total[b].compile_ms += row[b].compile_ms;
+      total[b].run_ms += row[b].run_ms;
     }
     absl::StrAppend(&out, "\n");
   }
   absl::StrAppend(&out, absl::StrFormat("%-*s", kOpWidth, "total"));
-  for (const Tally& t : total) {
-    absl::StrAppend(&out, " | ", absl::StrFormat("%6d %6d %8d  %10s", t.passed, t.failed, t.declined, ""));
-  }
-  absl::StrAppend(&out, "\n");
+  for (const Tally& t : total) absl::StrAppend(&out, " | ", Cell(t, /*nmse=*/false));
+  absl::StrAppend(&out, "\n(compile ms: Prepare, summed over the cases; run ms: Execute + Wait of the second run)\n");
   return out;
 }
 
@@ -137,7 +140,8 @@ nlohmann::json ReportJson(const Report& report) {
     for (size_t b = 0; b < row.size(); ++b) {
       j["summary"].push_back({{"op", op}, {"backend", report.backends[b].backend}, {"passed", row[b].passed},
                               {"failed", row[b].failed}, {"declined", row[b].declined},
-                              {"worst_nmse", nmse(row[b].worst_nmse)}});
+                              {"worst_nmse", nmse(row[b].worst_nmse)}, {"compile_ms", row[b].compile_ms},
+                              {"run_ms", row[b].run_ms}});
     }
   }
   j["cases"] = json::array();
@@ -149,7 +153,7 @@ nlohmann::json ReportJson(const Report& report) {
                 {"seed", absl::StrFormat("%016x", c.seed)},
                 {"backend", report.backends[b].backend}, {"result", VerdictName(r.verdict)},
                 {"nmse", nmse(r.nmse)}, {"tolerance", r.tolerance}, {"error", r.error}, {"reason", r.reason},
-                {"ms", r.backend_ms}, {"reference_ms", r.reference_ms}};
+                {"compile_ms", r.compile_ms}, {"run_ms", r.run_ms}, {"reference_ms", r.reference_ms}};
       j["cases"].push_back(std::move(e));
     }
   }

@@ -23,6 +23,8 @@ struct Report {
 struct Tally {
   int passed = 0, failed = 0, declined = 0;
   double worst_nmse = -1;  // over compared outputs; -1 when none
+  double compile_ms = 0;   // summed CaseResult::compile_ms
+  double run_ms = 0;       // summed CaseResult::run_ms
 };
 
 // Per op (sorted by name) and backend.

@@ -1,17 +1,27 @@
-// Runs conformance cases on backends through the Backend interface, exactly as
-// the scheduler would (a one-node graph, buffers, Upload, Prepare, Execute,
-// Wait, Download), and judges each against the op's reference:
+// Runs conformance cases on backends through the Backend interface, as the
+// executor would (the case's graph as one split; Allocate with a usage and a
+// label, Upload/Fill, Flush, Wait, Prepare, then twice: Execute, Wait,
+// Download; inputs uploaded and outputs refilled before each run), and judges
+// each run against the reference (each node's reference applied in order):
 //   declined  supports() said no (with its reason);
 //   passed    every output matches the reference within OPS.md's tolerance
 //             (ops/compare.h: NMSE, inf/NaN positions), no byte outside the
 //             outputs changed (guard regions around every buffer, inputs
 //             intact), and for an expect_error case the backend reported an
 //             error naming the node;
+//             both runs match, the timed one (the first) gives one timing
+//             per node (ReadTimings after the Wait, durations >= 0);
 //   failed    anything else, an error from any step included.
+// A chained case (Case::chain) binds its intermediates into one arena buffer
+// laid out like the executor's memory plan (dead intermediates' bytes reused,
+// offsets multiples of limits().buffer_alignment), so a backend that reorders
+// the nodes of a split or overlaps them without honouring byte-range hazards
+// fails.
 #pragma once
 
 #include <cstddef>
 #include <functional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -22,25 +32,31 @@
 
 namespace kiln::conformance {
 
-// Bytes of a guard region before (kGuardFront, which also keeps the tensor
-// 256-byte aligned) and after (kGuardBack) every buffer the runner allocates.
+// Bytes of a guard region before (at least kGuardFront, see GuardFront) and
+// after (kGuardBack) every buffer the runner allocates.
 inline constexpr size_t kGuardFront = 256;
+// The front guard on `backend`: kGuardFront rounded up to a multiple of
+// limits().buffer_alignment, so that the tensor after it starts aligned.
+size_t GuardFront(const Backend& backend);
 inline constexpr size_t kGuardBack = 4096;
 
 using HostBytes = std::vector<std::byte>;
 
-// A case made concrete: its one-node graph and the bytes of every graph input
-// (views are windows into their base's bytes).
+// A case made concrete: its graph (one node, or a chain's nodes) and the bytes
+// of every graph input (views are windows into their base's bytes).
 struct Instance {
   Graph graph;
   std::vector<HostBytes> host;  // by tensor id; empty for non-inputs
+  std::vector<int> inputs;      // the tensor id of each case input; -1 absent
+  std::vector<std::pair<int, int>> aliases;  // (input id, output id) run in place
 };
 
 // The case's graph alone (no values): checks that the case is valid.
 absl::StatusOr<Graph> BuildCaseGraph(const Case& c);
 absl::StatusOr<Instance> Instantiate(const Case& c);
 
-// The reference outputs (contiguous), or the reference's error.
+// The reference outputs (contiguous, in graph output order), or the
+// reference's error.
 absl::StatusOr<std::vector<HostBytes>> RunReference(const Instance& inst);
 
 enum class Verdict { kPassed, kFailed, kDeclined };
@@ -52,7 +68,8 @@ struct CaseResult {
   double tolerance = 0;
   std::string error;      // failed: what went wrong
   std::string reason;     // declined: the backend's reason
-  double backend_ms = 0;  // Prepare + Execute + Wait
+  double compile_ms = 0;  // Prepare (pipelines compiled or found)
+  double run_ms = 0;      // Execute + Wait of the last run (the second, untimed)
   double reference_ms = 0;  // the reference's time (RunSuite; the same for every backend)
 };
 

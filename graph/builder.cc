@@ -1,4 +1,5 @@
 #include "graph/builder.h"
+#include "graph/message_text.h"
 
 #include "absl/strings/str_cat.h"
 #include "graph/validate.h"
@@ -9,10 +10,10 @@ namespace kiln {
 GraphBuilder::GraphBuilder(std::string graph_name) { graph_.name = std::move(graph_name); }
 
 std::string GraphBuilder::UniqueName(std::string base) {
-  if (graph_.FindTensor(base) < 0) return base;
+  if (!tensor_ids_.contains(base)) return base;
   for (int i = 1;; ++i) {
     std::string n = absl::StrCat(base, "_", i);
-    if (graph_.FindTensor(n) < 0) return n;
+    if (!tensor_ids_.contains(n)) return n;
   }
 }
 
@@ -25,6 +26,7 @@ Tensor GraphBuilder::AddTensor(TensorInfo t) {
     status_ = st;
     return {};
   }
+  tensor_ids_.emplace(graph_.tensors[id].name, id);
   return {id};
 }
 
@@ -57,7 +59,7 @@ Tensor GraphBuilder::Constant(std::string name, DType dtype, std::vector<int64_t
   t.dims = std::move(dims);
   t.constant = std::move(data);
   if (!t.constant) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("constant '", t.name, "' has no data"));
+    status_ = absl::InvalidArgumentError(absl::StrCat("constant ", QuoteName(t.name), " has no data"));
     return {};
   }
   return AddTensor(std::move(t));
@@ -76,7 +78,7 @@ Tensor GraphBuilder::View(Tensor base, std::vector<int64_t> dims, std::vector<in
   t.view_of = b.is_view() ? b.view_of : base.id;
   t.offset = offset + (b.is_view() ? b.offset : 0);
   if (t.strides.size() != t.dims.size()) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("view '", t.name, "': ", t.strides.size(),
+    status_ = absl::InvalidArgumentError(absl::StrCat("view ", QuoteName(t.name), ": ", t.strides.size(),
                                                       " strides for ", t.dims.size(), " dims"));
     return {};
   }
@@ -89,11 +91,9 @@ std::vector<Tensor> GraphBuilder::Op(absl::string_view op, std::vector<Tensor> i
   Node node;
   node.op = std::string(op);
   node.name = name.empty() ? absl::StrCat(op, "_", auto_names_++) : std::move(name);
-  for (const Node& other : graph_.nodes) {
-    if (other.name == node.name) {
-      status_ = absl::InvalidArgumentError(absl::StrCat("node name '", node.name, "' is used twice"));
-      return {};
-    }
+  if (node_names_.contains(node.name)) {
+    status_ = absl::InvalidArgumentError(absl::StrCat("node name ", QuoteName(node.name), " is used twice"));
+    return {};
   }
   node.attrs = std::move(attrs);
   for (Tensor t : inputs) {
@@ -123,6 +123,7 @@ std::vector<Tensor> GraphBuilder::Op(absl::string_view op, std::vector<Tensor> i
     node.outputs[o] = h.id;
     out.push_back(h);
   }
+  node_names_.insert(node.name);
   graph_.nodes.push_back(std::move(node));
   return out;
 }
@@ -141,10 +142,12 @@ void GraphBuilder::SetMetadata(std::string key, std::string value) {
 
 void GraphBuilder::Rename(Tensor t, std::string name) {
   if (!Check(t, "Rename")) return;
-  if (graph_.FindTensor(name) >= 0 && graph_.FindTensor(name) != t.id) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("tensor name '", name, "' is used twice"));
+  if (auto it = tensor_ids_.find(name); it != tensor_ids_.end() && it->second != t.id) {
+    status_ = absl::InvalidArgumentError(absl::StrCat("tensor name ", QuoteName(name), " is used twice"));
     return;
   }
+  tensor_ids_.erase(graph_.tensors[t.id].name);
+  tensor_ids_[name] = t.id;
   graph_.tensors[t.id].name = std::move(name);
 }
 

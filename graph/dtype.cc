@@ -1,4 +1,5 @@
 #include "graph/dtype.h"
+#include "graph/message_text.h"
 
 #include <cmath>
 #include <cstring>
@@ -24,7 +25,7 @@ absl::StatusOr<DType> ParseDType(absl::string_view name) {
     if (DTypeName(t) == name) return t;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown dtype '", name, "' (expected f32, f16, bf16, i32 or q8_0)"));
+      absl::StrCat("unknown dtype ", QuoteName(name), " (expected f32, f16, bf16, i32 or q8_0)"));
 }
 
 bool IsFloat(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }

@@ -1,4 +1,5 @@
 #include "graph/node.h"
+#include "graph/message_text.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -41,10 +42,8 @@ std::string AttrToString(const AttrValue& v) {
     std::string operator()(bool b) { return b ? "true" : "false"; }
     std::string operator()(int64_t i) { return absl::StrCat(i); }
     std::string operator()(double d) { return absl::StrCat(d); }
-    std::string operator()(const std::string& s) { return absl::StrCat("\"", s, "\""); }
-    std::string operator()(const std::vector<int64_t>& l) {
-      return absl::StrCat("[", absl::StrJoin(l, ","), "]");
-    }
+    std::string operator()(const std::string& s) { return absl::StrCat("\"", EscapeForMessage(s), "\""); }
+    std::string operator()(const std::vector<int64_t>& l) { return ShortList(l); }
   } visitor;
   return std::visit(visitor, v);
 }

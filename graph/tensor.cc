@@ -1,4 +1,5 @@
 #include "graph/tensor.h"
+#include "graph/message_text.h"
 
 #include <cstring>
 
@@ -59,11 +60,11 @@ int64_t ExtentBytes(DType t, const std::vector<int64_t>& dims,
 }
 
 std::string ShapeString(const std::vector<int64_t>& dims) {
-  return absl::StrCat("[", absl::StrJoin(dims, ","), "]");
+  return ShortList(dims);  // dims may come from a file not yet validated
 }
 
 std::string Describe(const TensorInfo& t) {
-  return absl::StrCat("'", t.name, "' ", DTypeName(t.dtype), " ", ShapeString(t.dims));
+  return absl::StrCat(QuoteName(t.name), " ", DTypeName(t.dtype), " ", ShapeString(t.dims));
 }
 
 }  // namespace kiln

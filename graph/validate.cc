@@ -1,4 +1,5 @@
 #include "graph/validate.h"
+#include "graph/message_text.h"
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -8,7 +9,7 @@ namespace kiln {
 namespace {
 
 absl::Status Bad(const TensorInfo& t, absl::string_view msg) {
-  return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "': ", msg));
+  return absl::InvalidArgumentError(absl::StrCat("tensor ", QuoteName(t.name), ": ", msg));
 }
 
 bool MulOk(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
@@ -51,7 +52,7 @@ absl::Status ValidateTensor(const Graph& graph, int id) {
       return Bad(t, absl::StrCat("is a view of tensor #", t.view_of, ", which does not exist"));
     }
     const TensorInfo& base = graph.tensors[t.view_of];
-    if (base.is_view()) return Bad(t, absl::StrCat("is a view of view '", base.name, "'"));
+    if (base.is_view()) return Bad(t, absl::StrCat("is a view of view ", QuoteName(base.name)));
     // The base's size is used below: it must be sane itself (no recursion:
     // a base is never a view).
     if (auto st = ValidateTensor(graph, t.view_of); !st.ok()) return st;
@@ -77,7 +78,7 @@ absl::Status ValidateTensor(const Graph& graph, int id) {
       const int64_t base_bytes = ContiguousBytes(base.dtype, base.dims);
       if (t.offset + extent > base_bytes) {
         return Bad(t, absl::StrCat("view reads bytes [", t.offset, ", ", t.offset + extent,
-                                   ") of base '", base.name, "', which has ", base_bytes));
+                                   ") of base ", QuoteName(base.name), ", which has ", base_bytes));
       }
     }
   }
@@ -94,7 +95,7 @@ absl::StatusOr<std::vector<TensorType>> InferNode(const Graph& graph, Node& node
   if (node.name.empty()) return absl::InvalidArgumentError(absl::StrCat("a ", node.op, " node has no name"));
   const OpSchema* schema = FindOp(node.op);
   if (!schema) {
-    return absl::InvalidArgumentError(absl::StrCat("node '", node.name, "': unknown op '", node.op, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("node ", QuoteName(node.name), ": unknown op ", QuoteName(node.op)));
   }
   const int n_in = static_cast<int>(node.inputs.size());
   const int n_spec = static_cast<int>(schema->inputs.size());
@@ -143,7 +144,7 @@ absl::Status ValidateGraph(Graph& graph) {
   for (int id = 0; id < n; ++id) {
     if (auto st = ValidateTensor(graph, id); !st.ok()) return st;
     if (!names.insert(graph.tensors[id].name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor name '", graph.tensors[id].name, "' is used twice"));
+      return absl::InvalidArgumentError(absl::StrCat("tensor name ", QuoteName(graph.tensors[id].name), " is used twice"));
     }
     graph.tensors[id].producer = -1;
   }
@@ -167,7 +168,7 @@ absl::Status ValidateGraph(Graph& graph) {
   for (int ni = 0; ni < static_cast<int>(graph.nodes.size()); ++ni) {
     Node& node = graph.nodes[ni];
     if (!node_names.insert(node.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("node name '", node.name, "' is used twice"));
+      return absl::InvalidArgumentError(absl::StrCat("node name ", QuoteName(node.name), " is used twice"));
     }
     auto inferred = InferNode(graph, node);
     if (!inferred.ok()) return inferred.status();
@@ -176,8 +177,8 @@ absl::Status ValidateGraph(Graph& graph) {
       if (id >= 0 && !is_defined(id)) {
         const int w = writer[graph.StorageOf(id)];
         return absl::InvalidArgumentError(absl::StrCat(
-            NodeLabel(node), ": input tensor '", graph.tensors[id].name, "' is not defined before use (",
-            w >= 0 ? absl::StrCat("written by node '", graph.nodes[w].name, "': a cycle or nodes out of order")
+            NodeLabel(node), ": input tensor ", QuoteName(graph.tensors[id].name), " is not defined before use (",
+            w >= 0 ? absl::StrCat("written by node ", QuoteName(graph.nodes[w].name), ": a cycle or nodes out of order")
                    : "dangling: no node writes it and it is not a graph input or a constant",
             ")"));
       }

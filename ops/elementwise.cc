@@ -1,6 +1,7 @@
 // Elementwise ops: binary add/sub/mul/div with NumPy broadcasting, unary
 // math functions, `scale` (x*a + b) and `cast`.
 #include "ops/elementwise.h"
+#include "graph/message_text.h"
 
 #include <algorithm>
 #include <cmath>
@@ -29,7 +30,7 @@ constexpr UnaryName kUnaryNames[] = {
 
 std::string DescribeInput(const InferContext& ctx, int i) {
   const TensorType* t = ctx.input(i);
-  return absl::StrCat("tensor '", ctx.input_tensor_name(i), "' ", DTypeName(t->dtype), " ",
+  return absl::StrCat("tensor ", QuoteName(ctx.input_tensor_name(i)), " ", DTypeName(t->dtype), " ",
                       ShapeString(t->dims));
 }
 

@@ -2,6 +2,7 @@
 // (definitions in ops/layout.h). The references copy element bytes, so every
 // value (NaN payloads, i32) comes through exactly.
 #include "ops/layout.h"
+#include "graph/message_text.h"
 
 #include <cstring>
 #include <limits>
@@ -46,7 +47,7 @@ absl::Status AxisAttr(const InferContext& ctx, int i, absl::string_view name, in
   const int rank = static_cast<int>(ctx.input(i)->dims.size());
   const int64_t a = ctx.node().GetInt(name);
   if (!ResolveAxis(a, rank, axis)) {
-    return ctx.InputError(i, absl::StrCat("attribute '", name, "' = ", a, " is not an axis of rank ",
+    return ctx.InputError(i, absl::StrCat("attribute ", QuoteName(name), " = ", a, " is not an axis of rank ",
                                           rank, " (expected ", -rank, " to ", rank - 1, ")"));
   }
   return absl::OkStatus();
@@ -200,7 +201,7 @@ absl::Status InferReshape(InferContext& ctx) {
   if (auto st = RequireUnquantized(ctx, 0); !st.ok()) return st;
   const TensorType& x = *ctx.input(0);
   std::vector<int64_t> dims = ctx.node().GetInts("shape");
-  const std::string want = absl::StrCat("attribute 'shape' = [", absl::StrJoin(dims, ","), "]");
+  const std::string want = absl::StrCat("attribute 'shape' = ", ShortList(dims));
   if (dims.empty() || dims.size() > static_cast<size_t>(kMaxRank)) {
     return ctx.Error(absl::StrCat(want, " must have 1 to ", kMaxRank, " entries"));
   }
@@ -253,8 +254,8 @@ absl::Status InferPermute(InferContext& ctx) {
   const TensorType& x = *ctx.input(0);
   const int rank = static_cast<int>(x.dims.size());
   const std::vector<int64_t>& perm = ctx.node().GetInts("perm");
-  const std::string bad = absl::StrCat("attribute 'perm' = [", absl::StrJoin(perm, ","),
-                                       "] must be a permutation of the ", rank, " axes");
+  const std::string bad = absl::StrCat("attribute 'perm' = ", ShortList(perm),
+                                       " must be a permutation of the ", rank, " axes");
   if (static_cast<int>(perm.size()) != rank) return ctx.InputError(0, bad);
   std::vector<bool> seen(rank, false);
   std::vector<int64_t> dims(rank);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "graph/message_text.h"
 #include "ops/broadcast.h"
 #include "ops/op_families.h"
 #include "ops/matmul.h"
@@ -138,7 +139,7 @@ absl::Status InferLinear(InferContext& ctx) {
   const int64_t k = x.dims.back(), n = w.dims[0];
   if (w.dims[1] != k) {
     return ctx.InputError(1, absl::StrCat("K = ", w.dims[1], " (dim 1) differs from K = ", k,
-                                          " (last dim) of input 'x' (tensor '", ctx.input_tensor_name(0), "' ",
+                                          " (last dim) of input 'x' (tensor ", QuoteName(ctx.input_tensor_name(0)), " ",
                                           ShapeString(x.dims), ")"));
   }
   if (const TensorType* bias = ctx.input(2)) {

@@ -1,4 +1,5 @@
 #include "ops/op_schema.h"
+#include "graph/message_text.h"
 
 #include <cmath>
 
@@ -8,7 +9,7 @@
 namespace kiln {
 
 std::string NodeLabel(const Node& node) {
-  return absl::StrCat("node '", node.name, "' (", node.op, ")");
+  return absl::StrCat("node ", QuoteName(node.name), " (", EscapeForMessage(node.op), ")");
 }
 
 absl::Status InferContext::Error(absl::string_view msg) const {
@@ -17,10 +18,10 @@ absl::Status InferContext::Error(absl::string_view msg) const {
 
 absl::Status InferContext::InputError(int i, absl::string_view msg) const {
   std::string what = absl::StrCat("input ", i);
-  if (i < static_cast<int>(roles_.size())) what = absl::StrCat("input '", roles_[i], "'");
+  if (i < static_cast<int>(roles_.size())) what = absl::StrCat("input ", QuoteName(roles_[i]));
   if (i < num_inputs() && inputs_[i] != nullptr) {
-    absl::StrAppend(&what, " (tensor '", i < static_cast<int>(tensor_names_.size()) ? tensor_names_[i] : "",
-                    "' ", DTypeName(inputs_[i]->dtype), " ", ShapeString(inputs_[i]->dims), ")");
+    absl::StrAppend(&what, " (tensor ", QuoteName(i < static_cast<int>(tensor_names_.size()) ? tensor_names_[i] : ""),
+                    " ", DTypeName(inputs_[i]->dtype), " ", ShapeString(inputs_[i]->dims), ")");
   }
   return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node_), ": ", what, ": ", msg));
 }
@@ -70,7 +71,7 @@ absl::Status NormalizeAttrs(const OpSchema& schema, Node& node) {
       std::vector<std::string> names;
       for (const AttrSpec& s : schema.attrs) names.push_back(s.name);
       return absl::InvalidArgumentError(absl::StrCat(
-          NodeLabel(node), ": unknown attribute '", key, "' (", schema.name, " takes: ",
+          NodeLabel(node), ": unknown attribute ", QuoteName(key), " (", schema.name, " takes: ",
           names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
     }
   }
@@ -79,7 +80,7 @@ absl::Status NormalizeAttrs(const OpSchema& schema, Node& node) {
     if (it == node.attrs.end()) {
       if (!s.default_value) {
         return absl::InvalidArgumentError(
-            absl::StrCat(NodeLabel(node), ": missing required attribute '", s.name, "'"));
+            absl::StrCat(NodeLabel(node), ": missing required attribute ", QuoteName(s.name)));
       }
       node.attrs.emplace(s.name, *s.default_value);
       continue;
@@ -87,13 +88,13 @@ absl::Status NormalizeAttrs(const OpSchema& schema, Node& node) {
     AttrValue& v = it->second;
     if (!Coerce(s.type, v)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          NodeLabel(node), ": attribute '", s.name, "' must be ", TypeName(s.type),
+          NodeLabel(node), ": attribute ", QuoteName(s.name), " must be ", TypeName(s.type),
           ", got ", AttrToString(v)));
     }
     auto check_range = [&](double x) -> absl::Status {
       if (std::isnan(x) || x < s.min || x > s.max) {
         return absl::InvalidArgumentError(absl::StrCat(
-            NodeLabel(node), ": attribute '", s.name, "' = ", x, " is out of range [", s.min,
+            NodeLabel(node), ": attribute ", QuoteName(s.name), " = ", x, " is out of range [", s.min,
             ", ", s.max, "]"));
       }
       return absl::OkStatus();
@@ -111,7 +112,7 @@ absl::Status NormalizeAttrs(const OpSchema& schema, Node& node) {
       for (const auto& c : s.choices) ok |= c == *str;
       if (!ok) {
         return absl::InvalidArgumentError(absl::StrCat(
-            NodeLabel(node), ": attribute '", s.name, "' = \"", *str, "\" is not one of: ",
+            NodeLabel(node), ": attribute ", QuoteName(s.name), " = \"", EscapeForMessage(*str), "\" is not one of: ",
             absl::StrJoin(s.choices, ", ")));
       }
     }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "graph/message_text.h"
 #include "graph/validate.h"
 #include "ops/op_schema.h"
 #include "proto/graph_io.h"
@@ -103,7 +104,7 @@ absl::Status Loader::CheckHeader(const pb::Graph& proto) {
   if (auto st = CheckLength("the graph name", proto.name(), opt_.max_name_bytes); !st.ok()) return st;
   for (const auto& [key, value] : proto.metadata()) {
     if (auto st = CheckLength("a metadata key", key, opt_.max_string_bytes); !st.ok()) return st;
-    if (auto st = CheckLength(absl::StrCat("metadata '", key, "'"), value, opt_.max_string_bytes);
+    if (auto st = CheckLength(absl::StrCat("metadata ", QuoteName(key)), value, opt_.max_string_bytes);
         !st.ok()) {
       return st;
     }
@@ -178,7 +179,7 @@ absl::Status Loader::ConvertTensor(int id, const pb::Graph& proto, pb::Tensor& i
   out.name = in.name();
   // Checks below report against this label; ValidateGraph adds the rest.
   const std::string label = out.name.empty() ? absl::StrCat("tensor #", id, ": ")
-                                             : absl::StrCat("tensor '", out.name, "': ");
+                                             : absl::StrCat("tensor ", QuoteName(out.name), ": ");
   auto fail = [&](const absl::Status& st) {
     return absl::Status(st.code(), absl::StrCat(label, st.message()));
   };
@@ -246,7 +247,7 @@ absl::Status Loader::ConvertNode(int index, int num_tensors, const pb::Node& in,
     if (auto st = CheckLength(absl::StrCat(label, ": an attribute name"), key, opt_.max_name_bytes); !st.ok()) {
       return st;
     }
-    const std::string what = absl::StrCat(label, ": attribute '", key, "'");
+    const std::string what = absl::StrCat(label, ": attribute ", QuoteName(key));
     switch (value.value_case()) {
       case pb::AttrValue::kB: out.attrs.emplace(key, value.b()); break;
       case pb::AttrValue::kI: out.attrs.emplace(key, value.i()); break;

@@ -1,4 +1,5 @@
 #include "proto/topo_sort.h"
+#include "graph/message_text.h"
 
 #include <algorithm>
 #include <functional>
@@ -34,7 +35,7 @@ std::string DescribeCycle(const Graph& graph, const std::vector<int>& writer,
   // along the flow, from n back to n.
   const size_t first = static_cast<size_t>(std::max(seen_at[n], 0));
   constexpr size_t kMaxNames = 8;  // a long cycle is summarized
-  auto quoted = [&](int node) { return absl::StrCat("'", graph.nodes[node].name, "'"); };
+  auto quoted = [&](int node) { return QuoteName(graph.nodes[node].name); };
   std::vector<std::string> names = {quoted(n)};
   for (size_t i = path.size() - 1; i > first && names.size() < kMaxNames; --i) {
     names.push_back(quoted(path[i]));
@@ -54,8 +55,8 @@ absl::Status SortNodesTopologically(Graph& graph) {
     for (int id : graph.nodes[ni].outputs) {
       if (writer[id] >= 0 && writer[id] != ni) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "tensor '", graph.tensors[id].name, "' is written by two nodes: '",
-            graph.nodes[writer[id]].name, "' and '", graph.nodes[ni].name, "'"));
+            "tensor ", QuoteName(graph.tensors[id].name), " is written by two nodes: ",
+            QuoteName(graph.nodes[writer[id]].name), " and ", QuoteName(graph.nodes[ni].name)));
       }
       writer[id] = ni;
     }

@@ -13,9 +13,7 @@
 namespace kiln {
 namespace {
 
-absl::Status WithContext(const absl::Status& st, absl::string_view context) {
-  return absl::Status(st.code(), absl::StrCat(context, ": ", st.message()));
-}
+absl::Status WithContext(const absl::Status& st, absl::string_view context) { return Annotate(st, context); }
 
 }  // namespace
 

@@ -1,7 +1,13 @@
 #include "scheduler/memory_plan.h"
+#include "graph/message_text.h"
 
 #include <algorithm>
+#include <climits>
+#include <functional>
 #include <limits>
+#include <map>
+#include <queue>
+#include <set>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -15,16 +21,178 @@ namespace {
 
 int64_t AlignUp(int64_t n, int64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
 
+// total += n unless that passes kMaxArenaBytes (or overflows).
+bool AddWithinLimit(int64_t& total, int64_t n) {
+  int64_t sum;
+  if (n < 0 || __builtin_add_overflow(total, n, &sum) || sum > kMaxArenaBytes) return false;
+  total = sum;
+  return true;
+}
+
 std::vector<std::pair<int, int>> SchemaInplacePairs(const Node& node) {
   const OpSchema* schema = FindOp(node.op);
   return schema ? schema->inplace : std::vector<std::pair<int, int>>{};
 }
 
-// Best fit: among the gaps between already placed blocks whose lifetimes
-// overlap this one, the smallest that fits; else on top of them all.
-void PackArena(ArenaPlan& arena) {
+// The placed blocks whose lifetimes overlap a query range, found without
+// scanning every placed block: those alive at the range's first node (a
+// segment tree over node indices answers "alive at t") plus those that start
+// inside the range (an ordered set by first node). Both parts cost
+// O(log n + answers), so a long chain of short-lived blocks packs in
+// O(n log n) where scanning every placed block was O(n^2).
+class LifetimeIndex {
+ public:
+  explicit LifetimeIndex(int num_points) {
+    size_ = 1;
+    while (size_ < num_points) size_ <<= 1;
+    alive_.resize(2 * static_cast<size_t>(size_));
+  }
+
+  void Insert(int block, const ArenaBlock& b) {
+    for (int l = b.first + size_, r = b.last + 1 + size_; l < r; l >>= 1, r >>= 1) {
+      if (l & 1) alive_[l++].push_back(block);
+      if (r & 1) alive_[--r].push_back(block);
+    }
+    by_first_.insert({b.first, block});
+  }
+
+  // Appends the overlapping blocks to `out`.
+  void Query(const ArenaBlock& b, std::vector<int>& out) const {
+    for (int i = b.first + size_; i >= 1; i >>= 1) out.insert(out.end(), alive_[i].begin(), alive_[i].end());
+    for (auto it = by_first_.upper_bound({b.first, INT_MAX}); it != by_first_.end() && it->first <= b.last; ++it) {
+      out.push_back(it->second);
+    }
+  }
+
+ private:
+  int size_ = 1;
+  std::vector<std::vector<int>> alive_;  // segment tree nodes: blocks covering them
+  std::set<std::pair<int, int>> by_first_;
+};
+
+// Best fit, largest first: among the gaps between already placed blocks
+// whose lifetimes overlap this one, the smallest that fits; else on top of
+// them all. Returns false (offsets partly set) when it would examine more
+// than `max_visits` overlaps: real models stay far under the default (tens
+// of blocks live at once), while a hostile graph with many blocks live
+// together would make this quadratic.
+bool PackBestFit(ArenaPlan& arena, const std::vector<int>& order, int num_points, int64_t max_visits) {
+  LifetimeIndex index(num_points);
+  std::vector<int> overlapping;
+  int64_t visits = 0;
+  for (int bi : order) {
+    ArenaBlock& block = arena.blocks[bi];
+    if (block.bytes == 0) continue;  // nothing to place; offset 0 is as good as any
+    overlapping.clear();
+    index.Query(block, overlapping);
+    visits += static_cast<int64_t>(overlapping.size());
+    if (visits > max_visits) return false;
+    std::sort(overlapping.begin(), overlapping.end(),
+              [&](int a, int b) { return arena.blocks[a].offset < arena.blocks[b].offset; });
+    int64_t best = -1;
+    int64_t best_gap = std::numeric_limits<int64_t>::max();
+    int64_t end = 0;  // highest byte used by the overlapping blocks seen so far
+    for (int oi : overlapping) {
+      const ArenaBlock& other = arena.blocks[oi];
+      const int64_t gap = other.offset - end;
+      if (gap >= block.bytes && gap < best_gap) {
+        best = end;
+        best_gap = gap;
+      }
+      end = std::max(end, other.offset + other.bytes);
+    }
+    block.offset = best >= 0 ? best : end;
+    index.Insert(bi, block);
+  }
+  return true;
+}
+
+// Online best fit in node order, as an allocator would do it: blocks freed
+// when their last reader has run, each new block in the smallest free gap
+// that fits, else on top. O(n log n) whatever the lifetimes; used only where
+// the exact packing above would take too long.
+void PackOnline(ArenaPlan& arena) {
+  std::vector<int> order;
+  for (int i = 0; i < static_cast<int>(arena.blocks.size()); ++i) {
+    if (arena.blocks[i].bytes > 0) order.push_back(i);
+  }
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    const ArenaBlock& x = arena.blocks[a];
+    const ArenaBlock& y = arena.blocks[b];
+    if (x.first != y.first) return x.first < y.first;
+    if (x.bytes != y.bytes) return x.bytes > y.bytes;
+    return a < b;
+  });
+  std::map<int64_t, int64_t> free_at;             // offset -> size of a free gap below the top
+  std::set<std::pair<int64_t, int64_t>> by_size;  // (size, offset) of the same gaps
+  int64_t top = 0;
+  using Live = std::pair<int, int>;  // (last node, block)
+  std::priority_queue<Live, std::vector<Live>, std::greater<>> live;
+  auto release = [&](const ArenaBlock& b) {
+    int64_t off = b.offset, size = b.bytes;
+    auto next = free_at.find(off + size);
+    if (next != free_at.end()) {
+      size += next->second;
+      by_size.erase({next->second, next->first});
+      free_at.erase(next);
+    }
+    auto prev = free_at.lower_bound(off);
+    if (prev != free_at.begin()) {
+      --prev;
+      if (prev->first + prev->second == off) {
+        off = prev->first;
+        size += prev->second;
+        by_size.erase({prev->second, prev->first});
+        free_at.erase(prev);
+      }
+    }
+    if (off + size == top) {
+      top = off;  // the top of the arena comes down instead of keeping a gap there
+      return;
+    }
+    free_at[off] = size;
+    by_size.insert({size, off});
+  };
+  for (int bi : order) {
+    ArenaBlock& block = arena.blocks[bi];
+    while (!live.empty() && live.top().first < block.first) {
+      release(arena.blocks[live.top().second]);
+      live.pop();
+    }
+    auto fit = by_size.lower_bound({block.bytes, std::numeric_limits<int64_t>::min()});
+    if (fit != by_size.end()) {
+      const auto [size, off] = *fit;
+      by_size.erase(fit);
+      free_at.erase(off);
+      block.offset = off;
+      if (size > block.bytes) {
+        free_at[off + block.bytes] = size - block.bytes;
+        by_size.insert({size - block.bytes, off + block.bytes});
+      }
+    } else {
+      block.offset = top;
+      top += block.bytes;
+    }
+    live.push({block.last, bi});
+  }
+}
+
+// Packs the arena's blocks (offsets, peak and naive totals). Sizes were
+// checked against kMaxArenaBytes, so the sums here cannot overflow.
+absl::Status PackArena(ArenaPlan& arena, int backend, int64_t max_visits) {
   std::vector<int> order(arena.blocks.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  int num_points = 1;
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = static_cast<int>(i);
+    const ArenaBlock& b = arena.blocks[i];
+    num_points = std::max(num_points, b.last + 1);
+    if (b.bytes < 0 || __builtin_add_overflow(arena.naive_bytes, b.bytes, &arena.naive_bytes) ||
+        arena.naive_bytes > kMaxArenaBytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the tensors computed on backend #", backend, " need more than ", kMaxArenaBytes,
+          " bytes in all (the limit of one arena, before reuse)"));
+    }
+  }
   std::sort(order.begin(), order.end(), [&](int a, int b) {
     const ArenaBlock& x = arena.blocks[a];
     const ArenaBlock& y = arena.blocks[b];
@@ -33,34 +201,12 @@ void PackArena(ArenaPlan& arena) {
     if (x.root != y.root) return x.root < y.root;
     return x.transfer < y.transfer;
   });
-  std::vector<int> placed;
-  std::vector<const ArenaBlock*> overlapping;
-  for (int bi : order) {
-    ArenaBlock& block = arena.blocks[bi];
-    arena.naive_bytes += block.bytes;
-    if (block.bytes == 0) continue;  // nothing to place; offset 0 is as good as any
-    overlapping.clear();
-    for (int pi : placed) {
-      const ArenaBlock& other = arena.blocks[pi];
-      if (other.first <= block.last && block.first <= other.last) overlapping.push_back(&other);
-    }
-    std::sort(overlapping.begin(), overlapping.end(),
-              [](const ArenaBlock* a, const ArenaBlock* b) { return a->offset < b->offset; });
-    int64_t best = -1;
-    int64_t best_gap = std::numeric_limits<int64_t>::max();
-    int64_t end = 0;  // highest byte used by the overlapping blocks seen so far
-    for (const ArenaBlock* other : overlapping) {
-      const int64_t gap = other->offset - end;
-      if (gap >= block.bytes && gap < best_gap) {
-        best = end;
-        best_gap = gap;
-      }
-      end = std::max(end, other->offset + other->bytes);
-    }
-    block.offset = best >= 0 ? best : end;
-    arena.peak_bytes = std::max(arena.peak_bytes, block.offset + block.bytes);
-    placed.push_back(bi);
+  if (!PackBestFit(arena, order, num_points, max_visits)) PackOnline(arena);
+  arena.peak_bytes = 0;
+  for (const ArenaBlock& b : arena.blocks) {
+    if (b.bytes > 0) arena.peak_bytes = std::max(arena.peak_bytes, b.offset + b.bytes);
   }
+  return absl::OkStatus();
 }
 
 // One transfer per (tensor, reading split) whose tensor lives on another
@@ -174,7 +320,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
       st.backend = node_backend[t.producer];
     } else {
       return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", t.name, "' has no producer, data or binding (validate the graph first)"));
+          absl::StrCat("tensor ", QuoteName(t.name), " has no producer, data or binding (validate the graph first)"));
     }
   }
 
@@ -273,7 +419,9 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
     }
   }
   PlanTransfers(graph, node_backend, plan);
-  for (ArenaPlan& arena : plan.arenas) PackArena(arena);
+  for (int b = 0; b < num_backends; ++b) {
+    if (auto st = PackArena(plan.arenas[b], b, options.max_overlap_visits); !st.ok()) return st;
+  }
   for (TransferPlan& t : plan.transfers) t.offset = plan.arenas[t.to].blocks[t.block].offset;
 
   // Offsets: in-place members take their root's; views add their offset.
@@ -300,9 +448,21 @@ absl::StatusOr<MemoryPlan> PlanMemory(const Graph& graph, const std::vector<int>
     const TensorStorage& st = plan.tensors[id];
     if (t.is_view() || st.root != id) continue;
     const int64_t bytes = ContiguousBytes(t.dtype, t.dims);
-    if (st.kind == StorageKind::kInput) plan.held[st.backend].inputs += bytes;
-    if (st.kind == StorageKind::kState) plan.held[st.backend].states += bytes;
-    for (int b : plan.constant_backends[id]) plan.held[b].constants += static_cast<int64_t>(t.constant->size);
+    BackendBytes& held = plan.held[st.backend];
+    int64_t* total = st.kind == StorageKind::kInput ? &held.inputs
+                     : st.kind == StorageKind::kState ? &held.states
+                                                      : nullptr;
+    if (total && !AddWithinLimit(*total, bytes)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the graph ", st.kind == StorageKind::kInput ? "inputs" : "states", " held on backend #", st.backend,
+          " need more than ", kMaxArenaBytes, " bytes in all (at ", Describe(t), ")"));
+    }
+    for (int b : plan.constant_backends[id]) {
+      if (!AddWithinLimit(plan.held[b].constants, static_cast<int64_t>(t.constant->size))) {
+        return absl::ResourceExhaustedError(absl::StrCat("the constants read on backend #", b, " need more than ",
+                                                         kMaxArenaBytes, " bytes in all (at ", Describe(t), ")"));
+      }
+    }
   }
 
   plan.state_in_place.reserve(graph.states.size());

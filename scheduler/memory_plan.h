@@ -4,7 +4,11 @@
 // node order, from its producer to its last reader (reads through a view
 // count for the view's base; graph outputs live to the end), and the arena
 // offsets are packed greedily (best fit, largest first) so that tensors whose
-// lifetimes do not overlap reuse the same bytes.
+// lifetimes do not overlap reuse the same bytes. Packing finds the blocks
+// live alongside each one through an interval index, O(n log n) for real
+// graphs; a graph with so many blocks live at once that exact best fit would
+// be quadratic is packed online in node order instead (best fit from a free
+// list), also O(n log n).
 //
 // Graph inputs, states and constants are not in the arena: the executor binds
 // them to buffers of their own. A graph input lives on the backend of its
@@ -37,6 +41,12 @@ namespace kiln {
 // Arena offsets are multiples of the backend's limits().buffer_alignment,
 // and of this at least.
 inline constexpr int64_t kArenaAlignment = 64;
+// The most bytes one backend's arena may need before reuse (the sum of its
+// blocks), and likewise its inputs, its states and its constants: 1 PiB, far
+// beyond any device, and small enough that every total in a plan (summed
+// over backends too) fits in int64. A graph over it is a ResourceExhausted
+// error, not a wrapped-around total.
+inline constexpr int64_t kMaxArenaBytes = int64_t{1} << 50;
 
 enum class StorageKind : uint8_t {
   kArena,     // a node output, packed into its backend's arena
@@ -116,6 +126,9 @@ struct MemoryPlanOptions {
   // Per backend: arena offsets are multiples of this (a power of two; at
   // least kArenaAlignment). Missing entries are kArenaAlignment.
   std::vector<int64_t> alignment;
+  // Per arena, the overlapping blocks exact best fit may examine before it
+  // gives way to online packing (see the top of this file); tests lower it.
+  int64_t max_overlap_visits = int64_t{1} << 22;
 };
 
 // Plans a validated graph whose nodes run on `node_backend[i]` (indices into

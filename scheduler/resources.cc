@@ -11,9 +11,7 @@
 namespace kiln {
 namespace {
 
-absl::Status WithContext(const absl::Status& st, absl::string_view context) {
-  return absl::Status(st.code(), absl::StrCat(context, ": ", st.message()));
-}
+absl::Status WithContext(const absl::Status& st, absl::string_view context) { return Annotate(st, context); }
 
 uint64_t AlignUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 

@@ -25,5 +25,6 @@ int InfoCommand(const std::vector<std::string>& args);
 int MakeExampleCommand(const std::vector<std::string>& args);
 int ConformanceCommand(const std::vector<std::string>& args);  // conformance_command.cc
 int PlanCommand(const std::vector<std::string>& args);         // plan_command.cc
+int BenchCommand(const std::vector<std::string>& args);        // bench_command.cc
 
 }  // namespace kiln::tools

@@ -23,6 +23,7 @@ const Subcommand kCommands[] = {
     {"info", "backends, devices, features and the pipeline cache folder", InfoCommand},
     {"make-example", "write an example model graph", MakeExampleCommand},
     {"conformance", "check a backend against the op references over a grid of cases", ConformanceCommand},
+    {"bench", "time flash attention, gated delta net and linear against this machine's limits", BenchCommand},
 };
 
 void PrintUsage() {

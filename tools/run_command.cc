@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -18,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "backends/registry.h"
+#include "graph/message_text.h"
 #include "nlohmann/json.hpp"
 #include "proto/graph_io.h"
 #include "scheduler/executor.h"
@@ -39,6 +41,7 @@ const FlagSpec kFlags[] = {
     {"warmup", "N", "untimed runs first (default 1)"},
     {"threads", "N", "CPU threads, 0 = all cores (default 0)"},
     {"seed", "S", "seed of the random inputs (default 0)"},
+    {"max-generated-bytes", "N", "most bytes of random or zero inputs to make up (default 4 GiB)"},
     {"json", "FILE", "also write the report as JSON to FILE"},
     {"profile", "FILE", "write a Chrome trace of the timed runs to FILE (open in Perfetto)"},
     {"strict", "", "fail if a node would not run on the first backend, listing each and why"},
@@ -56,10 +59,13 @@ void PrintUsage(FILE* out) {
                    "Runs a graph file: binds its inputs, runs it (warmup, then timed runs),\n"
                    "prints p50/p90 run time and a per-op profile, and writes the outputs.\n\n",
                    FlagsHelp(kFlags),
-                   "\nInputs not given are random: uniform in the graph metadata's\n"
+                   "\nInputs not given are random (a line names them): uniform in the graph metadata's\n"
                    "\"input_range.<name>\" = \"lo,hi\" when present, else floats ~ N(0,1)*0.5 and\n"
                    "i32 in [0, 15]. States are set to those values before every run, so each\n"
                    "run does the same work and the outputs written are those of one run.\n"
+                   "A .npy input must have the input's shape; float32/float16/float64 values convert\n"
+                   "to any float dtype or q8_0, int64 to i32 (each conversion is reported), and a\n"
+                   "q8_0 input also takes its packed blocks as a uint8 array (34 bytes per 32).\n"
                    "bf16 and q8_0 outputs are written as float32 .npy files.\n")
                    .c_str());
 }
@@ -68,13 +74,6 @@ void PrintUsage(FILE* out) {
 std::string NamingFile(const std::string& path, const absl::Status& st) {
   if (absl::StrContains(st.message(), path)) return std::string(st.message());
   return absl::StrCat(path, ": ", st.message());
-}
-
-// FNV-1a: the same in every process (absl::Hash is seeded per process).
-uint64_t StableHash(absl::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
-  return h;
 }
 
 std::string SanitizeFileName(absl::string_view name) {
@@ -139,45 +138,22 @@ absl::StatusOr<std::vector<std::pair<int, std::string>>> ParseInputSpecs(
     int id = graph.FindTensor(name);
     if (id < 0 || std::find(graph.inputs.begin(), graph.inputs.end(), id) == graph.inputs.end()) {
       std::vector<std::string> names;
-      for (int i : graph.inputs) names.push_back(graph.tensors[i].name);
-      return absl::InvalidArgumentError(absl::StrCat("--input: the graph has no input '", name,
-                                                     "' (its inputs: ", absl::StrJoin(names, ", "), ")"));
+      for (int i : graph.inputs) names.push_back(QuoteName(graph.tensors[i].name));
+      return absl::InvalidArgumentError(absl::StrCat("--input: the graph has no input ", QuoteName(name),
+                                                     " (its inputs: ", ShortJoin(names, 16), ")"));
     }
     if (!seen.insert(id).second) {
-      return absl::InvalidArgumentError(absl::StrCat("--input: '", name, "' is given twice"));
+      return absl::InvalidArgumentError(absl::StrCat("--input: ", QuoteName(name), " is given twice"));
     }
     out.push_back({id, spec.substr(eq + 1)});
   }
   return out;
 }
 
-// The value bound to input `id`: from a file, zeros, or random.
-absl::StatusOr<HostTensor> InputValue(const Graph& graph, int id, const std::string& source,
-                                      uint64_t seed) {
-  const TensorInfo& t = graph.tensors[id];
-  if (source == "zeros") return HostTensor::Zeros(t.dtype, t.dims);
-  if (source == "random") {
-    auto range = InputRangeFor(graph, t.name);
-    if (!range.ok()) return range.status();
-    // Each input's values depend on the seed and its name, not on the order.
-    return RandomInput(t, *range, seed ^ StableHash(t.name));
-  }
-  auto file = ReadNpy(source);
-  if (!file.ok()) return file.status();
-  if (file->dims != t.dims) {
-    return absl::InvalidArgumentError(absl::StrCat("input ", Describe(t), ": ", source, " holds shape ",
-                                                   ShapeString(file->dims)));
-  }
-  if (file->dtype == t.dtype) return file;
-  // Floats convert among themselves (and to q8_0 never); ints stay ints.
-  if (IsFloat(file->dtype) && IsFloat(t.dtype)) return ConvertDType(*file, t.dtype);
-  return absl::InvalidArgumentError(absl::StrCat("input ", Describe(t), ": ", source, " holds ",
-                                                 DTypeName(file->dtype), " values"));
-}
-
 struct Settings {
   std::string path;
   int64_t iters = 5, warmup = 1, threads = 0, seed = 0;
+  int64_t max_generated_bytes = kDefaultMaxGeneratedBytes;
   std::string backends, output_dir, json, profile;
   bool strict = false;
   bool stats = false;
@@ -202,6 +178,9 @@ absl::StatusOr<Settings> ParseSettings(const ParsedArgs& args) {
   auto seed = args.GetInt("seed", 0, 0, INT64_MAX);
   if (!seed.ok()) return seed.status();
   s.seed = *seed;
+  auto max_generated = args.GetInt("max-generated-bytes", kDefaultMaxGeneratedBytes, 0, INT64_MAX);
+  if (!max_generated.ok()) return max_generated.status();
+  s.max_generated_bytes = *max_generated;
   s.backends = args.Get("backend", "cpu");
   s.output_dir = args.Get("output-dir");
   s.json = args.Get("json");
@@ -333,7 +312,14 @@ absl::StatusOr<std::vector<OutputRecord>> CollectOutputs(const Executable& e, co
   absl::flat_hash_set<std::string> used_names;
   for (int id : g.outputs) {
     const TensorInfo& t = g.tensors[id];
-    auto value = e.GetOutput(t.name);
+    absl::StatusOr<HostTensor> value = absl::UnknownError("");
+    try {  // a host copy of the output: running out of memory names it
+      value = e.GetOutput(t.name);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(absl::StrCat("out of host memory reading the ",
+                                                       ContiguousBytes(t.dtype, t.dims), " bytes of output ",
+                                                       Describe(t)));
+    }
     if (!value.ok()) return value.status();
     OutputRecord rec{t.name, std::string(DTypeName(t.dtype)), Summary(*value), "", "", t.dims};
     if (!dir.empty()) {
@@ -413,19 +399,15 @@ int Run(const ParsedArgs& args) {
   }
   if (backends.empty()) return usage("--backend names no backend");
 
-  // Input values, bound once the executable exists (it checks them).
-  std::vector<std::pair<std::string, HostTensor>> values, states;
-  for (int id : graph->inputs) {
-    std::string source = "random";
-    for (const auto& [sid, src] : *specs) {
-      if (sid == id) source = src;
-    }
-    auto v = InputValue(*graph, id, source, static_cast<uint64_t>(s.seed));
-    if (!v.ok()) return Fail(kExitRunError, v.status());
-    const bool is_state = std::any_of(graph->states.begin(), graph->states.end(),
-                                      [id](const StatePair& p) { return p.input == id; });
-    (is_state ? states : values).push_back({graph->tensors[id].name, std::move(*v)});
-  }
+  // Inputs are checked now (files' headers, the bytes to make up) and made
+  // once the executable exists, each bound as soon as it is made: only
+  // states keep a host copy (to reset them before every run).
+  InputOptions input_options;
+  input_options.seed = static_cast<uint64_t>(s.seed);
+  input_options.max_generated_bytes = s.max_generated_bytes;
+  auto input_plans = PlanInputs(*graph, *specs, input_options);
+  if (!input_plans.ok()) return Fail(kExitRunError, input_plans.status());
+  for (const std::string& line : InputNotes(*graph, *input_plans)) std::printf("inputs    %s\n", line.c_str());
 
   ExecutableOptions exe_options;
   exe_options.profile = true;
@@ -436,8 +418,19 @@ int Run(const ParsedArgs& args) {
   if (!exe.ok()) return Fail(kExitRunError, NamingFile(s.path, exe.status()));
   const double create_ms = std::chrono::duration<double, std::milli>(Clock::now() - create_start).count();
   Executable& e = **exe;
-  for (const auto& [name, value] : values) {
-    if (auto st = e.SetInput(name, value); !st.ok()) return Fail(kExitRunError, st);
+  std::vector<std::pair<std::string, HostTensor>> states;
+  for (const InputPlan& p : *input_plans) {
+    const Graph& g = e.graph();
+    auto value = MakeInputValue(g, p, input_options);
+    if (!value.ok()) return Fail(kExitRunError, value.status());
+    const std::string& name = g.tensors[p.tensor].name;
+    const bool is_state = std::any_of(g.states.begin(), g.states.end(),
+                                      [&p](const StatePair& sp) { return sp.input == p.tensor; });
+    if (is_state) {
+      states.push_back({name, *std::move(value)});
+    } else if (auto st = e.SetInput(name, *value); !st.ok()) {
+      return Fail(kExitRunError, st);
+    }
   }
 
   // Warmup, then timed runs. States are set before every run (untimed), so
@@ -459,6 +452,7 @@ int Run(const ParsedArgs& args) {
     if (i >= s.warmup) report.ms.push_back(ms);
   }
   std::sort(report.ms.begin(), report.ms.end());
+  states.clear();  // their host copies are not needed to read the outputs
 
   auto outputs = CollectOutputs(e, s.output_dir);
   if (!outputs.ok()) return Fail(kExitRunError, outputs.status());

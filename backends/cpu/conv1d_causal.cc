@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 #include "backends/cpu/simd_math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -89,18 +90,16 @@ absl::Status ConvKernel(const KernelArgs& args) {
     LoadRow(x.dtype, row, C, buf);
     return buf;
   };
-#pragma omp parallel num_threads(ThreadsFor(B * T * C * K, args.threads))
-  {
+  ParallelFor(B * T, ThreadsFor(B * T * C * K, args.threads), [&](int64_t bt_begin, int64_t bt_end) {
     std::vector<float> bufs(K * C), out(C);
     std::vector<const float*> rows(K);
-#pragma omp for schedule(static)
-    for (int64_t bt = 0; bt < B * T; ++bt) {
+    for (int64_t bt = bt_begin; bt < bt_end; ++bt) {
       const int64_t b = bt / T, t = bt % T;
       for (int64_t k = 0; k < K; ++k) rows[k] = xpad(b, t + k, bufs.data() + k * C);
       HWY_DYNAMIC_DISPATCH(ConvRow)(rows.data(), wt.data(), K, C, silu, out.data());
       StoreRow(y.dtype, out.data(), C, y.data + bt * y_row);
     }
-  }
+  });
   // new_state = the last S rows of xpad.
   std::vector<float> buf(C);
   const int64_t s_row = RowBytes(new_state.dtype, C);

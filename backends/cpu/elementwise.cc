@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 #include "backends/cpu/simd_math-inl.h"
 #include "ops/elementwise.h"
 
@@ -174,29 +175,30 @@ absl::Status BinaryKernel(const KernelArgs& args) {
   const bool b_scalar = p.flat ? b.numel() == 1 : b.dim(-1) == 1;
   const int64_t items = p.rows * p.chunks;
   const int es = ElementSize(y.dtype);
-#pragma omp parallel for num_threads(ThreadsFor(p.rows * p.cols, args.threads)) schedule(static)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t r = it / p.chunks, c0 = it % p.chunks * kChunk;
-    const int64_t n = std::min(kChunk, p.cols - c0);
-    const std::byte* ra = OperandRow(a, sa, y, p, r);
-    const std::byte* rb = OperandRow(b, sb, y, p, r);
-    std::byte* ry = p.flat ? y.data : RowAt(y, r);
-    if (y.dtype == DType::kI32) {  // wrapping integer arithmetic, no SIMD needed
-      const auto* ia = reinterpret_cast<const int32_t*>(ra);
-      const auto* ib = reinterpret_cast<const int32_t*>(rb);
-      auto* iy = reinterpret_cast<int32_t*>(ry);
-      for (int64_t j = c0; j < c0 + n; ++j) {
-        iy[j] = ApplyBinaryI32(kOp, ia[a_scalar ? 0 : j], ib[b_scalar ? 0 : j]);
+  ParallelFor(items, ThreadsFor(p.rows * p.cols, args.threads), [&](int64_t it_begin, int64_t it_end) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
+      const int64_t r = it / p.chunks, c0 = it % p.chunks * kChunk;
+      const int64_t n = std::min(kChunk, p.cols - c0);
+      const std::byte* ra = OperandRow(a, sa, y, p, r);
+      const std::byte* rb = OperandRow(b, sb, y, p, r);
+      std::byte* ry = p.flat ? y.data : RowAt(y, r);
+      if (y.dtype == DType::kI32) {  // wrapping integer arithmetic, no SIMD needed
+        const auto* ia = reinterpret_cast<const int32_t*>(ra);
+        const auto* ib = reinterpret_cast<const int32_t*>(rb);
+        auto* iy = reinterpret_cast<int32_t*>(ry);
+        for (int64_t j = c0; j < c0 + n; ++j) {
+          iy[j] = ApplyBinaryI32(kOp, ia[a_scalar ? 0 : j], ib[b_scalar ? 0 : j]);
+        }
+        continue;
       }
-      continue;
+      float sa_buf[kChunk], sb_buf[kChunk], sy_buf[kChunk];
+      const float* va = F32Values(a, ra, a_scalar, c0, n, sa_buf);
+      const float* vb = F32Values(b, rb, b_scalar, c0, n, sb_buf);
+      float* vy = y.dtype == DType::kF32 ? reinterpret_cast<float*>(ry) + c0 : sy_buf;
+      HWY_DYNAMIC_DISPATCH(BinaryRow)(kOp, va, a_scalar, vb, b_scalar, vy, n);
+      if (y.dtype != DType::kF32) StoreRow(y.dtype, sy_buf, n, ry + c0 * es);
     }
-    float sa_buf[kChunk], sb_buf[kChunk], sy_buf[kChunk];
-    const float* va = F32Values(a, ra, a_scalar, c0, n, sa_buf);
-    const float* vb = F32Values(b, rb, b_scalar, c0, n, sb_buf);
-    float* vy = y.dtype == DType::kF32 ? reinterpret_cast<float*>(ry) + c0 : sy_buf;
-    HWY_DYNAMIC_DISPATCH(BinaryRow)(kOp, va, a_scalar, vb, b_scalar, vy, n);
-    if (y.dtype != DType::kF32) StoreRow(y.dtype, sy_buf, n, ry + c0 * es);
-  }
+  });
   return absl::OkStatus();
 }
 
@@ -216,24 +218,25 @@ absl::Status UnaryKernel(const KernelArgs& args) {
                                kOp == UnaryOp::kScale
                            ? 1
                            : 8;
-#pragma omp parallel for num_threads(ThreadsFor(cost * p.rows * p.cols, args.threads)) schedule(static)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t r = it / p.chunks, c0 = it % p.chunks * kChunk;
-    const int64_t n = std::min(kChunk, p.cols - c0);
-    const std::byte* rx = p.flat ? x.data : RowAt(x, r);
-    std::byte* ry = p.flat ? y.data : RowAt(y, r);
-    if (y.dtype == DType::kI32) {
-      const auto* ix = reinterpret_cast<const int32_t*>(rx);
-      auto* iy = reinterpret_cast<int32_t*>(ry);
-      for (int64_t j = c0; j < c0 + n; ++j) iy[j] = ApplyUnaryI32(kOp, ix[j]);
-      continue;
+  ParallelFor(items, ThreadsFor(cost * p.rows * p.cols, args.threads), [&](int64_t it_begin, int64_t it_end) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
+      const int64_t r = it / p.chunks, c0 = it % p.chunks * kChunk;
+      const int64_t n = std::min(kChunk, p.cols - c0);
+      const std::byte* rx = p.flat ? x.data : RowAt(x, r);
+      std::byte* ry = p.flat ? y.data : RowAt(y, r);
+      if (y.dtype == DType::kI32) {
+        const auto* ix = reinterpret_cast<const int32_t*>(rx);
+        auto* iy = reinterpret_cast<int32_t*>(ry);
+        for (int64_t j = c0; j < c0 + n; ++j) iy[j] = ApplyUnaryI32(kOp, ix[j]);
+        continue;
+      }
+      float sx_buf[kChunk], sy_buf[kChunk];
+      const float* vx = F32Values(x, rx, false, c0, n, sx_buf);
+      float* vy = y.dtype == DType::kF32 ? reinterpret_cast<float*>(ry) + c0 : sy_buf;
+      HWY_DYNAMIC_DISPATCH(UnaryRow)(kOp, alpha, beta, vx, vy, n);
+      if (y.dtype != DType::kF32) StoreRow(y.dtype, sy_buf, n, ry + c0 * es);
     }
-    float sx_buf[kChunk], sy_buf[kChunk];
-    const float* vx = F32Values(x, rx, false, c0, n, sx_buf);
-    float* vy = y.dtype == DType::kF32 ? reinterpret_cast<float*>(ry) + c0 : sy_buf;
-    HWY_DYNAMIC_DISPATCH(UnaryRow)(kOp, alpha, beta, vx, vy, n);
-    if (y.dtype != DType::kF32) StoreRow(y.dtype, sy_buf, n, ry + c0 * es);
-  }
+  });
   return absl::OkStatus();
 }
 
@@ -242,25 +245,26 @@ absl::Status CastKernel(const KernelArgs& args) {
   const RowPlan p = PlanRows(y, {&x});
   const int64_t items = p.rows * p.chunks;
   const int ey = ElementSize(y.dtype);
-#pragma omp parallel for num_threads(ThreadsFor(p.rows * p.cols, args.threads)) schedule(static)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t r = it / p.chunks, c0 = it % p.chunks * kChunk;
-    const int64_t n = std::min(kChunk, p.cols - c0);
-    const std::byte* rx = p.flat ? x.data : RowAt(x, r);
-    std::byte* ry = (p.flat ? y.data : RowAt(y, r)) + c0 * ey;
-    if (x.dtype == y.dtype) {  // same type: the bytes (i32 stays exact)
-      std::memcpy(ry, rx + c0 * ey, n * ey);
-      continue;
+  ParallelFor(items, ThreadsFor(p.rows * p.cols, args.threads), [&](int64_t it_begin, int64_t it_end) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
+      const int64_t r = it / p.chunks, c0 = it % p.chunks * kChunk;
+      const int64_t n = std::min(kChunk, p.cols - c0);
+      const std::byte* rx = p.flat ? x.data : RowAt(x, r);
+      std::byte* ry = (p.flat ? y.data : RowAt(y, r)) + c0 * ey;
+      if (x.dtype == y.dtype) {  // same type: the bytes (i32 stays exact)
+        std::memcpy(ry, rx + c0 * ey, n * ey);
+        continue;
+      }
+      float buf[kChunk];
+      LoadRow(x.dtype, rx, c0, n, buf);  // chunks start at multiples of 32: q8_0 blocks
+      if (y.dtype == DType::kI32) {
+        auto* iy = reinterpret_cast<int32_t*>(ry);
+        for (int64_t j = 0; j < n; ++j) iy[j] = static_cast<int32_t>(CastValue(buf[j], DType::kI32));
+      } else {
+        StoreRow(y.dtype, buf, n, ry);
+      }
     }
-    float buf[kChunk];
-    LoadRow(x.dtype, rx, c0, n, buf);  // chunks start at multiples of 32: q8_0 blocks
-    if (y.dtype == DType::kI32) {
-      auto* iy = reinterpret_cast<int32_t*>(ry);
-      for (int64_t j = 0; j < n; ++j) iy[j] = static_cast<int32_t>(CastValue(buf[j], DType::kI32));
-    } else {
-      StoreRow(y.dtype, buf, n, ry);
-    }
-  }
+  });
   return absl::OkStatus();
 }
 

@@ -272,16 +272,19 @@ class Kernel {
     std::vector<float> row;
   };
 
+  // Nothing is zeroed: every scratch value is written before it is read (S
+  // from the state or zeros, the token rows by Prepare, o by the blocks).
+  // Decode sizes for its one token and, in place, needs no local state.
   void Allocate(Scratch& s) const {
-    const size_t tc = kChunkTokens, cw = group_width_;
-    s.S = Zeroed(K_ * cw);
-    s.q = Zeroed(tc * K_);
-    s.k = Zeroed(tc * K_);
-    s.kd = Zeroed(tc * K_);
-    s.decay = Zeroed(kKda ? tc * K_ : tc);
-    s.beta = Zeroed(tc);
-    s.v = Zeroed(tc * cw);
-    s.o = Zeroed(tc * cw);
+    const size_t tc = static_cast<size_t>(std::clamp<int64_t>(p_.T, 1, kChunkTokens)), cw = group_width_;
+    s.S = Uninitialized(Direct() ? 1 : K_ * cw);
+    s.q = Uninitialized(tc * K_);
+    s.k = Uninitialized(tc * K_);
+    s.kd = Uninitialized(tc * K_);
+    s.decay = Uninitialized(kKda ? tc * K_ : tc);
+    s.beta = Uninitialized(tc);
+    s.v = Uninitialized(tc * cw);
+    s.o = Uninitialized(tc * cw);
     s.row.resize(std::max(K_, V_));
   }
 
@@ -385,10 +388,8 @@ class Kernel {
     StoreRow(p_.out.dtype, ch.o, cw, dst + c0 * ElementSize(p_.out.dtype));
   }
 
-  static hwy::AlignedFreeUniquePtr<float[]> Zeroed(size_t n) {
-    auto p = hwy::AllocateAligned<float>(std::max<size_t>(n, 1));
-    std::fill(p.get(), p.get() + std::max<size_t>(n, 1), 0.0f);
-    return p;
+  static hwy::AlignedFreeUniquePtr<float[]> Uninitialized(size_t n) {
+    return hwy::AllocateAligned<float>(std::max<size_t>(n, 1));
   }
 
   // Address of [i0, i1, i2] (a row when the view has rank 4, else an element).

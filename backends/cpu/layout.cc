@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 #include "backends/cpu/strided_copy.h"
 #include "ops/layout.h"
 
@@ -100,16 +101,17 @@ absl::Status GatherKernel(const KernelArgs& args) {
   const int64_t n = static_cast<int64_t>(rows.size());
   const int64_t out_row = RowBytes(y.dtype, C);
   const bool dequantize = table.dtype == DType::kQ8_0;
-#pragma omp parallel for num_threads(ThreadsFor(n * C, args.threads)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const std::byte* src = table.data + rows[i] * table.strides[0];
-    std::byte* dst = y.data + i * out_row;
-    if (dequantize) {
-      LoadRow(DType::kQ8_0, src, C, reinterpret_cast<float*>(dst));
-    } else {
-      std::memcpy(dst, src, out_row);
+  ParallelFor(n, ThreadsFor(n * C, args.threads), [&](int64_t i_begin, int64_t i_end) {
+    for (int64_t i = i_begin; i < i_end; ++i) {
+      const std::byte* src = table.data + rows[i] * table.strides[0];
+      std::byte* dst = y.data + i * out_row;
+      if (dequantize) {
+        LoadRow(DType::kQ8_0, src, C, reinterpret_cast<float*>(dst));
+      } else {
+        std::memcpy(dst, src, out_row);
+      }
     }
-  }
+  });
   return absl::OkStatus();
 }
 

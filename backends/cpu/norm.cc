@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 #include "backends/cpu/simd_math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -158,12 +159,10 @@ absl::Status NormKernel(const KernelArgs& args) {
   const float* w = weight.empty() ? nullptr : weight.data();
   const float* b = bias.empty() ? nullptr : bias.data();
   const double eps = params->eps;
-#pragma omp parallel num_threads(ThreadsFor(rows * C * 4, args.threads))
-  {
+  ParallelFor(rows, ThreadsFor(rows * C * 4, args.threads), [&](int64_t r_begin, int64_t r_end) {
     std::vector<float> in, out;
     if (x.dtype != DType::kF32) in.resize(C), out.resize(C);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
       const std::byte* rx = RowAt(x, r);
       std::byte* ry = RowAt(y, r);
       if (x.dtype == DType::kF32) {
@@ -175,7 +174,7 @@ absl::Status NormKernel(const KernelArgs& args) {
         StoreRow(y.dtype, out.data(), C, ry);
       }
     }
-  }
+  });
   return absl::OkStatus();
 }
 
@@ -190,12 +189,10 @@ absl::Status SoftmaxKernel(const KernelArgs& args) {
   const auto mask_strides = mask.present() ? BroadcastStrides(mask, x) : std::array<int64_t, kMaxRank>{};
   const bool mask_scalar = params->mask_scalar;
   const int64_t mask_cols = mask_scalar ? 1 : C;
-#pragma omp parallel num_threads(ThreadsFor(rows * C * 8, args.threads))
-  {
+  ParallelFor(rows, ThreadsFor(rows * C * 8, args.threads), [&](int64_t r_begin, int64_t r_end) {
     std::vector<float> in(x.dtype == DType::kF32 ? 0 : C), out(y.dtype == DType::kF32 ? 0 : C);
     std::vector<float> m(mask.present() && mask.dtype != DType::kF32 ? mask_cols : 0);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
       const std::byte* rx = RowAt(x, r);
       std::byte* ry = RowAt(y, r);
       const float* vx = reinterpret_cast<const float*>(rx);
@@ -210,7 +207,7 @@ absl::Status SoftmaxKernel(const KernelArgs& args) {
       HWY_DYNAMIC_DISPATCH(SoftmaxRow)(vx, vm, mask_scalar, scale, C, vy);
       if (y.dtype != DType::kF32) StoreRow(y.dtype, out.data(), C, ry);
     }
-  }
+  });
   return absl::OkStatus();
 }
 

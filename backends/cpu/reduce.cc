@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu {
@@ -104,18 +105,16 @@ absl::Status ReduceKernel(const KernelArgs& args) {
   }
   if (axis == x.rank - 1) {
     const int64_t rows = NumRows(x);
-#pragma omp parallel num_threads(ThreadsFor(rows * C, args.threads))
-    {
+    ParallelFor(rows, ThreadsFor(rows * C, args.threads), [&](int64_t r_begin, int64_t r_end) {
       std::vector<float> buf(x.dtype == DType::kF32 ? 0 : C);
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
         const std::byte* rx = RowAt(x, r);
         const float* v = reinterpret_cast<const float*>(rx);
         if (x.dtype != DType::kF32) LoadRow(x.dtype, rx, C, buf.data()), v = buf.data();
         const float out = finish(HWY_DYNAMIC_DISPATCH(ReduceRow)(is_max, v, C));
         StoreRow(y.dtype, &out, 1, y.data + r * ey);
       }
-    }
+    });
     return absl::OkStatus();
   }
   // Output rows: the index over every dim but `axis` and the last one, in
@@ -130,11 +129,9 @@ absl::Status ReduceKernel(const KernelArgs& args) {
   int64_t rows = 1;
   for (int d = 0; d < orank; ++d) rows *= odims[d];
   const int64_t chunks = (C + kChunk - 1) / kChunk;
-#pragma omp parallel num_threads(ThreadsFor(rows * n * C, args.threads))
-  {
+  ParallelFor(rows * chunks, ThreadsFor(rows * n * C, args.threads), [&](int64_t it_begin, int64_t it_end) {
     std::vector<float> acc(kChunk), buf(kChunk);
-#pragma omp for schedule(static)
-    for (int64_t it = 0; it < rows * chunks; ++it) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
       const int64_t r = it / chunks, c0 = it % chunks * kChunk, len = std::min(kChunk, C - c0);
       const std::byte* base = x.data;
       int64_t rem = r;
@@ -152,7 +149,7 @@ absl::Status ReduceKernel(const KernelArgs& args) {
       for (int64_t j = 0; j < len; ++j) acc[j] = finish(acc[j]);
       StoreRow(y.dtype, acc.data(), len, y.data + (r * C + c0) * ey);
     }
-  }
+  });
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 #include "ops/rope.h"
 
 namespace kiln::cpu {
@@ -37,30 +38,29 @@ absl::Status RopeKernel(const KernelArgs& args) {
   std::vector<double> inv_freq(half);
   for (int64_t i = 0; i < half; ++i) inv_freq[i] = prm.inv_freq(i);
   const int64_t tokens = B * T;
-#pragma omp parallel num_threads(ThreadsFor(tokens * H * D * 2 + tokens * half * 32, args.threads))
-  {
-    std::vector<float> cos(half), sin(half), row(D);
-#pragma omp for schedule(static)
-    for (int64_t bt = 0; bt < tokens; ++bt) {
-      const int64_t b = bt / T, t = bt % T;
-      const std::byte* pp = prm.positions_per_batch ? pos.data + b * pos.strides[0] + t * pos.strides[1]
-                                          : pos.data + t * pos.strides[0];
-      int32_t p;
-      std::memcpy(&p, pp, 4);
-      for (int64_t i = 0; i < half; ++i) {
-        const double angle = p * inv_freq[i];
-        cos[i] = static_cast<float>(std::cos(angle));
-        sin[i] = static_cast<float>(std::sin(angle));
-      }
-      for (int64_t h = 0; h < H; ++h) {
-        const std::byte* src = x.data + b * x.strides[0] + t * x.strides[1] + h * x.strides[2];
-        std::byte* dst = y.data + ((b * T + t) * H + h) * RowBytes(y.dtype, D);
-        LoadRow(x.dtype, src, D, row.data());
-        RotateRow<kInterleaved>(row.data(), cos.data(), sin.data(), half);
-        StoreRow(y.dtype, row.data(), D, dst);
-      }
-    }
-  }
+  ParallelFor(
+      tokens, ThreadsFor(tokens * H * D * 2 + tokens * half * 32, args.threads), [&](int64_t bt_begin, int64_t bt_end) {
+        std::vector<float> cos(half), sin(half), row(D);
+        for (int64_t bt = bt_begin; bt < bt_end; ++bt) {
+          const int64_t b = bt / T, t = bt % T;
+          const std::byte* pp =
+              prm.positions_per_batch ? pos.data + b * pos.strides[0] + t * pos.strides[1] : pos.data + t * pos.strides[0];
+          int32_t p;
+          std::memcpy(&p, pp, 4);
+          for (int64_t i = 0; i < half; ++i) {
+            const double angle = p * inv_freq[i];
+            cos[i] = static_cast<float>(std::cos(angle));
+            sin[i] = static_cast<float>(std::sin(angle));
+          }
+          for (int64_t h = 0; h < H; ++h) {
+            const std::byte* src = x.data + b * x.strides[0] + t * x.strides[1] + h * x.strides[2];
+            std::byte* dst = y.data + ((b * T + t) * H + h) * RowBytes(y.dtype, D);
+            LoadRow(x.dtype, src, D, row.data());
+            RotateRow<kInterleaved>(row.data(), cos.data(), sin.data(), half);
+            StoreRow(y.dtype, row.data(), D, dst);
+          }
+        }
+      });
   return absl::OkStatus();
 }
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
 
 namespace kiln::cpu {
 namespace {
@@ -23,26 +24,27 @@ void CopyStrided(int rank, const std::array<int64_t, kMaxRank>& dims, int elem_s
   const int64_t cols = dims[rank - 1];
   const int64_t ss = src.strides[rank - 1], ds = dst.strides[rank - 1];
   const bool whole_rows = ss == elem_size && ds == elem_size;
-#pragma omp parallel for num_threads(ThreadsFor(rows * cols, threads)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const std::byte* s = src.data;
-    std::byte* d = dst.data;
-    for (int64_t i = rank - 2, rem = r; i >= 0; --i) {
-      const int64_t k = rem % dims[i];
-      rem /= dims[i];
-      s += k * src.strides[i];
-      d += k * dst.strides[i];
+  ParallelFor(rows, ThreadsFor(rows * cols, threads), [&](int64_t r_begin, int64_t r_end) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      const std::byte* s = src.data;
+      std::byte* d = dst.data;
+      for (int64_t i = rank - 2, rem = r; i >= 0; --i) {
+        const int64_t k = rem % dims[i];
+        rem /= dims[i];
+        s += k * src.strides[i];
+        d += k * dst.strides[i];
+      }
+      if (whole_rows) {
+        std::memcpy(d, s, cols * elem_size);
+      } else if (elem_size == 4) {
+        CopyRowElements<4>(s, ss, d, ds, cols);
+      } else if (elem_size == 2) {
+        CopyRowElements<2>(s, ss, d, ds, cols);
+      } else {
+        for (int64_t j = 0; j < cols; ++j) std::memcpy(d + j * ds, s + j * ss, elem_size);
+      }
     }
-    if (whole_rows) {
-      std::memcpy(d, s, cols * elem_size);
-    } else if (elem_size == 4) {
-      CopyRowElements<4>(s, ss, d, ds, cols);
-    } else if (elem_size == 2) {
-      CopyRowElements<2>(s, ss, d, ds, cols);
-    } else {
-      for (int64_t j = 0; j < cols; ++j) std::memcpy(d + j * ds, s + j * ss, elem_size);
-    }
-  }
+  });
 }
 
 }  // namespace kiln::cpu

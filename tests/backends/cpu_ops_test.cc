@@ -164,8 +164,9 @@ std::vector<OpCase> MatmulCases() {
     cases.push_back({"matmul", {In(t, {2, 3, 4, 5}), In(kF32, {5, 6})}});        // b broadcast
     cases.push_back({"matmul", {In(kF32, {2, 1, 4, 5}), In(t, {3, 5, 6})}});     // both broadcast
     cases.push_back({"matmul", {ViewIn(t, {3, 9, 11}), ViewIn(t, {3, 11, 2})}});
-    cases.push_back({"matmul", {In(t, {65, 70}), In(t, {70, 67})}});             // OpenBLAS
-    cases.push_back({"matmul", {ViewIn(t, {2, 70, 80}), In(t, {80, 90})}});      // OpenBLAS, batched
+    cases.push_back({"matmul", {In(t, {65, 70}), In(t, {70, 67})}});             // packed GEMM
+    cases.push_back({"matmul", {ViewIn(t, {2, 70, 80}), In(t, {80, 90})}});      // packed GEMM, batched
+    cases.push_back({"matmul", {In(t, {151, 300}), ViewIn(t, {300, 37})}});      // > MC rows, > KC depth
   }
   cases.push_back({"matmul", {In(kF32, {1, 33}), In(kF32, {33, 5})}});
   cases.push_back({"matmul", {In(kF32, {4, 3, 40, 50}), In(kF32, {3, 50, 60})}});  // many small
@@ -186,6 +187,15 @@ std::vector<OpCase> LinearCases() {
     cases.push_back({"linear", {In(kBF16, {1, 32}), In(w, {9, 32}), In(kF32, {9})}});
   }
   for (DType w : {kF32, kF16}) cases.push_back({"linear", {In(kF32, {4, 33}), In(w, {7, 33})}});  // odd K
+  // GEMM tile edges: rows around the 6-row tile and the 144-row block, depth
+  // across the 256 block, columns around the 16/32-column panels.
+  for (DType w : {kF32, kF16, kBF16}) {
+    cases.push_back({"linear", {In(kF32, {5, 7}), In(w, {17, 7})}});
+    cases.push_back({"linear", {In(kF32, {13, 300}), In(w, {33, 300}), In(kF32, {33})}});
+    cases.push_back({"linear", {ViewIn(kF32, {150, 40}), ViewIn(w, {100, 40})}});
+    cases.push_back({"linear", {In(kF32, {7, 1}), In(w, {2100, 1})}});
+  }
+  cases.push_back({"linear", {In(kF32, {7, 288}), In(kQ8, {19, 288})}});
   cases.push_back({"linear", {In(kF32, {9, 16384}), In(kQ8, {150, 16384}), In(kF32, {150})}});  // 2 blocks
   cases.push_back({"linear", {In(kF32, {3, 0}), In(kF32, {5, 0}), In(kF32, {5})}});               // K = 0
   cases.push_back({"linear", {In(kF32, {30, 0}), In(kF16, {5, 0})}});

@@ -27,6 +27,12 @@ enum class Fault {
   kDecline,        // supports() no, with a reason
   kSwallowErrors,  // Execute reports success even when the kernel failed
   kAnonymousError, // errors lose the node's name
+  kSecondRunDiffers,  // the second Execute of a prepared split scales the output by 1.05
+  kSkipSecondRun,     // the second Execute of a prepared split does nothing
+  kReverseOrder,      // a split of several nodes runs them last to first
+  kNoTimings,         // ReadTimings gives no entries
+  kNegativeTimings,   // ReadTimings gives negative durations
+  kDirtyAllocate,     // not a fault: new buffers hold garbage (contents start undefined)
 };
 
 class FaultyBackend : public test::ForwardingBackend {
@@ -46,6 +52,19 @@ class FaultyBackend : public test::ForwardingBackend {
     return inner_->supports(graph, node);
   }
 
+  // limits().buffer_alignment reported as `alignment` (0: the CPU's).
+  void set_alignment(size_t alignment) { alignment_ = alignment; }
+  BackendLimits limits() const override {
+    BackendLimits l = inner_->limits();
+    if (alignment_) l.buffer_alignment = alignment_;
+    return l;
+  }
+  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t n, BufferUsage usage, absl::string_view label) override {
+    auto b = inner_->Allocate(n, usage, label);
+    if (b.ok() && fault_ == Fault::kDirtyAllocate && (*b)->host_data()) std::memset((*b)->host_data(), 0x5a, n);
+    return b;
+  }
+
   // The bindings of the last Prepare (to see what the runner bound).
   const Bindings& last_bindings() const { return last_bindings_; }
 
@@ -57,7 +76,13 @@ class FaultyBackend : public test::ForwardingBackend {
     p->nodes = split.nodes;
     p->bindings = bindings;
     const bool claimed_only = fault_ == Fault::kClaimThenFail && TouchesOp(split);
-    if (!claimed_only) {
+    if (fault_ == Fault::kReverseOrder && split.nodes.size() > 1) {
+      for (int ni : split.nodes) {
+        auto inner = inner_->Prepare(Split{split.graph, {ni}}, bindings, options);
+        if (!inner.ok()) return inner.status();
+        p->per_node.push_back(*std::move(inner));
+      }
+    } else if (!claimed_only) {
       auto inner = inner_->Prepare(split, bindings, options);
       if (!inner.ok()) return inner.status();
       p->inner = *std::move(inner);
@@ -67,7 +92,17 @@ class FaultyBackend : public test::ForwardingBackend {
 
   absl::StatusOr<SyncPoint> Execute(PreparedSplit& split, const ExecuteOptions& options) override {
     auto& p = static_cast<Prepared&>(split);
+    ++p.runs;
+    if (!p.per_node.empty()) {
+      for (auto it = p.per_node.rbegin(); it != p.per_node.rend(); ++it) {
+        auto point = inner_->Execute(**it, options);
+        if (!point.ok()) return point.status();
+        if (auto st = inner_->Wait(*point); !st.ok()) return st;
+      }
+      return ++points_;
+    }
     if (!p.inner) return absl::InternalError("the kernel is missing (claimed on purpose by the test)");
+    if (fault_ == Fault::kSkipSecondRun && p.runs > 1) return ++points_;
     auto point = inner_->Execute(*p.inner, options);
     absl::Status st = point.status();
     if (st.ok()) st = inner_->Wait(*point);
@@ -76,13 +111,24 @@ class FaultyBackend : public test::ForwardingBackend {
     if (!st.ok()) return st;
     for (int ni : p.nodes) {
       const Node& node = p.graph->nodes[ni];
-      if (node.op == op_) Corrupt(p, node);
+      if (node.op == op_) Corrupt(p, node, p.runs);
     }
     return ++points_;
   }
   absl::Status ReadTimings(PreparedSplit& split, std::vector<NodeTiming>* out) override {
     auto& p = static_cast<Prepared&>(split);
-    return p.inner ? inner_->ReadTimings(*p.inner, out) : absl::OkStatus();
+    if (fault_ == Fault::kNoTimings) return absl::OkStatus();
+    const size_t first = out->size();
+    for (auto& one : p.per_node) {
+      if (auto st = inner_->ReadTimings(*one, out); !st.ok()) return st;
+    }
+    if (p.inner) {
+      if (auto st = inner_->ReadTimings(*p.inner, out); !st.ok()) return st;
+    }
+    if (fault_ == Fault::kNegativeTimings) {
+      for (size_t i = first; i < out->size(); ++i) (*out)[i].duration_us = -1;
+    }
+    return absl::OkStatus();
   }
   absl::StatusOr<SyncPoint> Flush() override {
     if (auto st = inner_->Flush(); !st.ok()) return st.status();
@@ -96,6 +142,8 @@ class FaultyBackend : public test::ForwardingBackend {
     std::vector<int> nodes;
     Bindings bindings;
     std::unique_ptr<PreparedSplit> inner;
+    std::vector<std::unique_ptr<PreparedSplit>> per_node;  // kReverseOrder
+    int runs = 0;  // Executes so far
   };
 
   bool TouchesOp(const Split& split) const {
@@ -111,10 +159,12 @@ class FaultyBackend : public test::ForwardingBackend {
     return TensorView::Of(p.graph->tensors[id], b.buffer->host_data() + b.offset);
   }
 
-  void Corrupt(const Prepared& p, const Node& node) const {
+  void Corrupt(const Prepared& p, const Node& node, int run) const {
     const TensorView out = ViewOf(p, node.outputs[0]);
     const size_t bytes = static_cast<size_t>(ContiguousBytes(out.dtype, p.graph->tensors[node.outputs[0]].dims));
-    switch (fault_) {
+    Fault fault = fault_;
+    if (fault == Fault::kSecondRunDiffers) fault = run > 1 ? Fault::kPerturb : Fault::kNone;
+    switch (fault) {
       case Fault::kPerturb:
         ForEachIndex(out.rank, out.dims, [&](const int64_t* idx) {
           StoreElement(out, idx, LoadElement(out, idx) * 1.05);
@@ -139,6 +189,7 @@ class FaultyBackend : public test::ForwardingBackend {
   std::string op_;
   Fault fault_;
   SyncPoint points_ = 0;
+  size_t alignment_ = 0;
   Bindings last_bindings_;
 };
 

@@ -238,6 +238,19 @@ TEST_F(MalformedGraph, CorpusOfBrokenFields) {
       {"state shape", "is declared the next value of state", [&](v1::Graph& p) {
          p.mutable_states(0)->set_input(T("x"));
        }},
+      // Bytes and lengths a message must not pass on as they are.
+      {"NUL in a node name", "is written by two nodes: 'resid\\x00ual' and 'square'", [&](v1::Graph& p) {
+         PN(p, "square").set_outputs(0, T("residual"));
+         PN(p, "residual").set_name(std::string("resid\0ual", 9));
+       }},
+      {"NUL in an attribute value", "= \"f1\\x00g\" is not one of", [&](v1::Graph& p) {
+         (*PN(p, "to_f16").mutable_attrs())["dtype"].set_s(std::string("f1\0g", 4));
+       }},
+      {"4096-entry list", "[6,6,6,6,6,6,6,...,6 (4096 entries)]", [&](v1::Graph& p) {
+         auto* ints = (*PN(p, "flat").mutable_attrs())["shape"].mutable_ints();
+         ints->clear_values();
+         for (int i = 0; i < 4096; ++i) ints->add_values(6);
+       }},
       // Lengths.
       {"long name", "the name of tensor #0 has 5000 bytes, more than the limit of 1024",
        [&](v1::Graph& p) { PT(p, "x").set_name(std::string(5000, 'n')); }},

@@ -1,5 +1,7 @@
 // Runs the built `kiln` binary (path from CMake: KILN_BINARY) as a user would.
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -120,6 +122,31 @@ TEST_F(KilnCliTest, BadInputsAreErrors) {
   std::ofstream(dir_ / "junk.npy") << "junk";
   ExpectOneErrorLine(Kiln({"run", graph, "--input", absl::StrCat("x=", (dir_ / "junk.npy").string())}), 1);
   ExpectOneErrorLine(Kiln({"run", graph, "--backend", "nosuchbackend"}), 1);
+  // Over the cap on made-up inputs (the KV caches alone are 16 MiB).
+  r = Kiln({"run", graph, "--max-generated-bytes", "1000000"});
+  ExpectOneErrorLine(r, 1);
+  EXPECT_THAT(r.err, HasSubstr("--max-generated-bytes"));
+  // A FIFO: an error at once, not a wait for a writer.
+  const fs::path fifo = dir_ / "fifo.npy";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  r = Kiln({"run", graph, "--input", absl::StrCat("x=", fifo.string())});
+  ExpectOneErrorLine(r, 1);
+  EXPECT_THAT(r.err, HasSubstr("not a regular file"));
+}
+
+// Inputs not given are named as random; conversions made reading a file are
+// reported, one line each.
+TEST_F(KilnCliTest, RunSaysWhichInputsAreRandomAndWhatWasConverted) {
+  const std::string graph = (dir_ / "decode.kgraph").string();
+  ASSERT_EQ(Kiln({"make-example", "attention-block-decode", "-o", graph}).code, 0);
+  const std::string x_file = (dir_ / "x.npy").string();
+  ASSERT_TRUE(tools::WriteNpy(x_file, HostTensor::Zeros(DType::kF16, {1, 1, 1024})).ok());
+  Result r = Kiln({"run", graph, "--iters", "1", "--warmup", "0", "--threads", "1", "--input",
+                   absl::StrCat("x=", x_file), "--input", "pos=zeros"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("random values (no --input given) for 'mask', "));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("for 'x'")));
+  EXPECT_THAT(r.out, HasSubstr("converted 'x' float16 read as f32"));
 }
 
 }  // namespace

@@ -1,7 +1,14 @@
 #include "tools/npy.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <future>
 #include <random>
 #include <string>
 #include <vector>
@@ -160,6 +167,85 @@ TEST(NpyTest, MalformedFilesAreErrors) {
 
 // Every prefix of a valid file, and random corruptions of it, parse to a
 // value or an error; never a crash (run under the sanitizers to see more).
+// A v2 header longer than the 64 KiB kiln reads says so, not "past the end".
+TEST(NpyTest, OverLongHeaderIsReportedAsSuch) {
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
+  dict.append(70000, ' ');
+  const std::string file = NpyFile(dict, Raw(std::vector<float>{1}), 2);
+  auto r = ParseNpy(file);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("kiln reads headers of up to 65536 bytes"));
+  EXPECT_THAT(r.status().message(), testing::Not(HasSubstr("past the end")));
+}
+
+std::filesystem::path TempPath(const std::string& name) {
+  return std::filesystem::temp_directory_path() /
+         (name + "." + std::to_string(::getpid()) + "." +
+          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+}
+
+// A FIFO opened for reading waits for a writer: with O_NONBLOCK it is an
+// error at once. The read runs on another thread so a regression fails the
+// test (after the timeout) instead of hanging it.
+TEST(NpyTest, AFifoIsAnErrorNotAHang) {
+  const std::filesystem::path fifo = TempPath("input.npy");
+  std::filesystem::remove(fifo);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (int reader = 0; reader < 2; ++reader) {
+    auto read = std::async(std::launch::async, [&] {
+      return reader == 0 ? NpyFile::Open(fifo.string()).status() : ReadNpy(fifo.string()).status();
+    });
+    if (read.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      // Release the blocked reader (a writer appears), then fail.
+      const int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) ::close(w);
+      ADD_FAILURE() << (reader == 0 ? "NpyFile::Open" : "ReadNpy") << " blocked on a FIFO";
+      continue;
+    }
+    const absl::Status st = read.get();
+    EXPECT_FALSE(st.ok());
+    EXPECT_THAT(st.message(), HasSubstr("not a regular file"));
+  }
+  std::filesystem::remove(fifo);
+}
+
+// The header and the file's size are checked before any data is read: a
+// file whose size disagrees with its header is rejected having read only
+// the header, and NpyFile::Open reads nothing past it.
+TEST(NpyTest, HeaderIsCheckedBeforeTheData) {
+  const std::filesystem::path path = TempPath("big.npy");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << NpyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }", Raw(std::vector<float>(16, 1.f)));
+  }
+  auto file = NpyFile::Open(path.string());
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->header().dims, (std::vector<int64_t>{4, 4}));
+  EXPECT_EQ(file->header().element, NpyElement::kF32);
+  EXPECT_EQ(file->header().data_bytes, 64);
+  float row[4];
+  ASSERT_TRUE(file->ReadElements(4, 4, row).ok());
+  EXPECT_EQ(row[0], 1.f);
+  EXPECT_FALSE(file->ReadElements(14, 4, row).ok());  // past the end of the array
+
+  // A sparse 4 GiB file: its header is read, its size disagrees, and
+  // nothing else is read (this would take seconds and 4 GiB if it were).
+  const std::filesystem::path sparse = TempPath("sparse.npy");
+  {
+    std::ofstream out(sparse, std::ios::binary);
+    out << NpyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 8), }", "");
+  }
+  std::filesystem::resize_file(sparse, int64_t{4} << 30);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto big = NpyFile::Open(sparse.string());
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(big.status().message(), HasSubstr("needs 64 data bytes"));
+  EXPECT_FALSE(ReadNpy(sparse.string()).ok());
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
+  std::filesystem::remove(path);
+  std::filesystem::remove(sparse);
+}
+
 TEST(NpyTest, TruncatedAndCorruptedFilesNeverCrash) {
   auto bytes = SerializeNpy(Iota(DType::kF32, {3, 5}));
   ASSERT_TRUE(bytes.ok());
