@@ -19,7 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "scheduler/executor.h"
 #include "tools/args.h"
-#include "tools/atomic_file.h"
+#include "base/atomic_file.h"
 #include "tools/bench_cases.h"
 #include "tools/bench_limits.h"
 #include "tools/command.h"

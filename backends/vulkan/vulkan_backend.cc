@@ -641,7 +641,7 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
     };
     if (auto st = vk::FindKernel(node.op)->record(ctx); !st.ok()) {
       if (absl::StrContains(st.message(), NodeLabel(node))) return st;
-      return absl::Status(st.code(), absl::StrCat(NodeLabel(node), ": ", st.message()));
+      return Annotate(st, NodeLabel(node));
     }
     plan.push_back({ni, std::move(ctx.dispatches)});
   }
