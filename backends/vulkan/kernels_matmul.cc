@@ -1,0 +1,151 @@
+// matmul and linear: GEMV for up to 8 rows (weights read once, vector loads
+// when aligned), a tiled GEMM otherwise; both in shaders/matmul.comp.
+#include "absl/strings/str_cat.h"
+#include "backends/vulkan/vk_kernels.h"
+#include "ops/op_schema.h"
+
+namespace kiln::vk {
+namespace {
+
+constexpr int kGemvRows = 8;
+
+Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& facts) {
+  if (node.op == "linear") {
+    const TensorInfo& w = graph.tensors[node.inputs[1]];
+    if (w.dtype == DType::kQ8_0 && w.dims[1] % 32 != 0) return Support::No("q8_0 weight rows must hold whole blocks");
+    const TensorInfo& x = graph.tensors[node.inputs[0]];
+    if (x.dtype == DType::kQ8_0) return Support::No("q8_0 activations");
+  } else {
+    for (int i = 0; i < 2; ++i) {
+      if (graph.tensors[node.inputs[i]].dtype == DType::kQ8_0) return Support::No("matmul does not take q8_0");
+    }
+  }
+  return Support::Yes();
+}
+
+struct Gemm {
+  uint64_t M, N, K, b0, b1;
+  const TensorArg* A;
+  std::array<int64_t, 4> a;  // s_b0, s_b1, s_m, s_k
+  uint32_t a_off;
+  const TensorArg* B;
+  std::array<int64_t, 4> b;  // s_b0, s_b1, s_k, s_n
+  uint32_t b_off;
+  const TensorArg* out;
+  std::array<int64_t, 3> o;  // s_b0, s_b1, s_m
+  const TensorArg* bias = nullptr;
+};
+
+void RecordGemm(KernelContext& ctx, const Gemm& g) {
+  const bool gemv = g.M <= kGemvRows;
+  const DType bt = g.B->dtype();
+  bool vec = false;
+  if (gemv && g.b[2] == 1 && bt != DType::kQ8_0) {
+    const int64_t unit = bt == DType::kF32 ? 4 : 8;  // elements per 16-byte load
+    vec = g.K % unit == 0 && g.b_off % unit == 0 && g.b[3] % unit == 0 && g.b[0] % unit == 0 &&
+          g.b[1] % unit == 0;
+  }
+  const int32_t rows = gemv ? (g.M <= 1 ? 1 : g.M <= 2 ? 2 : g.M <= 4 ? 4 : 8) : 1;
+  const uint64_t batches = g.b0 * g.b1;
+  uint64_t gx, gy;
+  if (gemv) {
+    const uint64_t per_group = 256 / std::max<uint32_t>(1, ctx.facts.subgroup_size);
+    gx = std::min<uint64_t>(65535, (g.N + per_group - 1) / per_group);
+    gy = 1;
+  } else {
+    gx = (g.N + 63) / 64;
+    gy = (g.M + 63) / 64;
+  }
+  Dispatch& d = ctx.Add("matmul",
+                        {gemv ? 0 : 1, DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0,
+                         g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows},
+                        gx, gy, batches);
+  d.U(g.M).U(g.N).U(g.K).U(g.b1);
+  d.U(g.a_off);
+  for (int64_t s : g.a) d.U(s);
+  d.U(g.b_off);
+  for (int64_t s : g.b) d.U(s);
+  d.U(g.out->offset);
+  for (int64_t s : g.o) d.U(s);
+  d.U(g.bias ? g.bias->offset : 0);
+  d.Bind(0, *g.A).Bind(1, *g.B).Bind(2, *g.out);
+  if (g.bias) d.Bind(3, *g.bias);
+}
+
+// Leading-dim strides of a [..., M, K]-style arg for output batch dims
+// (b0, b1) = padded dims 0 and 1 (broadcast: size 1 -> 0).
+int64_t BatchStride(const TensorArg& t, int i) { return t.dims[i] == 1 ? 0 : t.strides[i]; }
+
+absl::Status RecordMatmul(KernelContext& ctx) {
+  const TensorArg& a = ctx.in(0);
+  const TensorArg& b = ctx.in(1);
+  const TensorArg& y = ctx.out(0);
+  Gemm g;
+  g.M = y.dims[2];
+  g.N = y.dims[3];
+  g.K = a.dims[3];
+  g.b0 = y.dims[0];
+  g.b1 = y.dims[1];
+  g.A = &a;
+  g.a = {BatchStride(a, 0), BatchStride(a, 1), a.strides[2], a.strides[3]};
+  g.a_off = a.offset;
+  g.B = &b;
+  g.b = {BatchStride(b, 0), BatchStride(b, 1), b.strides[2], b.strides[3]};
+  g.b_off = b.offset;
+  g.out = &y;
+  g.o = {y.strides[0], y.strides[1], y.strides[2]};
+  if (y.numel() == 0) return absl::OkStatus();
+  RecordGemm(ctx, g);
+  return absl::OkStatus();
+}
+
+absl::Status RecordLinear(KernelContext& ctx) {
+  const TensorArg& x = ctx.in(0);
+  const TensorArg& w = ctx.in(1);
+  const TensorArg& bias = ctx.in(2);
+  const TensorArg& y = ctx.out(0);
+  Gemm g;
+  // x [d0, d1, d2, K]: (d0, d1) are batches, d2 the rows.
+  g.M = x.dims[2];
+  g.N = w.dims[2];
+  g.K = x.dims[3];
+  g.b0 = x.dims[0];
+  g.b1 = x.dims[1];
+  g.A = &x;
+  g.a = {x.strides[0], x.strides[1], x.strides[2], x.strides[3]};
+  g.a_off = x.offset;
+  g.B = &w;
+  // B(k, n) = W[n, k]: k stride 1, n stride the weight row (bytes for q8_0).
+  g.b = {0, 0, w.dtype() == DType::kQ8_0 ? 0 : 1, w.strides[2]};
+  g.b_off = w.offset;
+  g.out = &y;
+  g.o = {y.strides[0], y.strides[1], y.strides[2]};
+  g.bias = bias.present() ? &bias : nullptr;
+  // Rows of several batches in one GEMM when x's rows are uniformly strided.
+  if (g.M * g.b0 * g.b1 > 0 && x.dims[1] > 1 && x.strides[1] == x.strides[2] * x.dims[2] &&
+      y.strides[1] == y.strides[2] * y.dims[2]) {
+    g.M *= g.b1;
+    g.b1 = 1;
+    g.a[1] = 0;
+    g.o[1] = 0;
+  }
+  if (g.M > 0 && x.dims[0] > 1 && g.b1 == 1 && x.strides[0] == x.strides[2] * int64_t(g.M) &&
+      y.strides[0] == y.strides[2] * int64_t(g.M)) {
+    g.M *= g.b0;
+    g.b0 = 1;
+    g.a[0] = 0;
+    g.o[0] = 0;
+  }
+  if (y.numel() == 0) return absl::OkStatus();
+  RecordGemm(ctx, g);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void RegisterMatmulKernels(std::vector<VkKernelEntry>& k) {
+  k.push_back({"matmul", SupportsMatmul, RecordMatmul});
+  k.push_back({"linear", SupportsMatmul, RecordLinear});
+}
+
+}  // namespace kiln::vk

@@ -1,0 +1,256 @@
+// kiln_vk_bench: the Vulkan backend's kernels against the floors,
+// timed by GPU timestamps (the median of --iters runs after warm-ups), with
+// the device's copy bandwidth measured in the same process.
+//
+//   kiln_vk_bench [--iters N] [--only NAME] [--json FILE]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backends/registry.h"
+#include "graph/builder.h"
+#include "graph/dtype.h"
+
+namespace kiln {
+namespace {
+
+struct Result {
+  std::string name;
+  double us = 0;
+  double bytes = 0;  // bytes the kernel must read/write
+  double flops = 0;
+  std::string note;
+};
+
+int g_iters = 20;
+
+void Die(const absl::Status& st, const char* what) {
+  if (!st.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, st.ToString().c_str());
+    std::exit(1);
+  }
+}
+
+// Runs the graph's nodes as one split; returns the median GPU time (us) of
+// the sum of its node timings. Inputs are filled with the byte 0x3c (small
+// finite values in every dtype) unless `init` uploads something.
+double TimeGraph(Backend& be, const Graph& g,
+                 const std::function<void(Backend&, int, Buffer&)>& init = nullptr) {
+  Bindings bindings;
+  bindings.tensors.resize(g.tensors.size());
+  std::vector<std::unique_ptr<Buffer>> bufs(g.tensors.size());
+  for (size_t id = 0; id < g.tensors.size(); ++id) {
+    const TensorInfo& t = g.tensors[id];
+    if (t.is_view()) continue;
+    const size_t bytes = static_cast<size_t>(ContiguousBytes(t.dtype, t.dims));
+    auto b = be.Allocate(bytes, BufferUsage::kArena, t.name);
+    Die(b.status(), "Allocate");
+    bufs[id] = std::move(*b);
+    Die(be.Fill(*bufs[id], 0, bytes, 0x3c), "Fill");
+    if (init) init(be, static_cast<int>(id), *bufs[id]);
+    bindings.tensors[id] = {bufs[id].get(), 0};
+  }
+  for (size_t id = 0; id < g.tensors.size(); ++id) {
+    const TensorInfo& t = g.tensors[id];
+    if (t.is_view()) bindings.tensors[id] = {bufs[t.view_of].get(), static_cast<size_t>(t.offset)};
+  }
+  Split split{&g, {}};
+  for (size_t i = 0; i < g.nodes.size(); ++i) split.nodes.push_back(static_cast<int>(i));
+  PrepareOptions po;
+  po.timings = true;
+  auto prepared = be.Prepare(split, bindings, po);
+  Die(prepared.status(), "Prepare");
+  ExecuteOptions eo;
+  eo.timings = true;
+  std::vector<double> us;
+  for (int it = 0; it < g_iters + 3; ++it) {
+    auto p = be.Execute(**prepared, eo);
+    Die(p.status(), "Execute");
+    Die(be.Wait(*p), "Wait");
+    std::vector<NodeTiming> t;
+    Die(be.ReadTimings(**prepared, &t), "ReadTimings");
+    double sum = 0;
+    for (const NodeTiming& n : t) sum += n.duration_us;
+    if (it >= 3) us.push_back(sum);
+  }
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+Graph MustBuild(GraphBuilder& b) {
+  auto g = b.Build();
+  Die(g.status(), "Build");
+  return std::move(*g);
+}
+
+// Device-to-device copy bandwidth, bytes read + written per second.
+double CopyBandwidth(Backend& be) {
+  const size_t n = size_t{1} << 30;
+  auto a = be.Allocate(n, BufferUsage::kArena, "copy src");
+  auto b = be.Allocate(n, BufferUsage::kArena, "copy dst");
+  Die(a.status(), "Allocate");
+  Die(b.status(), "Allocate");
+  Die(be.Fill(**a, 0, n, 1), "Fill");
+  auto p = be.Flush();
+  Die(be.Wait(*p), "Wait");
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int copies = 10;
+    for (int i = 0; i < copies; ++i) Die(be.Copy(**a, 0, **b, 0, n), "Copy");
+    auto q = be.Flush();
+    Die(be.Wait(*q), "Wait");
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * n * copies / s);
+  }
+  return best;
+}
+
+Attrs FaAttrs(bool causal = false) { return {{"causal", causal}}; }
+
+Result FaDecode(Backend& be, int64_t skv, DType kv) {
+  GraphBuilder b("fa_decode");
+  auto q = b.Input("q", DType::kF32, {1, 1, 32, 128});
+  auto k = b.Input("k", kv, {1, skv, 8, 128});
+  auto v = b.Input("v", kv, {1, skv, 8, 128});
+  b.Output(b.Op1("flash_attn", {q, k, v}, FaAttrs()));
+  Graph g = MustBuild(b);
+  Result r{absl::StrCat("fa_decode Hq32 Hkv8 D128 ", DTypeName(kv), " Skv=", skv)};
+  r.us = TimeGraph(be, g);
+  r.bytes = 2.0 * skv * 8 * 128 * (kv == DType::kF16 ? 2 : 4);
+  return r;
+}
+
+// N sequences share one cache of N*L cells, one query token each; row i
+// sees only cells [i*L, (i+1)*L) (block-diagonal mask).
+Result FaMultiSeq(Backend& be, int64_t nseq, int64_t L) {
+  GraphBuilder b("fa_multiseq");
+  const int64_t cells = nseq * L;
+  auto q = b.Input("q", DType::kF32, {1, nseq, 32, 128});
+  auto k = b.Input("k", DType::kF16, {1, cells, 8, 128});
+  auto v = b.Input("v", DType::kF16, {1, cells, 8, 128});
+  auto m = b.Input("mask", DType::kF16, {1, 1, nseq, cells});
+  b.Output(b.Op1("flash_attn", {q, k, v, m}, FaAttrs()));
+  Graph g = MustBuild(b);
+  const int mask_id = g.FindTensor("mask");
+  Result r{absl::StrCat("fa_decode ", nseq, " seqs x ", L, " cells, block-diagonal mask")};
+  r.us = TimeGraph(be, g, [&](Backend& be2, int id, Buffer& buf) {
+    if (id != mask_id) return;
+    std::vector<uint16_t> mask(static_cast<size_t>(nseq * cells), 0xfc00);  // -inf
+    for (int64_t i = 0; i < nseq; ++i) {
+      for (int64_t j = i * L; j < (i + 1) * L; ++j) mask[i * cells + j] = 0;
+    }
+    Die(be2.Upload(buf, 0, mask.data(), mask.size() * 2), "Upload");
+  });
+  r.bytes = 2.0 * cells * 8 * 128 * 2;
+  return r;
+}
+
+Result FaPrefill(Backend& be, int64_t sq, int64_t skv) {
+  GraphBuilder b("fa_prefill");
+  auto q = b.Input("q", DType::kF32, {1, sq, 32, 128});
+  auto k = b.Input("k", DType::kF16, {1, skv, 8, 128});
+  auto v = b.Input("v", DType::kF16, {1, skv, 8, 128});
+  b.Output(b.Op1("flash_attn", {q, k, v}, FaAttrs(false)));
+  Graph g = MustBuild(b);
+  Result r{absl::StrCat("fa_prefill Sq=", sq, " Skv=", skv, " Hq32 Hkv8 D128 f16 KV")};
+  r.us = TimeGraph(be, g);
+  r.flops = 4.0 * sq * skv * 128 * 32;
+  return r;
+}
+
+Result Linear(Backend& be, int64_t tokens, int64_t n, int64_t k, DType w) {
+  GraphBuilder b("linear");
+  auto x = b.Input("x", DType::kF32, {1, tokens, k});
+  auto wt = b.Input("w", w, {n, k});
+  b.Output(b.Op1("linear", {x, wt}));
+  Graph g = MustBuild(b);
+  Result r{absl::StrCat("linear ", tokens, " tok x ", DTypeName(w), " [", n, ",", k, "]")};
+  r.us = TimeGraph(be, g);
+  r.bytes = static_cast<double>(ContiguousBytes(w, {n, k}));
+  r.flops = 2.0 * tokens * n * k;
+  return r;
+}
+
+Result GdnDecode(Backend& be, int64_t T) {
+  GraphBuilder b("gdn");
+  const int64_t H = 32, K = 128;
+  auto q = b.Input("q", DType::kF32, {1, T, H, K});
+  auto k = b.Input("k", DType::kF32, {1, T, H, K});
+  auto v = b.Input("v", DType::kF32, {1, T, H, K});
+  auto gg = b.Input("g", DType::kF32, {1, T, H});
+  auto beta = b.Input("beta", DType::kF32, {1, T, H});
+  auto s = b.Input("state", DType::kF32, {1, H, K, K});
+  auto outs = b.Op("gated_delta_net", {q, k, v, gg, beta, s}, {{"l2norm_qk", true}});
+  b.Output(outs[0]);
+  b.Output(outs[1]);
+  Graph g = MustBuild(b);
+  Result r{absl::StrCat("gdn H32 K=V=128 B1 T=", T)};
+  r.us = TimeGraph(be, g);
+  r.bytes = 2.0 * H * K * K * 4;
+  return r;
+}
+
+}  // namespace
+}  // namespace kiln
+
+int main(int argc, char** argv) {
+  using namespace kiln;
+  std::string only, json_path;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--iters" && i + 1 < argc) g_iters = std::atoi(argv[++i]);
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+  }
+  auto be = CreateBackend("vulkan");
+  Die(be.status(), "vulkan");
+  Backend& b = **be;
+  std::printf("device: %s (%s)\n", b.device().name.c_str(), b.device().driver.c_str());
+  const double copy_bw = CopyBandwidth(b);
+  std::printf("copy bandwidth: %.0f GB/s (read + written)\n\n", copy_bw / 1e9);
+  std::vector<Result> rs;
+  auto want = [&](const char* n) { return only.empty() || only == n; };
+  if (want("fa_decode")) {
+    rs.push_back(FaDecode(b, 16384, DType::kF16));
+    rs.push_back(FaDecode(b, 4096, DType::kF16));
+  }
+  if (want("multiseq")) {
+    for (int64_t L : {512, 2048, 16384}) {
+      Result one = FaMultiSeq(b, 1, L);
+      Result eight = FaMultiSeq(b, 8, L);
+      eight.note = absl::StrFormat("%.2fx one sequence", eight.us / one.us);
+      rs.push_back(one);
+      rs.push_back(eight);
+    }
+  }
+  if (want("linear")) {
+    for (DType w : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kF32}) rs.push_back(Linear(b, 1, 4096, 4096, w));
+    rs.push_back(Linear(b, 512, 4096, 4096, DType::kF16));
+  }
+  if (want("gdn")) {
+    rs.push_back(GdnDecode(b, 1));
+    rs.push_back(GdnDecode(b, 512));
+  }
+  if (want("fa_prefill")) rs.push_back(FaPrefill(b, 512, 8192));
+  std::printf("%-58s %10s %10s %9s %10s  %s\n", "case", "us", "GB/s", "% copy", "TFLOP/s", "note");
+  std::string json = "[";
+  for (const Result& r : rs) {
+    const double gbs = r.bytes / (r.us * 1e-6) / 1e9;
+    const double tf = r.flops / (r.us * 1e-6) / 1e12;
+    std::printf("%-58s %10.1f %10.0f %8.0f%% %10.2f  %s\n", r.name.c_str(), r.us, gbs, 100 * r.bytes / (r.us * 1e-6) / copy_bw,
+                tf, r.note.c_str());
+    absl::StrAppendFormat(&json, "%s{\"case\":\"%s\",\"us\":%.3f,\"GBps\":%.1f,\"copy_frac\":%.3f,\"TFLOPs\":%.3f}",
+                          json.size() > 1 ? "," : "", r.name, r.us, gbs, r.bytes / (r.us * 1e-6) / copy_bw, tf);
+  }
+  json += "]\n";
+  if (!json_path.empty()) std::ofstream(json_path) << json;
+  return 0;
+}
