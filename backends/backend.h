@@ -232,6 +232,17 @@ class Backend {
   virtual PipelineStats pipeline_stats() const = 0;
 };
 
+// "[offset, offset + n) lies inside a buffer of `size` bytes", overflow-safe;
+// `what` names the access in the error.
+absl::Status CheckRange(absl::string_view what, size_t size, size_t offset, size_t n);
+
+// Where tensor `id` of `node` is bound: its own binding, or, for a view
+// without one, its base's binding plus the view offset. Checked to exist, to
+// be bound, to span its extent inside the buffer and to start at a whole
+// element (any byte for q8_0). An absent optional input (id < 0) gives an
+// empty Binding. Backends then check the buffer is theirs.
+absl::StatusOr<Binding> ResolveBinding(const Graph& graph, const Node& node, const Bindings& bindings, int id);
+
 // Execute, Wait and (with `timings`) ReadTimings: a split run to completion.
 absl::Status RunPrepared(Backend& backend, PreparedSplit& split, std::vector<NodeTiming>* timings = nullptr);
 

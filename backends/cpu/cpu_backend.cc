@@ -71,15 +71,6 @@ class CpuPreparedSplit : public PreparedSplit {
   std::vector<NodeTiming> timings;  // of the last timed Execute
 };
 
-// "[offset, offset+n) of a buffer of size bytes", overflow-safe.
-absl::Status CheckRange(absl::string_view what, size_t size, size_t offset, size_t n) {
-  if (offset > size || n > size - offset) {
-    return absl::OutOfRangeError(absl::StrCat(what, ": bytes [", offset, ", ", offset, " + ", n,
-                                              ") are outside the buffer of ", size, " bytes"));
-  }
-  return absl::OkStatus();
-}
-
 const CpuBuffer* AsCpu(const Buffer& b) { return dynamic_cast<const CpuBuffer*>(&b); }
 
 std::string CpuModelName() {
@@ -305,43 +296,21 @@ class CpuBackend : public Backend {
   // dims and strides; checked to lie inside the bound buffer.
   absl::StatusOr<TensorView> Resolve(const Graph& graph, const Node& node, const Bindings& bindings,
                                      int id) const {
-    if (id < 0) return TensorView{};  // absent optional input
-    if (id >= static_cast<int>(graph.tensors.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor #", id, " does not exist"));
-    }
+    auto b = ResolveBinding(graph, node, bindings, id);
+    if (!b.ok()) return b.status();
+    if (!b->buffer) return TensorView{};  // absent optional input
     const TensorInfo& info = graph.tensors[id];
-    Binding b;
-    if (id < static_cast<int>(bindings.tensors.size())) b = bindings.tensors[id];
-    if (!b.buffer && info.is_view()) {
-      // A view without its own binding lives in its base's buffer.
-      const int base = info.view_of;
-      if (base < static_cast<int>(bindings.tensors.size()) && bindings.tensors[base].buffer) {
-        b = bindings.tensors[base];
-        b.offset += static_cast<size_t>(info.offset);
-      }
-    }
-    if (!b.buffer) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(NodeLabel(node), ": tensor ", Describe(info), " is not bound to a buffer"));
-    }
-    std::byte* base = b.buffer->host_data();
-    if (!base || !AsCpu(*b.buffer)) {
+    std::byte* base = b->buffer->host_data();
+    if (!base || !AsCpu(*b->buffer)) {
       return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info),
                                                      " is bound to a buffer that is not CPU memory"));
     }
-    const int64_t extent = ExtentBytes(info.dtype, info.dims, info.strides);
-    if (auto st = CheckRange(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info)), b.buffer->size(),
-                             b.offset, static_cast<size_t>(extent));
-        !st.ok()) {
-      return st;
-    }
     const int es = ElementSize(info.dtype);
-    if (es > 1 && (reinterpret_cast<uintptr_t>(base) + b.offset) % es != 0) {
+    if (es > 1 && reinterpret_cast<uintptr_t>(base + b->offset) % es != 0) {
       return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info),
-                                                     " is bound at offset ", b.offset,
-                                                     ", not a multiple of its element size"));
+                                                     " is at a host address that is not a multiple of its element size"));
     }
-    return TensorView::Of(info, base + b.offset);
+    return TensorView::Of(info, base + b->offset);
   }
 
   const int threads_;

@@ -47,14 +47,6 @@ class ClBuffer : public Buffer {
 
 const ClBuffer* AsCl(const Buffer& b) { return dynamic_cast<const ClBuffer*>(&b); }
 
-absl::Status CheckRange(absl::string_view what, size_t size, size_t offset, size_t n) {
-  if (offset > size || n > size - offset) {
-    return absl::OutOfRangeError(absl::StrCat(what, ": bytes [", offset, ", ", offset, " + ", n,
-                                              ") are outside the buffer of ", size, " bytes"));
-  }
-  return absl::OkStatus();
-}
-
 // A split's device-error record, shared with the queue's pending list so a
 // Wait after the split is gone still reads it safely.
 struct ErrorRecord {
@@ -481,43 +473,23 @@ class OpenClBackend : public Backend {
   }
 
   absl::StatusOr<TensorArg> Resolve(const Graph& graph, const Node& node, const Bindings& bindings, int id) const {
-    if (id < 0) return TensorArg{};
-    if (id >= static_cast<int>(graph.tensors.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor #", id, " does not exist"));
-    }
+    auto b = ResolveBinding(graph, node, bindings, id);
+    if (!b.ok()) return b.status();
+    if (!b->buffer) return TensorArg{};
     const TensorInfo& info = graph.tensors[id];
-    Binding b;
-    if (id < static_cast<int>(bindings.tensors.size())) b = bindings.tensors[id];
-    if (!b.buffer && info.is_view()) {
-      const int base = info.view_of;
-      if (base < static_cast<int>(bindings.tensors.size()) && bindings.tensors[base].buffer) {
-        b = bindings.tensors[base];
-        b.offset += static_cast<size_t>(info.offset);
-      }
-    }
-    if (!b.buffer) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(NodeLabel(node), ": tensor ", Describe(info), " is not bound to a buffer"));
-    }
-    const ClBuffer* cb = AsCl(*b.buffer);
+    const ClBuffer* cb = AsCl(*b->buffer);
     if (!cb) {
       return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info),
                                                      " is bound to a buffer that is not OpenCL memory"));
     }
-    const int64_t extent = ExtentBytes(info.dtype, info.dims, info.strides);
-    if (auto st = CheckRange(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info)), cb->size(), b.offset,
-                             static_cast<size_t>(extent));
-        !st.ok()) {
-      return st;
-    }
-    const int es = ElementSize(info.dtype);
-    if (b.offset % (es > 0 ? es : 2) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info), " is bound at offset ",
-                                                     b.offset, ", not a multiple of its element size"));
+    // q8_0 blocks are read as 16-bit scales: at even bytes.
+    if (info.dtype == DType::kQ8_0 && b->offset % 2 != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info),
+                                                     " is bound at an odd offset ", b->offset));
     }
     TensorArg t;
     t.mem = cb->mem();
-    t.byte_offset = b.offset;
+    t.byte_offset = b->offset;
     t.info = &info;
     return t;
   }

@@ -39,14 +39,6 @@ using vk::TensorArg;
 using vk::VkBuf;
 using vk::VkError;
 
-absl::Status CheckRange(absl::string_view what, size_t size, size_t offset, size_t n) {
-  if (offset > size || n > size - offset) {
-    return absl::OutOfRangeError(absl::StrCat("vulkan: ", what, ": bytes [", offset, ", ", offset, " + ", n,
-                                              ") are outside the buffer of ", size, " bytes"));
-  }
-  return absl::OkStatus();
-}
-
 void FullBarrier(VkCommandBuffer cb) {
   VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT;
@@ -492,53 +484,30 @@ bool IsContiguousArg(const TensorArg& t) {
 absl::StatusOr<TensorArg> VulkanBackend::Resolve(const Graph& graph, const Node& node, const Bindings& bindings,
                                                  int id) const {
   TensorArg a;
-  if (id < 0) return a;
-  if (id >= static_cast<int>(graph.tensors.size())) {
-    return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor #", id, " does not exist"));
-  }
+  auto b = ResolveBinding(graph, node, bindings, id);
+  if (!b.ok()) return b.status();
+  if (!b->buffer) return a;
   const TensorInfo& info = graph.tensors[id];
-  Binding b;
-  if (id < static_cast<int>(bindings.tensors.size())) b = bindings.tensors[id];
-  if (!b.buffer && info.is_view()) {
-    const int base = info.view_of;
-    if (base < static_cast<int>(bindings.tensors.size()) && bindings.tensors[base].buffer) {
-      b = bindings.tensors[base];
-      b.offset += static_cast<size_t>(info.offset);
-    }
-  }
-  if (!b.buffer) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(NodeLabel(node), ": tensor ", Describe(info), " is not bound to a buffer"));
-  }
-  auto* vb = dynamic_cast<const VkBuf*>(b.buffer);
+  auto* vb = dynamic_cast<const VkBuf*>(b->buffer);
   if (!vb) {
     return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info),
                                                    " is bound to a buffer that is not Vulkan memory"));
   }
   const int64_t extent = ExtentBytes(info.dtype, info.dims, info.strides);
-  if (auto st = CheckRange(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info)), vb->size(), b.offset,
-                           static_cast<size_t>(extent));
-      !st.ok()) {
-    return st;
-  }
-  const int es = info.dtype == DType::kQ8_0 ? 1 : ElementSize(info.dtype);
-  if (b.offset % es != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(NodeLabel(node), ": tensor ", Describe(info), " is bound at offset ",
-                                                   b.offset, ", not a multiple of its element size"));
-  }
   const size_t salign = device_->facts().props.limits.minStorageBufferOffsetAlignment;
   a.info = &info;
   a.id = id;
   a.buffer = vb;
-  a.byte_offset = b.offset;
-  const size_t desc = b.offset / salign * salign;
+  a.byte_offset = b->offset;
+  const size_t desc = b->offset / salign * salign;
   const size_t alloc = std::max<size_t>(16, (vb->size() + 15) / 16 * 16);
   a.slot.buffer = vb->handle();
   a.slot.offset = desc;
-  a.slot.range = std::min<size_t>(alloc - desc, (b.offset - desc + extent + 15) / 16 * 16 + 16);
+  a.slot.range = std::min<size_t>(alloc - desc, (b->offset - desc + extent + 15) / 16 * 16 + 16);
   a.slot.range = std::max<size_t>(a.slot.range, 16);
   if (desc + a.slot.range > alloc) a.slot.range = alloc - desc;
-  a.offset = static_cast<uint32_t>((b.offset - desc) / es);
+  const int es = info.dtype == DType::kQ8_0 ? 1 : ElementSize(info.dtype);
+  a.offset = static_cast<uint32_t>((b->offset - desc) / es);
   a.rank = info.rank();
   const int lead = 4 - a.rank;
   for (int i = 0; i < a.rank; ++i) {
