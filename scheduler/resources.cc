@@ -54,11 +54,14 @@ absl::Status ModelResources::BindWeights(const std::shared_ptr<Backend>& backend
   };
   std::vector<Pending> pending;  // new to this backend, to upload
   absl::flat_hash_map<std::string, int> pending_index;
-  for (int id : ids) {
-    const int root = graph.StorageOf(id);
+  // Each id's identity, computed once (hashing inline weights reads them).
+  std::vector<std::string> keys(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int root = graph.StorageOf(ids[i]);
     const TensorInfo& t = graph.tensors[root];
     if (!t.constant) return absl::InternalError(absl::StrCat("tensor ", Describe(t), " is not a constant"));
-    std::string key = Identity(*t.constant);
+    std::string& key = keys[i];
+    key = Identity(*t.constant);
     auto it = weights_.find(std::make_pair(&backend, key));
     if (it != weights_.end() && SameBytes(*it->second.data, *t.constant)) {
       continue;
@@ -80,7 +83,7 @@ absl::Status ModelResources::BindWeights(const std::shared_ptr<Backend>& backend
       }
     }
     pending_index[key] = static_cast<int>(pending.size());
-    pending.push_back({root, std::move(key)});
+    pending.push_back({root, key});
   }
 
   // The rest: packed into chunks, uploaded, waited for once.
@@ -140,11 +143,7 @@ absl::Status ModelResources::BindWeights(const std::shared_ptr<Backend>& backend
     const int id = ids[i];
     const int root = graph.StorageOf(id);
     const ConstantData& c = *graph.tensors[root].constant;
-    std::string key = Identity(c);
-    auto it = weights_.find(std::make_pair(&backend, key));
-    if (it == weights_.end() || !SameBytes(*it->second.data, c)) {
-      it = weights_.find(std::make_pair(&backend, absl::StrCat(key, ":", root, ":", graph.name)));
-    }
+    auto it = weights_.find(std::make_pair(&backend, keys[i]));
     if (it == weights_.end()) {
       return absl::InternalError(absl::StrCat("constant ", Describe(graph.tensors[root]), " was not bound"));
     }
