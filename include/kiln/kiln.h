@@ -402,7 +402,7 @@ class Entry {
   // NotFound, listing the inputs, for an unknown name). The bytes are copied
   // once, into the input's buffer on its backend (host-visible memory on GPU
   // backends, so a memcpy), before SetInput returns: the caller may reuse
-  // its memory at once. Naming a state sets that state's value.
+  // its memory at once. InputBuffer below avoids that copy where it can. Naming a state sets that state's value.
   // FailedPrecondition before Prepare, or while a run this thread submitted
   // is not waited for (other threads wait for it).
   absl::Status SetInput(std::string_view name, DType dtype, absl::Span<const int64_t> dims,
@@ -414,6 +414,17 @@ class Entry {
   // takes its packed blocks as uint8. The header is checked before any data
   // is read; errors name the file and the input.
   absl::Status SetInputFromNpy(std::string_view name, const std::string& path);
+
+  // Zero-copy input: kiln's own buffer for input `name` (not a state), of
+  // the input's contiguous size, in memory the backend reads directly (CPU
+  // memory; host-visible memory on GPU backends). Write the input's bytes
+  // there instead of calling SetInput, which copies them once; the input
+  // then counts as set, and the bytes are its value for the following runs
+  // until rewritten (undefined before the first write). Write only while no
+  // run of this entry is in flight. Unimplemented when the backend's input
+  // memory is not host-addressable (use SetInput). The span stays valid as
+  // long as the model.
+  absl::StatusOr<absl::Span<std::byte>> InputBuffer(std::string_view name);
 
   // Runs the entry once and waits for it: every non-state input must have
   // been set (else FailedPrecondition naming it); states update in place.
@@ -441,6 +452,13 @@ class Entry {
   // (else InvalidArgument with both sizes). The bytes come from the device
   // into a temporary host array, then into `dst` (two copies).
   absl::Status ReadOutput(std::string_view name, void* dst, size_t bytes) const;
+
+  // Zero-copy output: the bytes of output `name` of the last run where the
+  // backend keeps them contiguous in host-addressable memory (CPU memory),
+  // valid until the next Run or Submit of this entry. Unimplemented
+  // otherwise (device memory, a strided view, a state, an input read back):
+  // use GetOutput or ReadOutput.
+  absl::StatusOr<absl::Span<const std::byte>> OutputBuffer(std::string_view name) const;
 
   // Placement, splits, transfers and memory (FailedPrecondition before Prepare).
   absl::StatusOr<Plan> plan() const;
