@@ -140,3 +140,10 @@ endforeach()
 file(RELATIVE_PATH KILN_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/kiln.pc.in ${PROJECT_BINARY_DIR}/kiln.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/kiln.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+
+# The install test: installs into a temporary prefix and builds and runs
+# examples/embed against it (tests/package/install_test.sh says what it checks).
+if(KILN_BUILD_TESTS)
+  add_test(NAME package.install COMMAND bash ${PROJECT_SOURCE_DIR}/tests/package/install_test.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(package.install PROPERTIES LABELS package TIMEOUT 600)
+endif()
