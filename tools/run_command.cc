@@ -28,7 +28,7 @@
 #include "tools/command.h"
 #include "tools/decode_run.h"
 #include "tools/input_values.h"
-#include "tools/npy.h"
+#include "scheduler/npy.h"
 
 namespace kiln::tools {
 namespace {

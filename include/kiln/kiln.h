@@ -119,6 +119,7 @@ class HostArray {
   const std::byte* data() const { return bytes_.data(); }
 
  private:
+  friend struct Access;
   DType dtype_ = DType::kF32;
   std::vector<int64_t> dims_;
   std::vector<std::byte> bytes_;
@@ -475,7 +476,7 @@ class Model {
   // the tensor or node at fault (graph files are checked as hostile input).
   static absl::StatusOr<Model> Load(const std::string& path);
   // One entry (named `entry`) from a serialized graph; external weight
-  // paths resolve inside `folder` ("" = none allowed).
+  // paths resolve inside `folder` ("" = the current directory).
   static absl::StatusOr<Model> FromBytes(std::string_view bytes, std::string folder = "",
                                          std::string entry = std::string(kFirstEntry));
   // One entry from a builder (its first error, if any, is returned).

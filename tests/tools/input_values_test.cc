@@ -11,7 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tools/npy.h"
+#include "scheduler/npy.h"
 
 namespace kiln::tools {
 namespace {

@@ -15,7 +15,7 @@
 #include "tests/tools/kiln_cli_fixture.h"
 #include "nlohmann/json.hpp"
 #include "proto/graph_io.h"
-#include "tools/npy.h"
+#include "scheduler/npy.h"
 
 namespace kiln {
 namespace {
@@ -85,7 +85,7 @@ TEST_F(KilnCliTest, MakeExampleThenRunWritesEveryOutput) {
   EXPECT_THAT(r.out, HasSubstr("pipelines"));
   for (int id : g->outputs) {
     const TensorInfo& t = g->tensors[id];
-    auto npy = tools::ReadNpy((out / (t.name + ".npy")).string());
+    auto npy = ReadNpy((out / (t.name + ".npy")).string());
     ASSERT_TRUE(npy.ok()) << npy.status();
     EXPECT_EQ(npy->dims, t.dims) << t.name;
   }
@@ -94,7 +94,7 @@ TEST_F(KilnCliTest, MakeExampleThenRunWritesEveryOutput) {
   const fs::path out2 = dir_ / "out2";
   const TensorInfo& x = g->tensors[g->FindTensor("x")];
   const std::string x_file = (dir_ / "x.npy").string();
-  ASSERT_TRUE(tools::WriteNpy(x_file, HostTensor::Zeros(x.dtype, x.dims)).ok());
+  ASSERT_TRUE(WriteNpy(x_file, HostTensor::Zeros(x.dtype, x.dims)).ok());
   for (const fs::path& o : {out, out2}) {
     r = Kiln({"run", graph, "--output-dir", o.string(), "--iters", "1", "--seed", "5",
               "--input", absl::StrCat("x=", x_file)});
@@ -115,7 +115,7 @@ TEST_F(KilnCliTest, BadInputsAreErrors) {
   ExpectOneErrorLine(Kiln({"run", graph, "--input", "x"}), 2);
   // A file of the wrong shape, and one that is not .npy.
   const std::string bad = (dir_ / "bad.npy").string();
-  ASSERT_TRUE(tools::WriteNpy(bad, HostTensor::Zeros(DType::kF32, {3})).ok());
+  ASSERT_TRUE(WriteNpy(bad, HostTensor::Zeros(DType::kF32, {3})).ok());
   r = Kiln({"run", graph, "--input", absl::StrCat("x=", bad)});
   ExpectOneErrorLine(r, 1);
   EXPECT_THAT(r.err, HasSubstr("'x'"));
@@ -140,7 +140,7 @@ TEST_F(KilnCliTest, RunSaysWhichInputsAreRandomAndWhatWasConverted) {
   const std::string graph = (dir_ / "decode.kgraph").string();
   ASSERT_EQ(Kiln({"make-example", "attention-block-decode", "-o", graph}).code, 0);
   const std::string x_file = (dir_ / "x.npy").string();
-  ASSERT_TRUE(tools::WriteNpy(x_file, HostTensor::Zeros(DType::kF16, {1, 1, 1024})).ok());
+  ASSERT_TRUE(WriteNpy(x_file, HostTensor::Zeros(DType::kF16, {1, 1, 1024})).ok());
   Result r = Kiln({"run", graph, "--iters", "1", "--warmup", "0", "--threads", "1", "--input",
                    absl::StrCat("x=", x_file), "--input", "pos=zeros"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -1,4 +1,4 @@
-#include "tools/npy.h"
+#include "scheduler/npy.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace kiln::tools {
+namespace kiln {
 namespace {
 
 using ::testing::HasSubstr;
@@ -274,4 +274,4 @@ TEST(NpyTest, SerializeRejectsTypesWithoutANpyType) {
 }
 
 }  // namespace
-}  // namespace kiln::tools
+}  // namespace kiln

@@ -1,4 +1,4 @@
-#include "tools/npy.h"
+#include "scheduler/npy.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -21,7 +21,7 @@
 #include "base/atomic_file.h"
 #include "base/read_file.h"
 
-namespace kiln::tools {
+namespace kiln {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "npy IO assumes a little-endian host");
@@ -450,4 +450,4 @@ absl::Status WriteNpy(const std::string& path, const HostTensor& t) {
   return (*file)->Commit();
 }
 
-}  // namespace kiln::tools
+}  // namespace kiln

@@ -21,7 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "scheduler/host_tensor.h"
 
-namespace kiln::tools {
+namespace kiln {
 
 inline constexpr int kNpyMaxRank = 4;                    // kiln's limit
 inline constexpr int64_t kNpyMaxBytes = int64_t{1} << 40;
@@ -78,4 +78,4 @@ absl::StatusOr<std::string> SerializeNpy(const HostTensor& t);
 // Serializes and writes atomically (temporary file, then rename).
 absl::Status WriteNpy(const std::string& path, const HostTensor& t);
 
-}  // namespace kiln::tools
+}  // namespace kiln
