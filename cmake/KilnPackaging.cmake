@@ -49,10 +49,13 @@ set(KILN_PUBLIC_DEPS absl::status absl::statusor absl::strings absl::span)
 # against libkiln.a, so a missing one fails there).
 set(KILN_STATIC_DEPS ${KILN_ABSL} protobuf::libprotobuf hwy::hwy OpenMP::OpenMP_CXX Threads::Threads
     "$<BUILD_INTERFACE:${OpenBLAS_LIBRARIES}>" "$<INSTALL_INTERFACE:kiln::openblas>")
+# (backends/ found these; their imported targets are local to that folder.)
 if(TARGET kiln_opencl)
+  find_package(OpenCL REQUIRED)
   list(APPEND KILN_STATIC_DEPS OpenCL::OpenCL)
 endif()
 if(TARGET kiln_vulkan)
+  find_package(Vulkan REQUIRED)
   list(APPEND KILN_STATIC_DEPS Vulkan::Vulkan)
 endif()
 

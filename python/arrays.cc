@@ -41,23 +41,25 @@ py::array ToNumpy(api::HostArray value) {
 
 namespace {
 
+std::string DTypeText(const py::dtype& d) { return py::cast<std::string>(d.attr("name")); }
+
 std::string ShapeText(const std::vector<py::ssize_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
 }
 
 std::string ArrayText(const py::array& a) {
   std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
-  return absl::StrCat(std::string(py::str(a.dtype())), " ", ShapeText(shape));
+  return absl::StrCat(DTypeText(a.dtype()), " ", ShapeText(shape));
 }
 
 }  // namespace
 
-py::array CheckedArray(const api::TensorDesc& desc, py::handle value, std::string_view what) {
+py::array CheckedArray(const api::TensorDesc& desc, py::handle value, const std::string& what) {
   const py::dtype want_dtype = NumpyDType(desc.dtype);
   const std::vector<py::ssize_t> want_shape = NumpyShape(desc.dtype, desc.dims);
-  std::string want = absl::StrCat(api::DTypeName(desc.dtype), " [", absl::StrJoin(desc.dims, ","), "]");
+  std::string want = absl::StrCat(std::string(api::DTypeName(desc.dtype)), " [", absl::StrJoin(desc.dims, ","), "]");
   if (desc.dtype == api::DType::kBF16 || desc.dtype == api::DType::kQ8_0) {
-    absl::StrAppend(&want, " (as numpy ", std::string(py::str(want_dtype)), " ", ShapeText(want_shape), ")");
+    absl::StrAppend(&want, " (as numpy ", DTypeText(want_dtype), " ", ShapeText(want_shape), ")");
   }
   py::array array;
   if (py::isinstance<py::array>(value)) {
@@ -65,7 +67,7 @@ py::array CheckedArray(const api::TensorDesc& desc, py::handle value, std::strin
     if (!array.dtype().equal(want_dtype)) {
       Raise(absl::InvalidArgumentError(absl::StrCat(what, " is ", want, "; got a numpy ", ArrayText(array),
                                                     " array (convert it with .astype(numpy.",
-                                                    std::string(py::str(want_dtype)), "))")));
+                                                    DTypeText(want_dtype), "))")));
     }
   } else {
     // A list or a scalar: converted when no kind changes (float64 values

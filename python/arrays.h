@@ -8,7 +8,7 @@
 // arrays over the bytes kiln returned, without a copy.
 #pragma once
 
-#include <string_view>
+#include <string>
 #include <vector>
 
 #include <pybind11/numpy.h>
@@ -32,6 +32,6 @@ py::array ToNumpy(api::HostArray value);
 // new array for a list or scalar. A NumPy array of another dtype or shape
 // raises kiln.InvalidArgumentError naming `what` (e.g. "input 'x' of entry
 // 'prefill'"), what it is and what was given.
-py::array CheckedArray(const api::TensorDesc& desc, py::handle value, std::string_view what);
+py::array CheckedArray(const api::TensorDesc& desc, py::handle value, const std::string& what);
 
 }  // namespace kiln::python

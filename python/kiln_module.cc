@@ -53,7 +53,7 @@ std::string Names(const std::vector<api::TensorDesc>& descs) {
 const api::TensorDesc& InputDesc(const Entry& e, std::string_view name) {
   if (const api::TensorDesc* d = FindDesc(e.inputs(), name)) return *d;
   if (const api::TensorDesc* d = FindDesc(e.states(), name)) return *d;
-  Raise(absl::NotFoundError(absl::StrCat("entry '", e.name(), "' has no input '", name, "' (inputs: ",
+  Raise(absl::NotFoundError(absl::StrCat("entry '", e.name(), "' has no input '", std::string(name), "' (inputs: ",
                                          Names(e.inputs()), "; states: ", Names(e.states()), ")")));
 }
 
@@ -80,7 +80,7 @@ void WriteState(Model& m, const std::string& name, py::handle value) {
 }
 
 std::string DescRepr(const api::TensorDesc& d) {
-  return absl::StrCat("TensorDesc('", d.name, "', ", api::DTypeName(d.dtype), ", [", absl::StrJoin(d.dims, ", "),
+  return absl::StrCat("TensorDesc('", d.name, "', ", std::string(api::DTypeName(d.dtype)), ", [", absl::StrJoin(d.dims, ", "),
                       "])");
 }
 
