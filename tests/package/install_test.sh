@@ -76,7 +76,8 @@ for kind in shared static; do
   [ "$kind" = static ] && static=ON
   cmake -S "$src/examples/embed" -B "$work/embed-$kind" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$prefix" -DKILN_USE_STATIC_LIBS=$static "${launcher[@]}" >/dev/null
-  cmake --build "$work/embed-$kind" >/dev/null
+  log=$(cmake --build "$work/embed-$kind" 2>&1) || fail "building examples/embed ($kind):
+$(echo "$log" | grep -m 20 -E 'error|undefined|FAILED' || echo "$log" | tail -n 20)"
   if [ "$kind" = shared ]; then
     ldd "$work/embed-$kind/embed" | grep -q "$libdir/libkiln.so" ||
       fail "embed (shared) does not load $libdir/libkiln.so"
