@@ -148,6 +148,7 @@ install(FILES ${PROJECT_BINARY_DIR}/kiln.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/
 # The install test: installs into a temporary prefix and builds and runs
 # examples/embed against it (tests/package/install_test.sh says what it checks).
 if(KILN_BUILD_TESTS)
-  add_test(NAME package.install COMMAND bash ${PROJECT_SOURCE_DIR}/tests/package/install_test.sh ${PROJECT_BINARY_DIR})
+  add_test(NAME package.install COMMAND bash ${PROJECT_SOURCE_DIR}/tests/package/install_test.sh ${PROJECT_BINARY_DIR}
+           $<TARGET_EXISTS:kiln_python>)
   set_tests_properties(package.install PROPERTIES LABELS package TIMEOUT 600)
 endif()

@@ -5,16 +5,20 @@
 # tool, the Python module), then builds examples/embed out of tree against
 # it, with CMake once for the shared and once for the static library and
 # with pkg-config for the C program, and runs each program and embed.py on a
-# small hybrid example (32 prompt tokens, 4 decode steps). The five runs must
+# small hybrid example (32 prompt tokens, 4 decode steps). Every run must
 # print the same checksum.
 #
-#   tests/package/install_test.sh BUILD_DIR
+#   tests/package/install_test.sh BUILD_DIR [WITH_PYTHON]
+#
+# WITH_PYTHON (default 1) is 0 for a build without the Python module
+# (KILN_PYTHON=OFF); then the module is neither expected nor run.
 #
 # Cost: about a minute on 2 cores (two small CMake projects, two links of
 # libkiln.a), most of it compiling embed.cc twice.
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-build=$(cd "${1:?usage: install_test.sh BUILD_DIR}" && pwd)
+build=$(cd "${1:?usage: install_test.sh BUILD_DIR [WITH_PYTHON]}" && pwd)
+with_python=${2:-1}
 py=${KILN_PYTHON_EXECUTABLE:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-install-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -38,8 +42,11 @@ for f in libkiln.so libkiln.a cmake/kiln/kilnConfig.cmake cmake/kiln/kilnConfigV
          cmake/kiln/kilnSharedTargets.cmake cmake/kiln/kilnStaticTargets.cmake pkgconfig/kiln.pc; do
   [ -e "$libdir/$f" ] || fail "$libdir/$f not installed"
 done
-pydir=$(dirname "$(find "$prefix" -path '*/kiln/__init__.py' | head -n1)")
-[ -f "$pydir/__init__.py" ] || fail "no Python package kiln/ under $prefix"
+if [ "$with_python" = 1 ]; then
+  pydir=$(dirname "$(find "$prefix" -path '*/kiln/__init__.py' | head -n1)")
+  [ -f "$pydir/__init__.py" ] || fail "no Python package kiln/ under $prefix"
+  ls "$pydir"/_kiln*.so >/dev/null 2>&1 || fail "no extension module _kiln*.so in $pydir"
+fi
 
 echo "-- libkiln.so: SONAME and exported symbols"
 soname=$(readelf -d "$libdir/libkiln.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
@@ -94,19 +101,25 @@ flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs kiln)
 cc -std=gnu99 -O2 -o "$work/embed_pc" "$src/examples/embed/embed.c" $flags -Wl,-rpath,"$libdir" -lm
 run "embed_c (pkg-config)" "$work/embed_pc" "$work/prefill.kgraph" "$work/decode.kgraph" --steps 4
 
-echo "-- embed.py against the installed module"
-where=$(cd "$work" && PYTHONPATH="$(dirname "$pydir")" "$py" -c 'import kiln, os; print(os.path.dirname(kiln.__file__))')
-[ "$where" = "$pydir" ] || fail "python imported kiln from $where, not from $pydir"
-run "embed.py" env PYTHONPATH="$(dirname "$pydir")" "$py" "$src/examples/embed/embed.py" \
-  "$work/prefill.kgraph" "$work/decode.kgraph" --steps 4
+programs=5
+if [ "$with_python" = 1 ]; then
+  echo "-- embed.py against the installed module"
+  where=$(cd "$work" && PYTHONPATH="$(dirname "$pydir")" "$py" -c 'import kiln, os; print(os.path.dirname(kiln.__file__))')
+  [ "$where" = "$pydir" ] || fail "python imported kiln from $where, not from $pydir"
+  run "embed.py" env PYTHONPATH="$(dirname "$pydir")" "$py" "$src/examples/embed/embed.py" \
+    "$work/prefill.kgraph" "$work/decode.kgraph" --steps 4
+else
+  echo "-- no Python module in this build: embed.py not run"
+  programs=4
+fi
 
 echo "-- the same checksum from every program"
-"$py" - "${checksums[@]}" <<'EOF'
+"$py" - "$programs" "${checksums[@]}" <<'EOF'
 import sys
-values = [float(v) for v in sys.argv[1:]]
+expected, values = int(sys.argv[1]), [float(v) for v in sys.argv[2:]]
 ref = values[0]
 bad = [v for v in values if abs(v - ref) > 1e-3 * max(1.0, abs(ref))]
-if len(values) != 5 or bad:
+if len(values) != expected or bad:
     sys.exit(f"install test FAILED: checksums differ: {values}")
 print(f"   {len(values)} programs, checksum {ref:.6e}")
 EOF
