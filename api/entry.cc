@@ -40,10 +40,17 @@ absl::Status CheckPrepared(const Entry::Impl& e) {
   return absl::FailedPreconditionError(absl::StrCat(Prefix(e), "the model is not prepared (call Prepare first)"));
 }
 
-absl::Status CheckIdle(const Entry::Impl& e, absl::string_view what) {
-  if (!e.in_flight) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat(Prefix(e), what, " while a submitted run is not waited for: Wait() first"));
+// Waits (holding `lock` on e.mu) until no submitted run of the entry is
+// in flight; FailedPrecondition instead when this thread submitted it.
+absl::Status WaitIdle(const Entry::Impl& e, std::unique_lock<std::mutex>& lock, absl::string_view what) {
+  while (e.in_flight) {
+    if (e.submitter == std::this_thread::get_id()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(Prefix(e), what, " while a run submitted from this thread is not waited for: Wait() first"));
+    }
+    const_cast<std::condition_variable&>(e.idle).wait(lock);
+  }
+  return absl::OkStatus();
 }
 
 // The input or state named `name`, and whether it is a state.
@@ -74,9 +81,7 @@ absl::Status Entry::SetInput(std::string_view name, DType dtype, absl::Span<cons
                              size_t bytes) {
   return Guard("Entry::SetInput", [&]() -> absl::Status {
     Impl& e = *impl_;
-    std::lock_guard<std::mutex> lock(e.mu);
     if (auto st = CheckPrepared(e); !st.ok()) return st;
-    if (auto st = CheckIdle(e, "setting an input"); !st.ok()) return st;
     auto found = FindBindable(e, name);
     if (!found.ok()) return found.status();
     const auto [desc, is_state] = *found;
@@ -94,8 +99,10 @@ absl::Status Entry::SetInput(std::string_view name, DType dtype, absl::Span<cons
     // A state is the model's, shared with the other entries: wait for their runs.
     RunScope scope(e.model->run);
     if (is_state) {
-      if (auto st = scope.Acquire("Entry::SetInput"); !st.ok()) return st;
+      if (auto st = scope.Acquire(Prefix(e) + "SetInput"); !st.ok()) return st;
     }
+    std::unique_lock<std::mutex> lock(e.mu);
+    if (auto st = WaitIdle(e, lock, "setting an input"); !st.ok()) return st;
     return Annotate(e.exe->SetInputBytes(Sv(name), data, bytes), Prefix(e));
   });
 }
@@ -107,9 +114,7 @@ absl::Status Entry::SetInput(std::string_view name, const HostArray& value) {
 absl::Status Entry::SetInputFromNpy(std::string_view name, const std::string& path) {
   return Guard("Entry::SetInputFromNpy", [&]() -> absl::Status {
     Impl& e = *impl_;
-    std::lock_guard<std::mutex> lock(e.mu);
     if (auto st = CheckPrepared(e); !st.ok()) return st;
-    if (auto st = CheckIdle(e, "setting an input"); !st.ok()) return st;
     auto found = FindBindable(e, name);
     if (!found.ok()) return found.status();
     const kiln::Graph& g = e.exe->graph();
@@ -119,8 +124,10 @@ absl::Status Entry::SetInputFromNpy(std::string_view name, const std::string& pa
     if (!value.ok()) return Annotate(value.status(), Prefix(e));
     RunScope scope(e.model->run);
     if (found->second) {
-      if (auto st = scope.Acquire("Entry::SetInputFromNpy"); !st.ok()) return st;
+      if (auto st = scope.Acquire(Prefix(e) + "SetInputFromNpy"); !st.ok()) return st;
     }
+    std::unique_lock<std::mutex> lock(e.mu);
+    if (auto st = WaitIdle(e, lock, "setting an input"); !st.ok()) return st;
     return Annotate(e.exe->SetInput(Sv(name), *value), Prefix(e));
   });
 }
@@ -128,11 +135,11 @@ absl::Status Entry::SetInputFromNpy(std::string_view name, const std::string& pa
 absl::Status Entry::Run() {
   return Guard("Entry::Run", [&]() -> absl::Status {
     Impl& e = *impl_;
-    std::lock_guard<std::mutex> lock(e.mu);
     if (auto st = CheckPrepared(e); !st.ok()) return st;
-    if (auto st = CheckIdle(e, "Run"); !st.ok()) return st;
+    // The run lock covers a submitted run of this entry too (until its Wait).
     RunScope scope(e.model->run);
     if (auto st = scope.Acquire(Prefix(e) + "Run"); !st.ok()) return st;
+    std::lock_guard<std::mutex> lock(e.mu);
     return Annotate(e.exe->Run(), Prefix(e));
   });
 }
@@ -140,10 +147,9 @@ absl::Status Entry::Run() {
 absl::Status Entry::Submit() {
   return Guard("Entry::Submit", [&]() -> absl::Status {
     Impl& e = *impl_;
-    std::lock_guard<std::mutex> lock(e.mu);
     if (auto st = CheckPrepared(e); !st.ok()) return st;
-    if (auto st = CheckIdle(e, "Submit"); !st.ok()) return st;
     if (auto st = e.model->run.Acquire(Prefix(e) + "Submit"); !st.ok()) return st;
+    std::lock_guard<std::mutex> lock(e.mu);
     absl::Status st;
     try {
       st = e.exe->Submit();
@@ -157,6 +163,7 @@ absl::Status Entry::Submit() {
     }
     e.model->run.MarkSubmitted(e.name);
     e.in_flight = true;
+    e.submitter = std::this_thread::get_id();
     return absl::OkStatus();
   });
 }
@@ -173,9 +180,11 @@ absl::Status Entry::Wait() {
       st = e.exe->Wait();
     } catch (...) {
       e.model->run.Release();
+      e.idle.notify_all();
       throw;
     }
     e.model->run.Release();
+    e.idle.notify_all();
     return Annotate(st, Prefix(e));
   });
 }
@@ -188,13 +197,13 @@ int64_t Entry::runs() const {
 absl::StatusOr<HostArray> Entry::GetOutput(std::string_view name) const {
   return Guard("Entry::GetOutput", [&]() -> absl::StatusOr<HostArray> {
     Impl& e = *impl_;
-    std::lock_guard<std::mutex> lock(e.mu);
     if (auto st = CheckPrepared(e); !st.ok()) return st;
-    if (auto st = CheckIdle(e, "reading an output"); !st.ok()) return st;
     if (auto st = CheckOutputName(e, name); !st.ok()) return st;
-    // States are shared with the model's other entries: wait for their runs.
+    // States are shared with the model's other entries, and this entry's own
+    // submitted run holds the lock until its Wait: wait for them.
     RunScope scope(e.model->run);
-    if (auto st = scope.Acquire("Entry::GetOutput"); !st.ok()) return st;
+    if (auto st = scope.Acquire(Prefix(e) + "reading an output"); !st.ok()) return st;
+    std::lock_guard<std::mutex> lock(e.mu);
     auto t = e.exe->GetOutput(Sv(name));
     if (!t.ok()) return Annotate(t.status(), Prefix(e));
     return Access::MakeArray(*std::move(t));

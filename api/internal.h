@@ -129,8 +129,12 @@ struct Entry::Impl {
   kiln::Executable* exe = nullptr;   // owned by model->model
   std::vector<TensorDesc> inputs, outputs, states;
   std::map<std::string, std::string> metadata;
-  mutable std::mutex mu;  // serializes the entry's calls
-  bool in_flight = false;
+  // Serializes the entry's calls. Lock order: the model's run lock first,
+  // then this.
+  mutable std::mutex mu;
+  std::condition_variable idle;  // signalled by Wait
+  bool in_flight = false;        // Submit done, Wait not yet
+  std::thread::id submitter;
 };
 
 // Constructs the classes whose constructors are private.

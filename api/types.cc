@@ -38,7 +38,7 @@ absl::StatusOr<DType> ParseDType(std::string_view name) {
 
 absl::StatusOr<size_t> ContiguousBytes(DType dtype, absl::Span<const int64_t> dims) {
   const auto shape = [&] { return absl::StrCat("[", absl::StrJoin(dims, ","), "]"); };
-  if (static_cast<int>(dtype) < 0 || static_cast<int>(dtype) > static_cast<int>(DType::kQ8_0)) {
+  if (static_cast<unsigned>(dtype) > static_cast<unsigned>(DType::kQ8_0)) {
     return absl::InvalidArgumentError(absl::StrCat("dtype ", static_cast<int>(dtype), " is not a kiln dtype"));
   }
   if (dims.empty() || dims.size() > static_cast<size_t>(kiln::kMaxRank)) {
