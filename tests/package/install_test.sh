@@ -32,7 +32,7 @@ fail() {
 echo "-- cmake --install into $prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 
-libdir=$(cd "$prefix" && dirname "$(find . -name libkiln.a | head -n1)")
+libdir=$(cd "$prefix" && dirname "$(find . -name libkiln.a -print -quit)")
 [ "$libdir" != . ] || fail "no libkiln.a under $prefix"
 libdir=$prefix/${libdir#./}
 for f in include/kiln/kiln.h include/kiln/kiln_c.h bin/kiln; do
@@ -43,7 +43,7 @@ for f in libkiln.so libkiln.a cmake/kiln/kilnConfig.cmake cmake/kiln/kilnConfigV
   [ -e "$libdir/$f" ] || fail "$libdir/$f not installed"
 done
 if [ "$with_python" = 1 ]; then
-  pydir=$(dirname "$(find "$prefix" -path '*/kiln/__init__.py' | head -n1)")
+  pydir=$(dirname "$(find "$prefix" -path '*/kiln/__init__.py' -print -quit)")
   [ -f "$pydir/__init__.py" ] || fail "no Python package kiln/ under $prefix"
   ls "$pydir"/_kiln*.so >/dev/null 2>&1 || fail "no extension module _kiln*.so in $pydir"
 fi
@@ -85,11 +85,11 @@ for kind in shared static; do
     -DCMAKE_PREFIX_PATH="$prefix" -DKILN_USE_STATIC_LIBS=$static "${launcher[@]}" >/dev/null
   log=$(cmake --build "$work/embed-$kind" 2>&1) || fail "building examples/embed ($kind):
 $(echo "$log" | grep -m 20 -E 'error|undefined|FAILED' || echo "$log" | tail -n 20)"
+  libs=$(ldd "$work/embed-$kind/embed")  # (not piped into grep -q: pipefail and SIGPIPE)
   if [ "$kind" = shared ]; then
-    ldd "$work/embed-$kind/embed" | grep -q "$libdir/libkiln.so" ||
-      fail "embed (shared) does not load $libdir/libkiln.so"
+    [[ "$libs" == *"$libdir/libkiln.so"* ]] || fail "embed (shared) does not load $libdir/libkiln.so"
   else
-    ! ldd "$work/embed-$kind/embed" | grep -q libkiln || fail "embed (static) loads libkiln.so"
+    [[ "$libs" != *libkiln* ]] || fail "embed (static) loads libkiln.so"
   fi
   run "embed ($kind)" "$work/embed-$kind/embed" "$work/prefill.kgraph" "$work/decode.kgraph" --steps 4
   run "embed_c ($kind)" "$work/embed-$kind/embed_c" "$work/prefill.kgraph" "$work/decode.kgraph" --steps 4
@@ -101,7 +101,7 @@ flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs kiln)
 cc -std=gnu99 -O2 -o "$work/embed_pc" "$src/examples/embed/embed.c" $flags -Wl,-rpath,"$libdir" -lm
 run "embed_c (pkg-config)" "$work/embed_pc" "$work/prefill.kgraph" "$work/decode.kgraph" --steps 4
 
-programs=5
+programs=6
 if [ "$with_python" = 1 ]; then
   echo "-- embed.py against the installed module"
   where=$(cd "$work" && PYTHONPATH="$(dirname "$pydir")" "$py" -c 'import kiln, os; print(os.path.dirname(kiln.__file__))')
@@ -110,7 +110,7 @@ if [ "$with_python" = 1 ]; then
     "$work/prefill.kgraph" "$work/decode.kgraph" --steps 4
 else
   echo "-- no Python module in this build: embed.py not run"
-  programs=4
+  programs=5
 fi
 
 echo "-- the same checksum from every program"
