@@ -86,4 +86,17 @@ py::array CheckedArray(const api::TensorDesc& desc, py::handle value, const std:
   return py::array::ensure(array, py::array::c_style);
 }
 
+py::array CheckedOut(const api::TensorDesc& desc, py::handle value, const std::string& what) {
+  if (!py::isinstance<py::array>(value)) {
+    Raise(absl::InvalidArgumentError(absl::StrCat(what, ": out= must be a numpy array")));
+  }
+  auto array = py::reinterpret_borrow<py::array>(value);
+  const bool c_contiguous = (array.flags() & py::array::c_style) != 0;
+  if (!array.writeable() || !c_contiguous) {
+    Raise(absl::InvalidArgumentError(absl::StrCat(what, ": out= must be a writeable C-contiguous array")));
+  }
+  // The same dtype and shape checks as for inputs; `array` is returned as it is.
+  return CheckedArray(desc, array, what);
+}
+
 }  // namespace kiln::python

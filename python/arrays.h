@@ -34,4 +34,9 @@ py::array ToNumpy(api::HostArray value);
 // 'prefill'"), what it is and what was given.
 py::array CheckedArray(const api::TensorDesc& desc, py::handle value, const std::string& what);
 
+// `value` as the destination of a tensor `desc`'s bytes: a writeable,
+// C-contiguous NumPy array of its NumPy form (else kiln.InvalidArgumentError
+// naming `what`).
+py::array CheckedOut(const api::TensorDesc& desc, py::handle value, const std::string& what);
+
 }  // namespace kiln::python

@@ -249,10 +249,23 @@ void BindEntry(py::module_& m) {
       .def_property_readonly("runs", &Entry::runs, "completed runs")
       .def(
           "get_output",
-          [](const Entry& e, const std::string& name) {
-            return ToNumpy(Value(Unlocked([&] { return e.GetOutput(name); })));
+          [](const Entry& e, const std::string& name, py::object out) -> py::object {
+            if (out.is_none()) return ToNumpy(Value(Unlocked([&] { return e.GetOutput(name); })));
+            const api::TensorDesc* desc = FindDesc(e.outputs(), name);
+            if (!desc) desc = FindDesc(e.states(), name);
+            if (!desc) {
+              Raise(absl::NotFoundError(absl::StrCat("entry '", e.name(), "' has no output '", name,
+                                                     "' (outputs: ", Names(e.outputs()), ")")));
+            }
+            py::array a = CheckedOut(*desc, out, absl::StrCat("output '", name, "' of entry '", e.name(), "'"));
+            void* dst = a.mutable_data();
+            const size_t bytes = static_cast<size_t>(a.nbytes());
+            Check(Unlocked([&] { return e.ReadOutput(name, dst, bytes); }));
+            return out;
           },
-          py::arg("name"), "Output (or state) `name` of the last run as a new array.")
+          py::arg("name"), py::arg("out") = py::none(),
+          "Output (or state) `name` of the last run: a new array, or written into `out` (an array of its dtype "
+          "and shape) and `out` returned.")
       .def(
           "get_outputs",
           [](const Entry& e) {
@@ -446,10 +459,22 @@ void BindModel(py::module_& m) {
       .def_property_readonly("states", &Model::states)
       .def(
           "read_state",
-          [](const Model& model, const std::string& name) {
-            return ToNumpy(Value(Unlocked([&] { return model.ReadState(name); })));
+          [](const Model& model, const std::string& name, py::object out) -> py::object {
+            if (out.is_none()) return ToNumpy(Value(Unlocked([&] { return model.ReadState(name); })));
+            const std::vector<api::TensorDesc> states = model.states();
+            const api::TensorDesc* desc = FindDesc(states, name);
+            if (!desc) {
+              Raise(absl::NotFoundError(
+                  absl::StrCat("the model has no state '", name, "' (states: ", Names(states), ")")));
+            }
+            py::array a = CheckedOut(*desc, out, absl::StrCat("state '", name, "'"));
+            void* dst = a.mutable_data();
+            const size_t bytes = static_cast<size_t>(a.nbytes());
+            Check(Unlocked([&] { return model.ReadState(name, dst, bytes); }));
+            return out;
           },
-          py::arg("name"), "A state's value as a new array (it is copied off the device).")
+          py::arg("name"), py::arg("out") = py::none(),
+          "A state's value (copied off the device): a new array, or written into `out` and `out` returned.")
       .def("write_state", &WriteState, py::arg("name"), py::arg("value"))
       .def(
           "zero_state", [](Model& model, const std::string& name) { Check(Unlocked([&] { return model.ZeroState(name); })); },

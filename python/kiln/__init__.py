@@ -17,7 +17,8 @@ tensor's shape; bf16 tensors are uint16 arrays (the raw bits), q8_0 tensors
 uint8 arrays of the packed blocks (innermost dim d becomes d / 32 * 34).
 Inputs must have exactly that dtype and shape (kiln.InvalidArgumentError
 otherwise); a C-contiguous array is read in place, outputs are arrays over
-kiln's result without a further copy.
+kiln's result without a further copy, or written into an array you pass
+(get_output(name, out=a), read_state(name, out=a)).
 
 Errors: a failed call raises kiln.Error (or a subclass for its status code:
 InvalidArgumentError is also a ValueError, NotFoundError a LookupError, ...)

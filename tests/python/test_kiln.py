@@ -70,6 +70,15 @@ def test_run_returns_arrays(cpu):
     np.testing.assert_array_equal(y, x + np.arange(6, dtype=np.float32).reshape(2, 3))
     assert e.runs == 1
     assert list(e.get_outputs()) == ["y"]
+    out = np.empty((2, 3), np.float32)
+    assert e.get_output("y", out=out) is out
+    np.testing.assert_array_equal(out, y)
+    with pytest.raises(kiln.InvalidArgumentError, match="writeable C-contiguous"):
+        e.get_output("y", out=np.empty((3, 2), np.float32).T)
+    with pytest.raises(kiln.InvalidArgumentError, match="float64"):
+        e.get_output("y", out=np.empty((2, 3)))
+    with pytest.raises(kiln.NotFoundError, match="outputs: y"):
+        e.get_output("z", out=out)
     # The input was copied: changing x now does not change the next run.
     x[:] = 100
     e.run()
@@ -125,6 +134,9 @@ def test_states(cpu):
     e.run()
     e.run()
     np.testing.assert_array_equal(model.read_state("s"), 2 * x)
+    out = np.empty(4, np.float32)
+    assert model.read_state("s", out=out) is out
+    np.testing.assert_array_equal(out, 2 * x)
     model.write_state("s", np.full(4, 10, np.float32))
     e.run()
     np.testing.assert_array_equal(e.get_output("s.next"), 10 + x)
