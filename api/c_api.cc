@@ -435,6 +435,38 @@ kiln_code kiln_entry_set_input_npy(kiln_entry* entry, const char* name, const ch
   });
 }
 
+kiln_code kiln_entry_input_buffer(kiln_entry* entry, const char* name, void** data, size_t* size) {
+  return Call("kiln_entry_input_buffer", [&]() -> absl::Status {
+    KILN_CHECK_ARG("kiln_entry_input_buffer", entry);
+    KILN_CHECK_ARG("kiln_entry_input_buffer", name);
+    KILN_CHECK_ARG("kiln_entry_input_buffer", data);
+    KILN_CHECK_ARG("kiln_entry_input_buffer", size);
+    *data = nullptr;
+    *size = 0;
+    auto span = entry->entry->InputBuffer(name);
+    if (!span.ok()) return span.status();
+    *data = span->data();
+    *size = span->size();
+    return absl::OkStatus();
+  });
+}
+
+kiln_code kiln_entry_output_buffer(const kiln_entry* entry, const char* name, const void** data, size_t* size) {
+  return Call("kiln_entry_output_buffer", [&]() -> absl::Status {
+    KILN_CHECK_ARG("kiln_entry_output_buffer", entry);
+    KILN_CHECK_ARG("kiln_entry_output_buffer", name);
+    KILN_CHECK_ARG("kiln_entry_output_buffer", data);
+    KILN_CHECK_ARG("kiln_entry_output_buffer", size);
+    *data = nullptr;
+    *size = 0;
+    auto span = entry->entry->OutputBuffer(name);
+    if (!span.ok()) return span.status();
+    *data = span->data();
+    *size = span->size();
+    return absl::OkStatus();
+  });
+}
+
 kiln_code kiln_entry_run(kiln_entry* entry) {
   return Call("kiln_entry_run", [&]() -> absl::Status {
     KILN_CHECK_ARG("kiln_entry_run", entry);

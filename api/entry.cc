@@ -225,6 +225,53 @@ absl::Status Entry::ReadOutput(std::string_view name, void* dst, size_t bytes) c
   });
 }
 
+absl::StatusOr<absl::Span<std::byte>> Entry::InputBuffer(std::string_view name) {
+  return Guard("Entry::InputBuffer", [&]() -> absl::StatusOr<absl::Span<std::byte>> {
+    Impl& e = *impl_;
+    if (auto st = CheckPrepared(e); !st.ok()) return st;
+    auto found = FindBindable(e, name);
+    if (!found.ok()) return found.status();
+    if (found->second) {
+      return absl::InvalidArgumentError(absl::StrCat(Prefix(e), QuoteName(Sv(name)),
+                                                     " is a state: set it with SetInput or Model::WriteState"));
+    }
+    std::unique_lock<std::mutex> lock(e.mu);
+    if (auto st = WaitIdle(e, lock, "writing an input"); !st.ok()) return st;
+    auto p = e.exe->InputHostData(Sv(name));
+    if (!p.ok()) return Annotate(p.status(), Prefix(e));
+    if (!*p) {
+      return absl::UnimplementedError(absl::StrCat(Prefix(e), "input ", QuoteName(Sv(name)),
+                                                   " is in memory the host cannot address; use SetInput"));
+    }
+    return absl::Span<std::byte>(*p, found->first->bytes);
+  });
+}
+
+absl::StatusOr<absl::Span<const std::byte>> Entry::OutputBuffer(std::string_view name) const {
+  return Guard("Entry::OutputBuffer", [&]() -> absl::StatusOr<absl::Span<const std::byte>> {
+    Impl& e = *impl_;
+    if (auto st = CheckPrepared(e); !st.ok()) return st;
+    const TensorDesc* desc = nullptr;
+    for (const TensorDesc& d : e.outputs) {
+      if (d.name == name) desc = &d;
+    }
+    if (!desc) {
+      return absl::NotFoundError(absl::StrCat(Prefix(e), "no output named ", QuoteName(Sv(name)),
+                                              "; its outputs: ", Names(e.outputs)));
+    }
+    RunScope scope(e.model->run);  // this entry's submitted run holds it until Wait
+    if (auto st = scope.Acquire(Prefix(e) + "reading an output"); !st.ok()) return st;
+    std::lock_guard<std::mutex> lock(e.mu);
+    auto p = e.exe->OutputHostData(Sv(name));
+    if (!p.ok()) return Annotate(p.status(), Prefix(e));
+    if (!*p) {
+      return absl::UnimplementedError(absl::StrCat(Prefix(e), "output ", QuoteName(Sv(name)),
+                                                   " is not contiguous in host-addressable memory; use GetOutput"));
+    }
+    return absl::Span<const std::byte>(*p, desc->bytes);
+  });
+}
+
 absl::StatusOr<Plan> Entry::plan() const {
   return Guard("Entry::plan", [&]() -> absl::StatusOr<Plan> {
     if (auto st = CheckPrepared(*impl_); !st.ok()) return st;

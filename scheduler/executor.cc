@@ -383,6 +383,35 @@ absl::Status Executable::SetInputBytes(absl::string_view name, const void* data,
   return Upload(*slot, data, bytes);
 }
 
+absl::StatusOr<std::byte*> Executable::InputHostData(absl::string_view name) {
+  InputSlot* slot = FindInput(name);
+  if (!slot) return absl::NotFoundError(absl::StrCat("the graph has no input named '", name, "'"));
+  if (slot->is_state) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", name, "' is a state: set it with SetInput"));
+  }
+  if (in_flight_) return absl::FailedPreconditionError("writing an input while a run is in flight: Wait() first");
+  std::byte* p = slot->buffer->host_data();
+  if (p) slot->set = true;
+  return p;
+}
+
+absl::StatusOr<const std::byte*> Executable::OutputHostData(absl::string_view name) const {
+  auto it = readable_.find(name);
+  if (it == readable_.end()) return absl::NotFoundError(absl::StrCat("the graph has no output named '", name, "'"));
+  const int id = it->second;
+  const TensorInfo& t = graph_.tensors[id];
+  if (in_flight_) return absl::FailedPreconditionError("reading an output while a run is in flight: Wait() first");
+  // Only node outputs in the arena: a state or input may have uploads queued.
+  if (plan_.memory.tensors[id].kind != StorageKind::kArena) return nullptr;
+  if (!has_run_) {
+    return absl::FailedPreconditionError(absl::StrCat("output ", Describe(t), " has no value: no run has completed"));
+  }
+  const Binding& b = home_[id];
+  if (!b.buffer || t.strides != ContiguousStrides(t.dtype, t.dims)) return nullptr;
+  std::byte* base = b.buffer->host_data();
+  return base ? base + b.offset : nullptr;
+}
+
 absl::Status Executable::WaitFor(int backend, SyncPoint point) {
   if (point == 0 || reached_[backend] >= point) return absl::OkStatus();
   if (absl::Status st = backends_[backend]->Wait(point); !st.ok()) {

@@ -120,6 +120,17 @@ class Executable {
   // current value (by the state input's name) at any time.
   absl::StatusOr<HostTensor> GetOutput(absl::string_view name) const;
 
+  // Zero-copy access, for backends whose buffers the host can address
+  // (Buffer::host_data: CPU memory, host-visible device memory); nullptr
+  // where it cannot. InputHostData: the own buffer of graph input `name` (not
+  // a state), ContiguousBytes long, contents undefined until written; it
+  // marks the input set, and the caller writes it only while no run is in
+  // flight. OutputHostData: the bytes of output `name` after a run when they
+  // are a node's output in the arena and contiguous (nullptr for a state or
+  // an input read back), valid until the next Submit.
+  absl::StatusOr<std::byte*> InputHostData(absl::string_view name);
+  absl::StatusOr<const std::byte*> OutputHostData(absl::string_view name) const;
+
   // Per-node timings summed over profiled runs (one entry per node).
   void set_profiling(bool on) { profiling_ = on; }
   bool profiling() const { return profiling_; }

@@ -36,8 +36,12 @@
 // - Runs of one model exclude each other: the entries of a model share its
 //   states, so a Run (or a Submit until its Wait) of one entry waits for the
 //   run of any other entry of the same model to finish, and state access
-//   (ReadState, WriteState, ZeroStates) waits for runs too. Different models
-//   run concurrently.
+//   (ReadState, WriteState, ZeroStates, SetInput or GetOutput of a state, and
+//   GetOutput of anything) waits for runs too. Different models run
+//   concurrently.
+// - A Submit holds its model until its Wait (which any thread may call):
+//   meanwhile calls that would wait for it fail with FailedPrecondition on
+//   the thread that submitted (rather than deadlock), and wait on others.
 //
 // Lifetimes: a Backend is a shared handle (copies refer to the same
 // backend); a prepared Model keeps its backends alive. An Entry belongs to
@@ -398,8 +402,9 @@ class Entry {
   // NotFound, listing the inputs, for an unknown name). The bytes are copied
   // once, into the input's buffer on its backend (host-visible memory on GPU
   // backends, so a memcpy), before SetInput returns: the caller may reuse
-  // its memory at once. Naming a state sets that state's value.
-  // FailedPrecondition before Prepare or while a Submit is not waited for.
+  // its memory at once. InputBuffer below avoids that copy where it can. Naming a state sets that state's value.
+  // FailedPrecondition before Prepare, or while a run this thread submitted
+  // is not waited for (other threads wait for it).
   absl::Status SetInput(std::string_view name, DType dtype, absl::Span<const int64_t> dims,
                         const void* data, size_t bytes);
   absl::Status SetInput(std::string_view name, const HostArray& value);
@@ -410,28 +415,50 @@ class Entry {
   // is read; errors name the file and the input.
   absl::Status SetInputFromNpy(std::string_view name, const std::string& path);
 
+  // Zero-copy input: kiln's own buffer for input `name` (not a state), of
+  // the input's contiguous size, in memory the backend reads directly (CPU
+  // memory; host-visible memory on GPU backends). Write the input's bytes
+  // there instead of calling SetInput, which copies them once; the input
+  // then counts as set, and the bytes are its value for the following runs
+  // until rewritten (undefined before the first write). Write only while no
+  // run of this entry is in flight. Unimplemented when the backend's input
+  // memory is not host-addressable (use SetInput). The span stays valid as
+  // long as the model.
+  absl::StatusOr<absl::Span<std::byte>> InputBuffer(std::string_view name);
+
   // Runs the entry once and waits for it: every non-state input must have
   // been set (else FailedPrecondition naming it); states update in place.
   // Device errors (a bad gather id, a write_rows row out of range) name the
   // node. Waits for a run of another entry of the same model to finish first.
   absl::Status Run();
   // Starts a run and returns without waiting for the devices; Wait()
-  // finishes it and returns its errors. Between the two, only Wait (and the
-  // read-only queries) may be called on this entry; other entries of the
-  // model wait. Wait may be called from another thread than Submit.
+  // finishes it and returns its errors. Between the two, the submitting
+  // thread may call only Wait and the read-only queries on this entry and
+  // its model (the rest is FailedPrecondition); other threads' calls that
+  // need the model's run lock (see the top of this file) wait. Wait may be
+  // called from another thread than Submit.
   absl::Status Submit();
   absl::Status Wait();
   // Completed runs.
   int64_t runs() const;
 
   // Output `name` of the last run (or a state's current value, by its name)
-  // as a new host array. FailedPrecondition before the first run or while
-  // a run is in flight; NotFound, listing the outputs, for an unknown name.
+  // as a new host array: the device's bytes are moved into it, no extra
+  // copy. FailedPrecondition before the first run, or while a run this
+  // thread submitted is not waited for; NotFound, listing the outputs, for
+  // an unknown name.
   absl::StatusOr<HostArray> GetOutput(std::string_view name) const;
   // The same into caller memory of exactly the output's contiguous size
   // (else InvalidArgument with both sizes). The bytes come from the device
   // into a temporary host array, then into `dst` (two copies).
   absl::Status ReadOutput(std::string_view name, void* dst, size_t bytes) const;
+
+  // Zero-copy output: the bytes of output `name` of the last run where the
+  // backend keeps them contiguous in host-addressable memory (CPU memory),
+  // valid until the next Run or Submit of this entry. Unimplemented
+  // otherwise (device memory, a strided view, a state, an input read back):
+  // use GetOutput or ReadOutput.
+  absl::StatusOr<absl::Span<const std::byte>> OutputBuffer(std::string_view name) const;
 
   // Placement, splits, transfers and memory (FailedPrecondition before Prepare).
   absl::StatusOr<Plan> plan() const;

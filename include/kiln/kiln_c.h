@@ -192,6 +192,14 @@ kiln_code kiln_entry_set_input(kiln_entry* entry, const char* name, kiln_dtype d
 /* Binds an input from a .npy file (conversions as in kiln.h). */
 kiln_code kiln_entry_set_input_npy(kiln_entry* entry, const char* name, const char* path);
 
+/* Zero-copy (kiln::api::Entry::InputBuffer / OutputBuffer): kiln's own
+ * buffer of input `name` to write the input's bytes into instead of
+ * kiln_entry_set_input, or the bytes of output `name` of the last run (valid
+ * until the next run). KILN_UNIMPLEMENTED where the backend's memory is not
+ * host-addressable. */
+kiln_code kiln_entry_input_buffer(kiln_entry* entry, const char* name, void** data, size_t* size);
+kiln_code kiln_entry_output_buffer(const kiln_entry* entry, const char* name, const void** data, size_t* size);
+
 /* Runs and waits; or submits, then waits (possibly on another thread). */
 kiln_code kiln_entry_run(kiln_entry* entry);
 kiln_code kiln_entry_submit(kiln_entry* entry);

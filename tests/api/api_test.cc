@@ -508,3 +508,39 @@ TEST_F(ApiTest, HybridPrefillThenDecode) {
 
 }  // namespace
 }  // namespace kiln::api
+
+namespace kiln::api {
+namespace {
+
+TEST(ApiZeroCopyTest, InputAndOutputBuffersOnTheCpu) {
+  auto model = Model::FromBuilder(test::AddConstant(8));
+  ASSERT_TRUE(model.ok());
+  Entry& e = **model->entry();
+  EXPECT_EQ(e.InputBuffer("x").status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(model->Prepare({test::Cpu()}).ok());
+  auto in = e.InputBuffer("x");
+  ASSERT_TRUE(in.ok()) << in.status();
+  ASSERT_EQ(in->size(), 32u);
+  float* x = reinterpret_cast<float*>(in->data());
+  for (int i = 0; i < 8; ++i) x[i] = 100;
+  EXPECT_EQ(e.OutputBuffer("y").status().code(), absl::StatusCode::kFailedPrecondition);  // no run yet
+  ASSERT_TRUE(e.Run().ok());  // no SetInput: the buffer counts as set
+  auto out = e.OutputBuffer("y");
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->size(), 32u);
+  const float* y = reinterpret_cast<const float*>(out->data());
+  EXPECT_EQ(y[0], 100);
+  EXPECT_EQ(y[7], 107);
+  x[7] = 0;  // rewritten in place for the next run
+  ASSERT_TRUE(e.Run().ok());
+  EXPECT_EQ(reinterpret_cast<const float*>(e.OutputBuffer("y")->data())[7], 7);
+  EXPECT_EQ(e.OutputBuffer("x").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(e.InputBuffer("nope").status().code(), absl::StatusCode::kNotFound);
+
+  auto counter = Model::FromBuilder(test::Counter(4, 1, 1));
+  ASSERT_TRUE(counter.ok() && counter->Prepare({test::Cpu()}).ok());
+  EXPECT_EQ((*counter->entry())->InputBuffer("s").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kiln::api
