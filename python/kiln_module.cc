@@ -238,6 +238,41 @@ void BindEntry(py::module_& m) {
           },
           py::arg("name"), py::arg("path"), "Sets input `name` from a .npy file.")
       .def(
+          "input_buffer",
+          [](py::object self, const std::string& name) {
+            Entry& e = self.cast<Entry&>();
+            const api::TensorDesc* desc = FindDesc(e.inputs(), name);
+            if (!desc) {
+              Raise(absl::NotFoundError(absl::StrCat("entry '", e.name(), "' has no input '", name, "' (inputs: ",
+                                                     Names(e.inputs()), ")")));
+            }
+            absl::Span<std::byte> buffer = Value(e.InputBuffer(name));
+            // A view of kiln's buffer; the entry (so the model) lives while it does.
+            return py::array(NumpyDType(desc->dtype), NumpyShape(desc->dtype, desc->dims), buffer.data(), self);
+          },
+          py::arg("name"),
+          "Zero-copy input: a writeable array over kiln's own buffer for input `name`; what is written there is "
+          "the input's value for the following runs (write only while no run is in flight). UnimplementedError "
+          "where the backend's input memory is not host-addressable: use set_input.")
+      .def(
+          "output_buffer",
+          [](py::object self, const std::string& name) {
+            const Entry& e = self.cast<const Entry&>();
+            const api::TensorDesc* desc = FindDesc(e.outputs(), name);
+            if (!desc) {
+              Raise(absl::NotFoundError(absl::StrCat("entry '", e.name(), "' has no output '", name,
+                                                     "' (outputs: ", Names(e.outputs()), ")")));
+            }
+            absl::Span<const std::byte> buffer = Value(e.OutputBuffer(name));
+            py::array a(NumpyDType(desc->dtype), NumpyShape(desc->dtype, desc->dims), buffer.data(), self);
+            a.attr("setflags")(py::arg("write") = false);
+            return a;
+          },
+          py::arg("name"),
+          "Zero-copy output: a read-only array over output `name` of the last run where the backend keeps it in "
+          "host memory (the CPU), valid until the next run or submit; UnimplementedError otherwise: use "
+          "get_output.")
+      .def(
           "run", [](Entry& e) { Check(Unlocked([&] { return e.Run(); })); },
           "Runs once and waits; states update in place.")
       .def(

@@ -18,7 +18,9 @@ uint8 arrays of the packed blocks (innermost dim d becomes d / 32 * 34).
 Inputs must have exactly that dtype and shape (kiln.InvalidArgumentError
 otherwise); a C-contiguous array is read in place, outputs are arrays over
 kiln's result without a further copy, or written into an array you pass
-(get_output(name, out=a), read_state(name, out=a)).
+(get_output(name, out=a), read_state(name, out=a)). Entry.input_buffer and
+output_buffer are arrays over kiln's own buffers where the backend keeps them
+in host memory (the CPU): no copy at all.
 
 Errors: a failed call raises kiln.Error (or a subclass for its status code:
 InvalidArgumentError is also a ValueError, NotFoundError a LookupError, ...)
@@ -37,6 +39,7 @@ from ._errors import (
     OutOfRangeError,
     ResourceExhaustedError,
     UnavailableError,
+    UnimplementedError,
 )
 from ._kiln import (
     Backend,

@@ -40,6 +40,10 @@ class UnavailableError(Error):
     """A backend that cannot run here (no driver or device), or a lost device."""
 
 
+class UnimplementedError(Error):
+    """Not done by this backend or build (e.g. a zero-copy buffer on a device without host memory)."""
+
+
 class InternalError(Error):
     """A fault inside kiln."""
 
@@ -52,6 +56,7 @@ _BY_CODE = {
     "OUT_OF_RANGE": OutOfRangeError,
     "RESOURCE_EXHAUSTED": ResourceExhaustedError,
     "UNAVAILABLE": UnavailableError,
+    "UNIMPLEMENTED": UnimplementedError,
     "INTERNAL": InternalError,
 }
 

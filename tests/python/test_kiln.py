@@ -92,6 +92,24 @@ def test_run_returns_arrays(cpu):
     e.set_input("x", [[0.0, 0, 0], [0, 0, 0]])
 
 
+def test_zero_copy_buffers(cpu):
+    e = add_model(cpu).entry()
+    xbuf = e.input_buffer("x")
+    assert xbuf.dtype == np.float32 and xbuf.shape == (2, 3) and xbuf.flags.writeable
+    xbuf[...] = 2
+    e.run()  # x counts as set
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(e.get_output("y"), 2 + w)
+    ybuf = e.output_buffer("y")
+    assert not ybuf.flags.writeable
+    np.testing.assert_array_equal(ybuf, 2 + w)
+    xbuf[0, 0] = 10  # the next run reads the buffer as it is now
+    e.run()
+    assert e.get_output("y")[0, 0] == 10
+    with pytest.raises(kiln.NotFoundError, match="inputs: x"):
+        e.input_buffer("y")
+
+
 def test_inputs_are_checked(cpu):
     e = add_model(cpu).entry()
     with pytest.raises(kiln.InvalidArgumentError, match=r"input 'x'.*f32 \[2,3\].*float64") as err:
