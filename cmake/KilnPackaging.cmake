@@ -30,7 +30,7 @@ else()
   set(KILN_SOVERSION ${PROJECT_VERSION_MAJOR})
 endif()
 
-set(KILN_PUBLIC_HEADERS ${PROJECT_SOURCE_DIR}/include/kiln/kiln.h ${PROJECT_SOURCE_DIR}/include/kiln/kiln_c.h)
+file(GLOB KILN_PUBLIC_HEADERS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/include/kiln/*.h)
 
 # The internal libraries, in dependency order; the GPU backends when built.
 set(KILN_INTERNAL_LIBS kiln_base kiln_core kiln_proto kiln_backends kiln_scheduler)
