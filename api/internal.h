@@ -109,6 +109,10 @@ class RunScope {
 };
 
 struct Model::Impl {
+  // Waits for a submitted run that was never waited for, so that no device
+  // is still using the buffers freed next.
+  ~Impl();
+
   std::vector<std::unique_ptr<Entry>> entries;
   std::vector<Backend> backends;
   PrepareOptions options;

@@ -46,6 +46,18 @@ void RunLock::Release() {
 
 // ---- Model::Impl
 
+Model::Impl::~Impl() {
+  for (auto& entry : entries) {
+    Entry::Impl& e = Access::Of(*entry);
+    if (!e.in_flight || !e.exe) continue;
+    try {
+      e.exe->Wait().IgnoreError();
+    } catch (...) {
+    }
+    e.in_flight = false;
+  }
+}
+
 Entry* Model::Impl::Find(absl::string_view name) const {
   for (const auto& e : entries) {
     if (Access::Of(*e).name == name) return e.get();
@@ -84,6 +96,7 @@ absl::Status Model::Impl::AddGraph(std::string name, kiln::Graph graph) {
       entries.pop_back();
       return st;
     }
+    Access::Of(*entries.back()).graph.reset();  // its executable holds it
   }
   return absl::OkStatus();
 }

@@ -544,3 +544,18 @@ TEST(ApiZeroCopyTest, InputAndOutputBuffersOnTheCpu) {
 
 }  // namespace
 }  // namespace kiln::api
+
+namespace kiln::api {
+namespace {
+
+TEST(ApiLifetimeTest, ModelFreedWithARunInFlight) {
+  auto model = Model::FromBuilder(test::Counter(1 << 16, 1, 1));
+  ASSERT_TRUE(model.ok() && model->Prepare({test::Cpu()}).ok());
+  ASSERT_TRUE((*model->entry())->Submit().ok());
+  Model moved = *std::move(model);  // entries survive moves
+  EXPECT_EQ((*moved.entry())->name(), "prefill");
+  // Destroyed without Wait: the destructor waits for the run.
+}
+
+}  // namespace
+}  // namespace kiln::api
