@@ -46,6 +46,7 @@
 // Lifetimes: a Backend is a shared handle (copies refer to the same
 // backend); a prepared Model keeps its backends alive. An Entry belongs to
 // its Model: the reference stays valid while the Model lives, moves included.
+// Destroying a Model waits for a run that was submitted and not waited for.
 #pragma once
 
 #include <cstddef>
