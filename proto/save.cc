@@ -74,8 +74,36 @@ class WeightsWriter {
   std::map<std::pair<const std::byte*, size_t>, uint64_t> written_;
 };
 
-absl::Status ToProto(const Graph& graph, const SaveOptions& options, WeightsWriter& weights,
-                     const std::string& weights_name, pb::Graph& proto) {
+// The path of `range`'s file relative to the graph's folder, checked the
+// way LoadGraph will resolve it: inside the folder once symlinks are
+// resolved, long enough for the bytes, at an aligned offset.
+absl::StatusOr<std::string> InPlacePath(const std::string& graph_path, const TensorInfo& t,
+                                        const FileRange& range) {
+  namespace fs = std::filesystem;
+  auto fail = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("constant ", Describe(t), " cannot refer to \"", range.path,
+                                                   "\" at offset ", range.offset, ": ", why));
+  };
+  if (range.offset % kExternalAlignment != 0) {
+    return fail(absl::StrCat("the offset is not a multiple of ", kExternalAlignment));
+  }
+  std::error_code ec;
+  const fs::path folder = fs::weakly_canonical(fs::absolute(fs::path(graph_path)).parent_path(), ec);
+  if (ec) return fail(ec.message());
+  const fs::path file = fs::canonical(range.path, ec);
+  if (ec) return fail(ec.message());
+  const fs::path relative = file.lexically_relative(folder);
+  if (relative.empty() || *relative.begin() == "..") return fail("the file is not inside the graph's folder");
+  const uintmax_t size = fs::file_size(file, ec);
+  if (ec) return fail(ec.message());
+  if (range.offset > size || t.constant->size > size - range.offset) {
+    return fail(absl::StrCat("the file has only ", size, " bytes"));
+  }
+  return relative.string();
+}
+
+absl::Status ToProto(const Graph& graph, const SaveOptions& options, const std::string& path,
+                     WeightsWriter& weights, const std::string& weights_name, pb::Graph& proto) {
   proto.set_format_version(kGraphFormatVersion);
   proto.set_name(graph.name);
   for (const auto& [key, value] : graph.metadata) (*proto.mutable_metadata())[key] = value;
@@ -92,7 +120,14 @@ absl::Status ToProto(const Graph& graph, const SaveOptions& options, WeightsWrit
     }
     if (!t.constant) continue;
     const ConstantData& c = *t.constant;
-    if (options.external_weights && static_cast<int64_t>(c.size) >= options.external_min_bytes) {
+    if (auto it = options.in_place.find(c.data); it != options.in_place.end() && c.size > 0) {
+      auto relative = InPlacePath(path, t, it->second);
+      if (!relative.ok()) return relative.status();
+      pb::ExternalData& ext = *pt.mutable_external();
+      ext.set_path(*relative);
+      ext.set_offset(it->second.offset);
+      ext.set_length(c.size);
+    } else if (options.external_weights && static_cast<int64_t>(c.size) >= options.external_min_bytes) {
       auto offset = weights.Append(c);
       if (!offset.ok()) return offset.status();
       pb::ExternalData& ext = *pt.mutable_external();
@@ -152,7 +187,7 @@ absl::Status SaveGraph(const Graph& graph, const std::string& path, const SaveOp
   WeightsWriter weights(weights_path);
   pb::Graph proto;
   const std::string weights_name = std::filesystem::path(weights_path).filename().string();
-  if (auto st = ToProto(checked, options, weights, weights_name, proto); !st.ok()) return st;
+  if (auto st = ToProto(checked, options, path, weights, weights_name, proto); !st.ok()) return st;
   auto bytes = Serialize(proto);
   if (!bytes.ok()) return bytes.status();
   auto file = AtomicFile::Create(path);
