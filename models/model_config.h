@@ -9,7 +9,10 @@
 // stored (mapped, not copied). Fused tensors (Qwen3-Next's in_proj_qkvz) stay
 // fused: the builder splits their outputs in the graph as the reference
 // model code does. A GGUF importer maps llama.cpp's names and layouts onto
-// these.
+// these. Qwen3.5 names are Qwen3_5ForCausalLM's ("model.layers.N...."); the
+// published multimodal checkpoints (Qwen3_5ForConditionalGeneration) store
+// the text model under "model.language_model.", which an importer maps onto
+// "model." (their "model.visual.*" and "mtp.*" tensors are not read).
 #pragma once
 
 #include <cstdint>
@@ -67,6 +70,11 @@ struct ModelConfig {
   int64_t linear_num_key_heads = 0, linear_num_value_heads = 0;
   int64_t linear_key_head_dim = 0, linear_value_head_dim = 0;
   int64_t linear_conv_kernel = 4;
+
+  // Mixture-of-experts MLPs (config.json "num_experts", e.g. Qwen3-Next-80B's
+  // 512): not in kiln's op set, so BuildModelGraph refuses a config with
+  // num_experts > 0 (an error naming the field). 0 = every MLP dense.
+  int64_t num_experts = 0;
 
   bool is_attention_layer(int64_t layer) const {
     return full_attention.empty() || full_attention[static_cast<size_t>(layer)];

@@ -1,0 +1,272 @@
+// Whole-model graphs (models/): for a tiny config of each family with seeded
+// random weights, the entries build and validate, and prefilling N tokens
+// then decoding token N+1 over the shared states gives the logits a prefill
+// of N+1 tokens gives; bad weights are errors naming the weight.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "backends/registry.h"
+#include "gtest/gtest.h"
+#include "graph/validate.h"
+#include "models/model_config.h"
+#include "models/random_weights.h"
+#include "ops/compare.h"
+#include "scheduler/model.h"
+
+namespace kiln::models {
+namespace {
+
+ModelConfig Tiny(Family family) {
+  ModelConfig c;
+  c.family = family;
+  c.name = "tiny";
+  c.vocab_size = 97;
+  c.hidden_size = 64;
+  c.num_layers = 2;
+  c.intermediate_size = 96;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 16;
+  c.rope_theta = 10000;
+  if (family == Family::kQwen3) c.qk_norm = true;
+  if (family == Family::kQwen3Next || family == Family::kQwen3_5) {
+    c.num_layers = 4;
+    c.full_attention = {false, true, false, true};
+    c.qk_norm = true;
+    c.attn_output_gate = true;
+    c.norm_offset_one = true;
+    c.tie_embeddings = true;
+    c.rotary_dim = 8;  // partial rotary
+    c.head_dim = 32;
+    c.linear_num_key_heads = 2;
+    c.linear_num_value_heads = 4;  // two value heads per key head
+    c.linear_key_head_dim = 16;
+    c.linear_value_head_dim = 16;
+    c.linear_conv_kernel = 4;
+  }
+  return c;
+}
+
+struct Case {
+  const char* name;
+  Family family;
+};
+const Case kCases[] = {{"llama", Family::kLlama},
+                       {"qwen3", Family::kQwen3},
+                       {"qwen3_next", Family::kQwen3Next},
+                       {"qwen3_5", Family::kQwen3_5}};
+
+class ModelGraphTest : public ::testing::TestWithParam<Case> {};
+
+constexpr int64_t kContext = 16;
+
+// Sets tokens[0..T) = ids[start..start+T), positions start.., and a causal
+// mask over the cache for them.
+absl::Status SetStep(Executable& e, const std::vector<int32_t>& ids, int64_t start, int64_t T) {
+  std::vector<int32_t> tok(ids.begin() + start, ids.begin() + start + T), pos(T);
+  for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(start + t);
+  std::vector<float> mask(static_cast<size_t>(T * kContext), -std::numeric_limits<float>::infinity());
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t j = 0; j <= start + t; ++j) mask[t * kContext + j] = 0;
+  }
+  if (auto st = e.SetInputBytes("tokens", tok.data(), tok.size() * 4); !st.ok()) return st;
+  if (auto st = e.SetInputBytes("pos", pos.data(), pos.size() * 4); !st.ok()) return st;
+  return e.SetInputBytes("mask", mask.data(), mask.size() * 4);
+}
+
+std::vector<float> Row(const HostTensor& logits, int64_t t, int64_t vocab) {
+  std::vector<float> row(vocab);
+  std::memcpy(row.data(), logits.data.data() + t * vocab * 4, vocab * 4);
+  return row;
+}
+
+double Nmse(const std::vector<float>& a, const std::vector<float>& r) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - r[i]) * (double(a[i]) - r[i]);
+    den += double(r[i]) * r[i];
+  }
+  return num / den;
+}
+
+std::shared_ptr<Backend> Cpu() {
+  auto cpu = CreateBackend("cpu");
+  EXPECT_TRUE(cpu.ok()) << cpu.status();
+  return cpu.ok() ? std::shared_ptr<Backend>(std::move(*cpu)) : nullptr;
+}
+
+TEST_P(ModelGraphTest, DecodeAfterPrefillMatchesLongerPrefill) {
+  const ModelConfig c = Tiny(GetParam().family);
+  RandomWeightOptions wo;
+  wo.seed = 7;
+  wo.projection_dtype = DType::kF32;
+  RandomWeightSource weights(c, wo);
+  constexpr int64_t N = 5;
+  EntryOptions prefill{.tokens = N, .context = kContext};
+  EntryOptions longer{.tokens = N + 1, .context = kContext};
+  EntryOptions decode{.tokens = 1, .context = kContext};
+  auto g_prefill = BuildModelGraph(c, weights, prefill);
+  ASSERT_TRUE(g_prefill.ok()) << g_prefill.status();
+  auto g_longer = BuildModelGraph(c, weights, longer);
+  ASSERT_TRUE(g_longer.ok()) << g_longer.status();
+  auto g_decode = BuildModelGraph(c, weights, decode);
+  ASSERT_TRUE(g_decode.ok()) << g_decode.status();
+  EXPECT_TRUE(ValidateGraph(*g_decode).ok());
+  EXPECT_EQ(g_decode->metadata.at("tokens"), "1");
+
+  const std::vector<int32_t> ids = {3, 14, 15, 92, 65, 35, 89};
+  auto cpu = Cpu();
+  ASSERT_NE(cpu, nullptr);
+
+  Model model({cpu});
+  auto p = model.Add("prefill", *std::move(g_prefill));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto d = model.Add("decode", *std::move(g_decode));
+  ASSERT_TRUE(d.ok()) << d.status();
+  // The decode entry found every weight already held.
+  EXPECT_GT(model.resources().weight_stats().bytes_shared, 0);
+  ASSERT_TRUE(SetStep(**p, ids, 0, N).ok());
+  ASSERT_TRUE((*p)->Run().ok());
+  ASSERT_TRUE(SetStep(**d, ids, N, 1).ok());
+  absl::Status run = (*d)->Run();
+  ASSERT_TRUE(run.ok()) << run;
+  auto step = (*d)->GetOutput("logits");
+  ASSERT_TRUE(step.ok()) << step.status();
+
+  Model reference({cpu});
+  auto l = reference.Add("prefill", *std::move(g_longer));
+  ASSERT_TRUE(l.ok()) << l.status();
+  ASSERT_TRUE(SetStep(**l, ids, 0, N + 1).ok());
+  ASSERT_TRUE((*l)->Run().ok());
+  auto all = (*l)->GetOutput("logits");
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->dims, (std::vector<int64_t>{1, N + 1, c.vocab_size}));
+
+  const std::vector<float> got = Row(*step, 0, c.vocab_size), want = Row(*all, N, c.vocab_size);
+  double sum = 0;
+  for (float v : want) sum += std::fabs(v);
+  EXPECT_GT(sum / c.vocab_size, 1e-3) << "logits are all about zero: the test would not see a difference";
+  EXPECT_LT(Nmse(got, want), Tolerance("linear", DType::kF32));
+  // And a second decode step stays on track (the states advanced once).
+  auto l2 = BuildModelGraph(c, weights, EntryOptions{.tokens = N + 2, .context = kContext});
+  ASSERT_TRUE(l2.ok());
+  Model reference2({cpu});
+  auto e2 = reference2.Add("prefill", *std::move(l2));
+  ASSERT_TRUE(e2.ok());
+  ASSERT_TRUE(SetStep(**e2, ids, 0, N + 2).ok());
+  ASSERT_TRUE((*e2)->Run().ok());
+  ASSERT_TRUE(SetStep(**d, ids, N + 1, 1).ok());
+  ASSERT_TRUE((*d)->Run().ok());
+  auto step2 = (*d)->GetOutput("logits");
+  auto all2 = (*e2)->GetOutput("logits");
+  ASSERT_TRUE(step2.ok() && all2.ok());
+  EXPECT_LT(Nmse(Row(*step2, 0, c.vocab_size), Row(*all2, N + 1, c.vocab_size)), Tolerance("linear", DType::kF32));
+}
+
+TEST_P(ModelGraphTest, LastLogitsOnlyAndF16Weights) {
+  const ModelConfig c = Tiny(GetParam().family);
+  RandomWeightSource weights(c, {.seed = 1, .projection_dtype = DType::kBF16});
+  auto g = BuildModelGraph(c, weights, {.tokens = 4, .context = kContext, .last_logits_only = true});
+  ASSERT_TRUE(g.ok()) << g.status();
+  const TensorInfo& logits = g->tensors[g->FindTensor("logits")];
+  EXPECT_EQ(logits.dims, (std::vector<int64_t>{1, 1, c.vocab_size}));
+  for (const char* s : {"k_cache", "v_cache"}) {
+    const int last_attention = GetParam().family == Family::kLlama || GetParam().family == Family::kQwen3 ? 1 : 3;
+    EXPECT_GE(g->FindTensor("blk." + std::to_string(last_attention) + "." + s), 0) << s;
+  }
+  if (c.family == Family::kQwen3Next || c.family == Family::kQwen3_5) {
+    EXPECT_GE(g->FindTensor("blk.0.conv_state"), 0);
+    EXPECT_GE(g->FindTensor("blk.2.ssm_state"), 0);
+  }
+}
+
+// A source that changes or drops one weight of another source.
+class EditedSource : public WeightSource {
+ public:
+  EditedSource(WeightSource& base, std::string name, bool drop) : base_(base), name_(std::move(name)), drop_(drop) {}
+  absl::StatusOr<Weight> Get(absl::string_view name) override {
+    if (name != name_) return base_.Get(name);
+    if (drop_) return absl::NotFoundError("not in this checkpoint");
+    auto w = base_.Get(name);
+    if (w.ok()) w->dims.back() += 1;
+    return w;
+  }
+
+ private:
+  WeightSource& base_;
+  std::string name_;
+  bool drop_;
+};
+
+TEST_P(ModelGraphTest, BadWeightsAreErrorsNamingTheWeight) {
+  const ModelConfig c = Tiny(GetParam().family);
+  RandomWeightSource weights(c, {.seed = 1, .projection_dtype = DType::kF16});
+  const std::string victim = c.family == Family::kQwen3Next ? "model.layers.0.linear_attn.in_proj_qkvz.weight"
+                             : c.family == Family::kQwen3_5 ? "model.layers.2.linear_attn.conv1d.weight"
+                                                            : "model.layers.1.self_attn.k_proj.weight";
+  for (bool drop : {false, true}) {
+    EditedSource edited(weights, victim, drop);
+    auto g = BuildModelGraph(c, edited, {.tokens = 2, .context = kContext});
+    ASSERT_FALSE(g.ok());
+    EXPECT_TRUE(absl::StrContains(g.status().message(), victim)) << g.status();
+    EXPECT_TRUE(absl::StrContains(g.status().message(), drop ? "missing" : "shape")) << g.status();
+  }
+}
+
+TEST_P(ModelGraphTest, ExpectedWeightsNameTheCheckpointTensors) {
+  const ModelConfig c = Tiny(GetParam().family);
+  std::vector<std::string> names;
+  for (const WeightSpec& s : ExpectedWeights(c)) names.push_back(s.name);
+  auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  EXPECT_TRUE(has("model.embed_tokens.weight"));
+  EXPECT_TRUE(has("model.norm.weight"));
+  EXPECT_TRUE(has("lm_head.weight"));
+  EXPECT_TRUE(has("model.layers.1.mlp.down_proj.weight"));
+  switch (c.family) {
+    case Family::kLlama: EXPECT_FALSE(has("model.layers.0.self_attn.q_norm.weight")); break;
+    case Family::kQwen3: EXPECT_TRUE(has("model.layers.0.self_attn.q_norm.weight")); break;
+    case Family::kQwen3Next:
+      EXPECT_TRUE(has("model.layers.0.linear_attn.in_proj_ba.weight"));
+      EXPECT_TRUE(has("model.layers.1.self_attn.k_norm.weight"));
+      break;
+    case Family::kQwen3_5:
+      EXPECT_TRUE(has("model.layers.0.linear_attn.in_proj_a.weight"));
+      EXPECT_TRUE(has("model.layers.0.linear_attn.A_log"));
+      break;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ModelGraphTest, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ModelConfigTest, MixtureOfExpertsIsAClearError) {
+  ModelConfig c = Tiny(Family::kQwen3Next);
+  c.num_experts = 512;
+  RandomWeightSource weights(c, {});
+  auto g = BuildModelGraph(c, weights, {.tokens = 1, .context = kContext});
+  ASSERT_FALSE(g.ok());
+  EXPECT_TRUE(absl::StrContains(g.status().message(), "num_experts")) << g.status();
+}
+
+TEST(ModelConfigTest, RandomWeightsDoNotDependOnHowTheyAreMade) {
+  const ModelConfig c = Tiny(Family::kLlama);
+  RandomWeightSource one(c, {.seed = 3, .threads = 1});
+  RandomWeightSource many(c, {.seed = 3, .threads = 4});
+  auto a = one.Get("model.embed_tokens.weight");
+  auto b = many.Get("model.embed_tokens.weight");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->data->size, b->data->size);
+  EXPECT_EQ(std::memcmp(a->data->data, b->data->data, a->data->size), 0);
+  RandomWeightSource other(c, {.seed = 4});
+  auto o = other.Get("model.embed_tokens.weight");
+  ASSERT_TRUE(o.ok());
+  EXPECT_NE(std::memcmp(a->data->data, o->data->data, a->data->size), 0);
+}
+
+}  // namespace
+}  // namespace kiln::models
