@@ -253,8 +253,8 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path
     out->tensors_.push_back(std::move(t));
   }
   const uint64_t data_start = (c.pos() + out->alignment_ - 1) / out->alignment_ * out->alignment_;
-  if (data_start > file.size()) return bad("the file ends before its tensor data");
-  const uint64_t data_bytes = file.size() - data_start;
+  if (data_start > file.size() && !out->tensors_.empty()) return bad("the file ends before its tensor data");
+  const uint64_t data_bytes = data_start > file.size() ? 0 : file.size() - data_start;
   for (GgufTensor& t : out->tensors_) {
     if (t.offset > data_bytes || t.size > data_bytes - t.offset) {
       return bad(absl::StrCat("tensor ", QuoteName(t.name), " (", t.size, " bytes at data offset ", t.offset,

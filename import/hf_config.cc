@@ -275,8 +275,11 @@ absl::StatusOr<ModelConfig> ParseHfConfig(const json& config) {
     case Family::kQwen3Next:
     case Family::kQwen3_5:
       c.qk_norm = true;
-      c.attn_output_gate = true;
+      KILN_ASSIGN(c.attn_output_gate, f.Bool("attn_output_gate", true));
       c.norm_offset_one = true;
+      // mrope_section (Qwen3.5's multimodal rope) splits the rotary pairs
+      // among time / height / width positions; for text all three are the
+      // token's position, which is plain rope.
       if (auto st = ReadRope(f, c, 10000, 0.25); !st.ok()) return st;
       if (auto st = ReadLayerTypes(f, c); !st.ok()) return st;
       if (c.family == Family::kQwen3Next) {
