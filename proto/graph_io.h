@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -50,6 +51,13 @@ struct SaveOptions {
   // old one replaced) only when some constant goes into it.
   bool external_weights = false;
   int64_t external_min_bytes = 4096;
+  // Files in the graph's folder whose bytes constants may already be mapped
+  // from (a weights file another entry of the model wrote, a checkpoint's
+  // .safetensors): a constant whose ConstantData origin is
+  // "file:<identity>:<offset>:<length>" with the identity of one of them (as
+  // LoadGraph and MappedFile make it) is written as a reference to that
+  // file, not copied. A file outside the graph's folder is an error.
+  std::vector<std::string> reference_files;
 };
 
 inline constexpr int64_t kExternalAlignment = 64;
