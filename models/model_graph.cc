@@ -197,6 +197,13 @@ absl::Status CheckConfig(const ModelConfig& c, const EntryOptions& o) {
                                                      " must be at least 2"));
     }
   }
+  if (o.sequences < 1 || o.tokens % o.sequences != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("entry options: tokens = ", o.tokens,
+                                                   " is not a multiple of sequences = ", o.sequences));
+  }
+  if (o.sequences > 1 && o.last_logits_only) {
+    return absl::InvalidArgumentError("entry options: last_logits_only is for one sequence");
+  }
   if (o.tokens < 1 || o.context < 1 || o.tokens > o.context) {
     return absl::InvalidArgumentError(absl::StrCat("entry options: tokens = ", o.tokens, " and context = ", o.context,
                                                    " need 1 <= tokens <= context"));
@@ -251,6 +258,7 @@ absl::StatusOr<Graph> BuildModelGraph(const ModelConfig& c, WeightSource& weight
   b.SetMetadata("decode.mask", "mask");
   b.SetMetadata("model.family", std::string(FamilyName(c.family)));
   b.SetMetadata("model.context", absl::StrCat(o.context));
+  if (o.sequences > 1) b.SetMetadata("model.sequences", absl::StrCat(o.sequences));
   if (!c.name.empty()) b.SetMetadata("model.name", c.name);
   // Random inputs that `kiln run` makes up stay valid: token ids in the
   // vocabulary, positions in the cache, a mask that hides nothing.

@@ -168,6 +168,67 @@ TEST_P(ModelGraphTest, DecodeAfterPrefillMatchesLongerPrefill) {
   EXPECT_LT(Nmse(Row(*step2, 0, c.vocab_size), Row(*all2, N + 1, c.vocab_size)), Tolerance("linear", DType::kF32));
 }
 
+// Sets one run of S sequences of T tokens each: sequence s's tokens
+// ids[s][start..start+T) at cache cells s*kHalf + start.., a block-diagonal
+// causal mask.
+constexpr int64_t kHalf = kContext / 2;
+absl::Status SetSequences(Executable& e, const std::vector<std::vector<int32_t>>& ids, int64_t start, int64_t T) {
+  const int64_t S = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> tok, pos;
+  std::vector<float> mask(static_cast<size_t>(S * T * kContext), -std::numeric_limits<float>::infinity());
+  for (int64_t s = 0; s < S; ++s) {
+    for (int64_t t = 0; t < T; ++t) {
+      tok.push_back(ids[s][start + t]);
+      pos.push_back(static_cast<int32_t>(s * kHalf + start + t));
+      for (int64_t j = 0; j <= start + t; ++j) mask[(s * T + t) * kContext + s * kHalf + j] = 0;
+    }
+  }
+  if (auto st = e.SetInputBytes("tokens", tok.data(), tok.size() * 4); !st.ok()) return st;
+  if (auto st = e.SetInputBytes("pos", pos.data(), pos.size() * 4); !st.ok()) return st;
+  return e.SetInputBytes("mask", mask.data(), mask.size() * 4);
+}
+
+TEST_P(ModelGraphTest, SequencesDecodeTogetherAsEachAlone) {
+  const ModelConfig c = Tiny(GetParam().family);
+  RandomWeightSource weights(c, {.seed = 5, .projection_dtype = DType::kF32});
+  constexpr int64_t N = 4;
+  const std::vector<std::vector<int32_t>> ids = {{5, 6, 7, 8, 9}, {50, 40, 30, 20, 10}};
+  auto cpu = Cpu();
+  ASSERT_NE(cpu, nullptr);
+  // Both sequences' prompts in one prefill run, then one decode run of both.
+  const EntryOptions two_prefill{.tokens = 2 * N, .context = kContext, .cache_dtype = DType::kF32, .sequences = 2};
+  const EntryOptions two_decode{.tokens = 2, .context = kContext, .cache_dtype = DType::kF32, .sequences = 2};
+  auto gp = BuildModelGraph(c, weights, two_prefill);
+  ASSERT_TRUE(gp.ok()) << gp.status();
+  auto gd = BuildModelGraph(c, weights, two_decode);
+  ASSERT_TRUE(gd.ok()) << gd.status();
+  Model together({cpu});
+  auto p = together.Add("prefill", *std::move(gp));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto d = together.Add("decode", *std::move(gd));
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(SetSequences(**p, ids, 0, N).ok());
+  ASSERT_TRUE((*p)->Run().ok());
+  ASSERT_TRUE(SetSequences(**d, ids, N, 1).ok());
+  absl::Status run = (*d)->Run();
+  ASSERT_TRUE(run.ok()) << run;
+  auto both = (*d)->GetOutput("logits");
+  ASSERT_TRUE(both.ok());
+  for (int64_t s = 0; s < 2; ++s) {
+    auto g = BuildModelGraph(c, weights, {.tokens = N + 1, .context = kContext, .cache_dtype = DType::kF32});
+    ASSERT_TRUE(g.ok());
+    Model alone({cpu});
+    auto e = alone.Add("prefill", *std::move(g));
+    ASSERT_TRUE(e.ok());
+    ASSERT_TRUE(SetStep(**e, ids[s], 0, N + 1).ok());
+    ASSERT_TRUE((*e)->Run().ok());
+    auto want = (*e)->GetOutput("logits");
+    ASSERT_TRUE(want.ok());
+    EXPECT_LT(Nmse(Row(*both, s, c.vocab_size), Row(*want, N, c.vocab_size)), Tolerance("linear", DType::kF32))
+        << "sequence " << s;
+  }
+}
+
 TEST_P(ModelGraphTest, LastLogitsOnlyAndF16Weights) {
   const ModelConfig c = Tiny(GetParam().family);
   RandomWeightSource weights(c, {.seed = 1, .projection_dtype = DType::kBF16});
