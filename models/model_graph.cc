@@ -148,9 +148,19 @@ absl::Status CheckConfig(const ModelConfig& c, const EntryOptions& o) {
         "model config: num_experts = ", c.num_experts,
         ": mixture-of-experts MLPs are not in kiln's op set (only dense MLPs, num_experts = 0)"));
   }
-  if (!c.rope_scaling.type.empty()) {
-    return absl::UnimplementedError(absl::StrCat("model config: rope_scaling type \"", c.rope_scaling.type,
-                                                 "\" is not supported (kiln's rope takes theta and rotary_dim only)"));
+  const RopeScaling& rs = c.rope_scaling;
+  if (!rs.type.empty() && rs.type != "linear" && rs.type != "llama3") {
+    return absl::UnimplementedError(absl::StrCat("model config: rope_scaling type \"", rs.type,
+                                                 "\" is not supported (only \"linear\" and \"llama3\")"));
+  }
+  if (!rs.type.empty() && (!(rs.factor > 0) ||
+                           (rs.type == "llama3" && (!(rs.low_freq_factor > 0) || !(rs.high_freq_factor > rs.low_freq_factor) ||
+                                                    rs.original_max_position < 1)))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model config: rope_scaling ", rs.type, " needs factor > 0", rs.type == "llama3"
+            ? ", 0 < low_freq_factor < high_freq_factor and original_max_position >= 1" : "",
+        " (factor ", rs.factor, ", low_freq_factor ", rs.low_freq_factor, ", high_freq_factor ",
+        rs.high_freq_factor, ", original_max_position ", rs.original_max_position, ")"));
   }
   if (!c.full_attention.empty() && static_cast<int64_t>(c.full_attention.size()) != c.num_layers) {
     return absl::InvalidArgumentError(absl::StrCat("model config: full_attention has ", c.full_attention.size(),
