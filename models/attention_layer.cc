@@ -41,8 +41,13 @@ Tensor AttentionBlock(LayerBuilder& lb, int64_t i, Tensor x) {
   const Attrs rope = {{"theta", c.rope_theta},
                       {"rotary_dim", c.rotary_dim},
                       {"mode", std::string(c.rope_interleaved ? "interleaved" : "neox")}};
-  q = lb.Op("rope", {q, lb.pos}, n + "attn_q_rope", rope);
-  k = lb.Op("rope", {k, lb.pos}, n + "attn_k_rope", rope);
+  if (c.rope_scaling.type.empty()) {
+    q = lb.Op("rope", {q, lb.pos}, n + "attn_q_rope", rope);
+    k = lb.Op("rope", {k, lb.pos}, n + "attn_k_rope", rope);
+  } else {
+    q = ScaledRope(lb, q, n + "attn_q_rope");
+    k = ScaledRope(lb, k, n + "attn_k_rope");
+  }
 
   // This step's K/V rows go into the cache at `pos` (rounded to the cache's
   // dtype; q8_0 rows are quantized by a cast first), then attention reads the

@@ -18,6 +18,9 @@ namespace kiln::models {
 Tensor GatedDeltaNetBlock(LayerBuilder& lb, int64_t i, Tensor x) {
   const ModelConfig& c = lb.config();
   const int64_t T = lb.T();
+  // S sequences of Ts tokens each: the conv and the recurrence run per
+  // sequence, each over its own states.
+  const int64_t S = lb.options().sequences, Ts = T / S;
   const int64_t Hk = c.linear_num_key_heads, Hv = c.linear_num_value_heads;
   const int64_t Dk = c.linear_key_head_dim, Dv = c.linear_value_head_dim, K = c.linear_conv_kernel;
   const int64_t r = Hv / Hk;  // value heads per key head
@@ -60,22 +63,27 @@ Tensor GatedDeltaNetBlock(LayerBuilder& lb, int64_t i, Tensor x) {
 
   // Short causal conv (then SiLU); the conv1d weight [C, 1, K] is read as [C, K].
   Tensor conv_w = lb.WeightF32(p + "conv1d.weight", {C, K});
-  Tensor conv_state = b.Input(n + "conv_state", DType::kF32, {1, K - 1, C});
+  Tensor conv_state = b.Input(n + "conv_state", DType::kF32, {S, K - 1, C});
+  if (S > 1) qkv = lb.Reshape(qkv, {S, Ts, C});
   if (!lb.ok()) return {};
   auto conv = b.Op("conv1d_causal", {qkv, conv_w, conv_state}, {{"silu", true}}, n + "ssm_conv");
   if (conv.size() != 2) return {};
   b.Output(conv[1]);
   b.State(conv_state, conv[1]);
-  Tensor q = lb.Window(conv[0], {1, T, Hk, Dk}, {T * C, C, Dk, 1}, 0, n + "ssm_q");
-  Tensor k = lb.Window(conv[0], {1, T, Hk, Dk}, {T * C, C, Dk, 1}, Hk * Dk, n + "ssm_k");
-  Tensor v = lb.Window(conv[0], {1, T, Hv, Dv}, {T * C, C, Dv, 1}, 2 * Hk * Dk, n + "ssm_v");
+  Tensor q = lb.Window(conv[0], {S, Ts, Hk, Dk}, {Ts * C, C, Dk, 1}, 0, n + "ssm_q");
+  Tensor k = lb.Window(conv[0], {S, Ts, Hk, Dk}, {Ts * C, C, Dk, 1}, Hk * Dk, n + "ssm_k");
+  Tensor v = lb.Window(conv[0], {S, Ts, Hv, Dv}, {Ts * C, C, Dv, 1}, 2 * Hk * Dk, n + "ssm_v");
 
+  if (S > 1) {
+    beta_logit = lb.Reshape(beta_logit, {S, Ts, Hv});
+    alpha = lb.Reshape(alpha, {S, Ts, Hv});
+  }
   Tensor beta = lb.Op("sigmoid", {beta_logit}, n + "ssm_beta");
   Tensor dt = lb.Op("softplus", {lb.Op("add", {alpha, lb.WeightF32(p + "dt_bias")}, n + "ssm_dt_in")}, n + "ssm_dt");
   Tensor neg_a = lb.Op("neg", {lb.Op("exp", {lb.WeightF32(p + "A_log")}, n + "ssm_a")}, n + "ssm_neg_a");
   Tensor g = lb.Op("mul", {dt, neg_a}, n + "ssm_g");
 
-  Tensor ssm_state = b.Input(n + "ssm_state", DType::kF32, {1, Hv, Dk, Dv});
+  Tensor ssm_state = b.Input(n + "ssm_state", DType::kF32, {S, Hv, Dk, Dv});
   if (!lb.ok()) return {};
   auto gdn = b.Op("gated_delta_net", {q, k, v, g, beta, ssm_state}, {{"l2norm_qk", true}}, n + "ssm_gdn");
   if (gdn.size() != 2) return {};
@@ -84,7 +92,7 @@ Tensor GatedDeltaNetBlock(LayerBuilder& lb, int64_t i, Tensor x) {
 
   Tensor normed = lb.Op("rms_norm", {gdn[0], lb.WeightF32(p + "norm.weight")}, n + "ssm_norm",
                         {{"eps", c.rms_norm_eps}});
-  Tensor z_act = lb.Op("silu", {lb.Reshape(z, {1, T, Hv, Dv})}, n + "ssm_z_silu");
+  Tensor z_act = lb.Op("silu", {lb.Reshape(z, {S, Ts, Hv, Dv})}, n + "ssm_z_silu");
   Tensor gated = lb.Op("mul", {normed, z_act}, n + "ssm_gated");
   Tensor out = lb.Linear(lb.Reshape(gated, {1, T, Hv * Dv}), p + "out_proj.weight", n + "ssm_out");
   return lb.Op("add", {x, out}, n + "ssm_residual");

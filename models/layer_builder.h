@@ -51,6 +51,13 @@ class LayerBuilder {
                 const std::string& bias = "");
   Tensor Op(const std::string& op, std::vector<Tensor> in, const std::string& node, Attrs attrs = {});
 
+  // Constants the builders make once per graph (rope tables), by key.
+  Tensor Table(const std::string& key) const {
+    auto it = tables_.find(key);
+    return it == tables_.end() ? Tensor{} : it->second;
+  }
+  void SetTable(const std::string& key, Tensor t) { tables_[key] = t; }
+
   // Graph inputs of the step (model_config.h's interface).
   Tensor pos, mask;
 
@@ -62,6 +69,7 @@ class LayerBuilder {
   absl::Status status_;
   std::map<std::string, WeightSpec> specs_;
   absl::flat_hash_map<std::string, Tensor> fetched_;
+  absl::flat_hash_map<std::string, Tensor> tables_;
 };
 
 // x + attention(rms_norm(x)) for layer `i` (attention_layer.cc): the KV
@@ -70,6 +78,12 @@ Tensor AttentionBlock(LayerBuilder& lb, int64_t i, Tensor x);
 // x + gated_delta_net(rms_norm(x)) for layer `i` (gated_delta_net_layer.cc):
 // the states blk.i.conv_state / blk.i.ssm_state.
 Tensor GatedDeltaNetBlock(LayerBuilder& lb, int64_t i, Tensor x);
+
+// RoPE of x [1, T, H, D] at lb.pos with the config's rope_scaling
+// (scaled_rope.cc: cos/sin tables gathered by position).
+Tensor ScaledRope(LayerBuilder& lb, Tensor x, const std::string& node);
+// The scaled inverse frequencies of the rotary_dim / 2 pairs.
+std::vector<double> ScaledInvFreq(const ModelConfig& c, int64_t rotary_dim);
 
 // The HF name prefix of layer i: "model.layers.<i>.".
 std::string LayerPrefix(int64_t i);

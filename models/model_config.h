@@ -123,6 +123,13 @@ struct EntryOptions {
   int64_t context = 4096;    // KV cache cells
   DType cache_dtype = DType::kF16;
   bool last_logits_only = false;
+  // Several sequences in one run (e.g. N sequences decoding together): the
+  // T tokens are `sequences` equal runs of T / sequences tokens, one run per
+  // sequence. Attention layers share one KV cache (the caller's mask keeps
+  // the sequences apart, block-diagonal); gated delta net layers keep one
+  // conv and recurrent state per sequence (blk.N.conv_state [S, K-1, C],
+  // blk.N.ssm_state [S, Hv, K, V]). 1 = one sequence, the dims above.
+  int64_t sequences = 1;
 };
 
 // Builds one entry graph (models/model_graph.cc): every weight of

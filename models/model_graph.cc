@@ -148,9 +148,19 @@ absl::Status CheckConfig(const ModelConfig& c, const EntryOptions& o) {
         "model config: num_experts = ", c.num_experts,
         ": mixture-of-experts MLPs are not in kiln's op set (only dense MLPs, num_experts = 0)"));
   }
-  if (!c.rope_scaling.type.empty()) {
-    return absl::UnimplementedError(absl::StrCat("model config: rope_scaling type \"", c.rope_scaling.type,
-                                                 "\" is not supported (kiln's rope takes theta and rotary_dim only)"));
+  const RopeScaling& rs = c.rope_scaling;
+  if (!rs.type.empty() && rs.type != "linear" && rs.type != "llama3") {
+    return absl::UnimplementedError(absl::StrCat("model config: rope_scaling type \"", rs.type,
+                                                 "\" is not supported (only \"linear\" and \"llama3\")"));
+  }
+  if (!rs.type.empty() && (!(rs.factor > 0) ||
+                           (rs.type == "llama3" && (!(rs.low_freq_factor > 0) || !(rs.high_freq_factor > rs.low_freq_factor) ||
+                                                    rs.original_max_position < 1)))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model config: rope_scaling ", rs.type, " needs factor > 0", rs.type == "llama3"
+            ? ", 0 < low_freq_factor < high_freq_factor and original_max_position >= 1" : "",
+        " (factor ", rs.factor, ", low_freq_factor ", rs.low_freq_factor, ", high_freq_factor ",
+        rs.high_freq_factor, ", original_max_position ", rs.original_max_position, ")"));
   }
   if (!c.full_attention.empty() && static_cast<int64_t>(c.full_attention.size()) != c.num_layers) {
     return absl::InvalidArgumentError(absl::StrCat("model config: full_attention has ", c.full_attention.size(),
@@ -196,6 +206,13 @@ absl::Status CheckConfig(const ModelConfig& c, const EntryOptions& o) {
       return absl::InvalidArgumentError(absl::StrCat("model config: linear_conv_kernel = ", c.linear_conv_kernel,
                                                      " must be at least 2"));
     }
+  }
+  if (o.sequences < 1 || o.tokens % o.sequences != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("entry options: tokens = ", o.tokens,
+                                                   " is not a multiple of sequences = ", o.sequences));
+  }
+  if (o.sequences > 1 && o.last_logits_only) {
+    return absl::InvalidArgumentError("entry options: last_logits_only is for one sequence");
   }
   if (o.tokens < 1 || o.context < 1 || o.tokens > o.context) {
     return absl::InvalidArgumentError(absl::StrCat("entry options: tokens = ", o.tokens, " and context = ", o.context,
@@ -251,6 +268,7 @@ absl::StatusOr<Graph> BuildModelGraph(const ModelConfig& c, WeightSource& weight
   b.SetMetadata("decode.mask", "mask");
   b.SetMetadata("model.family", std::string(FamilyName(c.family)));
   b.SetMetadata("model.context", absl::StrCat(o.context));
+  if (o.sequences > 1) b.SetMetadata("model.sequences", absl::StrCat(o.sequences));
   if (!c.name.empty()) b.SetMetadata("model.name", c.name);
   // Random inputs that `kiln run` makes up stay valid: token ids in the
   // vocabulary, positions in the cache, a mask that hides nothing.

@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -65,6 +66,13 @@ struct SaveOptions {
   // (what LoadGraph maps in place); an error otherwise, so a caller never
   // silently gets a copy it meant to avoid.
   std::map<const std::byte*, FileRange> in_place;
+  // Files in the graph's folder whose bytes constants may already be mapped
+  // from (a weights file another entry of the model wrote, a checkpoint's
+  // .safetensors): a constant whose ConstantData origin is
+  // "file:<identity>:<offset>:<length>" with the identity of one of them (as
+  // LoadGraph and MappedFile make it) is written as a reference to that
+  // file, not copied. A file outside the graph's folder is an error.
+  std::vector<std::string> reference_files;
 };
 
 inline constexpr int64_t kExternalAlignment = 64;

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "graph/validate.h"
 #include "models/model_config.h"
+#include "models/layer_builder.h"
 #include "models/random_weights.h"
 #include "ops/compare.h"
 #include "scheduler/model.h"
@@ -168,6 +169,67 @@ TEST_P(ModelGraphTest, DecodeAfterPrefillMatchesLongerPrefill) {
   EXPECT_LT(Nmse(Row(*step2, 0, c.vocab_size), Row(*all2, N + 1, c.vocab_size)), Tolerance("linear", DType::kF32));
 }
 
+// Sets one run of S sequences of T tokens each: sequence s's tokens
+// ids[s][start..start+T) at cache cells s*kHalf + start.., a block-diagonal
+// causal mask.
+constexpr int64_t kHalf = kContext / 2;
+absl::Status SetSequences(Executable& e, const std::vector<std::vector<int32_t>>& ids, int64_t start, int64_t T) {
+  const int64_t S = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> tok, pos;
+  std::vector<float> mask(static_cast<size_t>(S * T * kContext), -std::numeric_limits<float>::infinity());
+  for (int64_t s = 0; s < S; ++s) {
+    for (int64_t t = 0; t < T; ++t) {
+      tok.push_back(ids[s][start + t]);
+      pos.push_back(static_cast<int32_t>(s * kHalf + start + t));
+      for (int64_t j = 0; j <= start + t; ++j) mask[(s * T + t) * kContext + s * kHalf + j] = 0;
+    }
+  }
+  if (auto st = e.SetInputBytes("tokens", tok.data(), tok.size() * 4); !st.ok()) return st;
+  if (auto st = e.SetInputBytes("pos", pos.data(), pos.size() * 4); !st.ok()) return st;
+  return e.SetInputBytes("mask", mask.data(), mask.size() * 4);
+}
+
+TEST_P(ModelGraphTest, SequencesDecodeTogetherAsEachAlone) {
+  const ModelConfig c = Tiny(GetParam().family);
+  RandomWeightSource weights(c, {.seed = 5, .projection_dtype = DType::kF32});
+  constexpr int64_t N = 4;
+  const std::vector<std::vector<int32_t>> ids = {{5, 6, 7, 8, 9}, {50, 40, 30, 20, 10}};
+  auto cpu = Cpu();
+  ASSERT_NE(cpu, nullptr);
+  // Both sequences' prompts in one prefill run, then one decode run of both.
+  const EntryOptions two_prefill{.tokens = 2 * N, .context = kContext, .cache_dtype = DType::kF32, .sequences = 2};
+  const EntryOptions two_decode{.tokens = 2, .context = kContext, .cache_dtype = DType::kF32, .sequences = 2};
+  auto gp = BuildModelGraph(c, weights, two_prefill);
+  ASSERT_TRUE(gp.ok()) << gp.status();
+  auto gd = BuildModelGraph(c, weights, two_decode);
+  ASSERT_TRUE(gd.ok()) << gd.status();
+  Model together({cpu});
+  auto p = together.Add("prefill", *std::move(gp));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto d = together.Add("decode", *std::move(gd));
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(SetSequences(**p, ids, 0, N).ok());
+  ASSERT_TRUE((*p)->Run().ok());
+  ASSERT_TRUE(SetSequences(**d, ids, N, 1).ok());
+  absl::Status run = (*d)->Run();
+  ASSERT_TRUE(run.ok()) << run;
+  auto both = (*d)->GetOutput("logits");
+  ASSERT_TRUE(both.ok());
+  for (int64_t s = 0; s < 2; ++s) {
+    auto g = BuildModelGraph(c, weights, {.tokens = N + 1, .context = kContext, .cache_dtype = DType::kF32});
+    ASSERT_TRUE(g.ok());
+    Model alone({cpu});
+    auto e = alone.Add("prefill", *std::move(g));
+    ASSERT_TRUE(e.ok());
+    ASSERT_TRUE(SetStep(**e, ids[s], 0, N + 1).ok());
+    ASSERT_TRUE((*e)->Run().ok());
+    auto want = (*e)->GetOutput("logits");
+    ASSERT_TRUE(want.ok());
+    EXPECT_LT(Nmse(Row(*both, s, c.vocab_size), Row(*want, N, c.vocab_size)), Tolerance("linear", DType::kF32))
+        << "sequence " << s;
+  }
+}
+
 TEST_P(ModelGraphTest, LastLogitsOnlyAndF16Weights) {
   const ModelConfig c = Tiny(GetParam().family);
   RandomWeightSource weights(c, {.seed = 1, .projection_dtype = DType::kBF16});
@@ -243,6 +305,94 @@ TEST_P(ModelGraphTest, ExpectedWeightsNameTheCheckpointTensors) {
 
 INSTANTIATE_TEST_SUITE_P(Families, ModelGraphTest, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Logits of a prefill of `ids` (T = ids.size()) from position 0.
+std::vector<float> PrefillLogits(const ModelConfig& c, WeightSource& w, const std::vector<int32_t>& ids) {
+  auto g = BuildModelGraph(c, w, {.tokens = static_cast<int64_t>(ids.size()), .context = kContext,
+                                  .cache_dtype = DType::kF32});
+  EXPECT_TRUE(g.ok()) << g.status();
+  if (!g.ok()) return {};
+  Model m({Cpu()});
+  auto e = m.Add("prefill", *std::move(g));
+  EXPECT_TRUE(e.ok()) << e.status();
+  EXPECT_TRUE(SetStep(**e, ids, 0, static_cast<int64_t>(ids.size())).ok());
+  EXPECT_TRUE((*e)->Run().ok());
+  auto out = (*e)->GetOutput("logits");
+  EXPECT_TRUE(out.ok());
+  std::vector<float> v(out->data.size() / 4);
+  std::memcpy(v.data(), out->data.data(), out->data.size());
+  return v;
+}
+
+// Scaled rope runs on cos/sin tables; unscaled ("linear", factor 1) it must
+// give what the rope op gives, in both pairings and with partial rotary.
+TEST(ScaledRopeTest, UnitScalingMatchesTheRopeOp) {
+  for (bool interleaved : {false, true}) {
+    ModelConfig c = Tiny(Family::kQwen3);
+    c.rope_interleaved = interleaved;
+    c.rotary_dim = 8;
+    RandomWeightSource w(c, {.seed = 2, .projection_dtype = DType::kF32});
+    const std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6};
+    const std::vector<float> plain = PrefillLogits(c, w, ids);
+    ModelConfig scaled = c;
+    scaled.rope_scaling.type = "linear";
+    scaled.rope_scaling.factor = 1;
+    EXPECT_LT(Nmse(PrefillLogits(scaled, w, ids), plain), 1e-10) << "interleaved " << interleaved;
+    scaled.rope_scaling.factor = 4;  // now it must differ
+    EXPECT_GT(Nmse(PrefillLogits(scaled, w, ids), plain), 1e-8) << "interleaved " << interleaved;
+  }
+}
+
+TEST(ScaledRopeTest, Llama3FrequenciesAsTransformersComputesThem) {
+  ModelConfig c = Tiny(Family::kLlama);
+  c.head_dim = 16;
+  c.rope_theta = 10000;
+  c.rope_scaling = {.type = "llama3", .factor = 8, .low_freq_factor = 1, .high_freq_factor = 4,
+                    .original_max_position = 64};
+  // low_freq_wavelen 64, high_freq_wavelen 16: pair 0 (wavelen 2 pi) stays,
+  // the slowest pairs are divided by 8, the middle ones interpolated.
+  const std::vector<double> f = ScaledInvFreq(c, 16);
+  ASSERT_EQ(f.size(), 8u);
+  EXPECT_DOUBLE_EQ(f[0], 1.0);
+  const double inv7 = std::pow(10000.0, -14.0 / 16);
+  EXPECT_NEAR(f[7], inv7 / 8, 1e-15);
+  const double inv2 = std::pow(10000.0, -4.0 / 16), wl2 = 2 * M_PI / inv2;  // wavelen ~ 62.8: medium
+  const double smooth = (64 / wl2 - 1) / 3;
+  EXPECT_NEAR(f[2], (1 - smooth) * inv2 / 8 + smooth * inv2, 1e-15);
+}
+
+TEST(ScaledRopeTest, DecodeAfterPrefillWithLlama3Scaling) {
+  ModelConfig c = Tiny(Family::kLlama);
+  c.rope_scaling = {.type = "llama3", .factor = 8, .low_freq_factor = 1, .high_freq_factor = 4,
+                    .original_max_position = 8};
+  RandomWeightSource w(c, {.seed = 9, .projection_dtype = DType::kF32});
+  const std::vector<int32_t> ids = {9, 8, 7, 6, 5};
+  const std::vector<float> all = PrefillLogits(c, w, ids);
+  auto gp = BuildModelGraph(c, w, {.tokens = 4, .context = kContext, .cache_dtype = DType::kF32});
+  auto gd = BuildModelGraph(c, w, {.tokens = 1, .context = kContext, .cache_dtype = DType::kF32});
+  ASSERT_TRUE(gp.ok() && gd.ok());
+  Model m({Cpu()});
+  auto p = m.Add("prefill", *std::move(gp));
+  auto d = m.Add("decode", *std::move(gd));
+  ASSERT_TRUE(p.ok() && d.ok());
+  ASSERT_TRUE(SetStep(**p, ids, 0, 4).ok());
+  ASSERT_TRUE((*p)->Run().ok());
+  ASSERT_TRUE(SetStep(**d, ids, 4, 1).ok());
+  ASSERT_TRUE((*d)->Run().ok());
+  auto step = (*d)->GetOutput("logits");
+  ASSERT_TRUE(step.ok());
+  const std::vector<float> want(all.end() - c.vocab_size, all.end());
+  EXPECT_LT(Nmse(Row(*step, 0, c.vocab_size), want), Tolerance("linear", DType::kF32));
+}
+
+TEST(ModelConfigTest, UnknownRopeScalingIsAClearError) {
+  ModelConfig c = Tiny(Family::kLlama);
+  c.rope_scaling.type = "yarn";
+  RandomWeightSource w(c, {});
+  auto g = BuildModelGraph(c, w, {.tokens = 1, .context = kContext});
+  ASSERT_FALSE(g.ok());
+  EXPECT_TRUE(absl::StrContains(g.status().message(), "yarn")) << g.status();
+}
 
 TEST(ModelConfigTest, MixtureOfExpertsIsAClearError) {
   ModelConfig c = Tiny(Family::kQwen3Next);
