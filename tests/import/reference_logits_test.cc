@@ -1,6 +1,7 @@
 // The proof against the reference: each tiny checkpoint that
 // tests/models/make_fixtures.py made with the transformers library (Llama,
-// Qwen3, Qwen3-Next, Qwen3.5; the Llama one also as GGUF f32, f16 and q8_0)
+// Llama 3.1 rope scaling, Qwen3 in shards, Qwen3-Next, Qwen3.5; the Llama one
+// also as GGUF f32, f16 and q8_0; two hybrids imported as bf16 / f16)
 // is imported with `kiln import`'s code, loaded back from disk, and run as
 // the reference ran it: a 7-token prompt (prefill entry), then 3 decode
 // steps (decode entry, the same states) fed the reference's greedy tokens.
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,17 +40,21 @@ struct Case {
   std::string name;       // the test's name
   std::string source;     // under FixturesDir()
   std::string reference;  // the fixture folder with the reference logits
-  bool low_precision;     // f16 / q8_0 weights
+  bool low_precision;     // f16 / bf16 / q8_0 weights
+  std::optional<DType> dtype = std::nullopt;  // kiln import --dtype
 };
 
 const Case kCases[] = {
     {"llama", "llama", "llama", false},
-    {"qwen3", "qwen3", "qwen3", false},
+    {"llama3_rope", "llama3_rope", "llama3_rope", false},
+    {"qwen3_sharded", "qwen3", "qwen3", false},
     {"qwen3_next", "qwen3_next", "qwen3_next", false},
     {"qwen3_5", "qwen3_5", "qwen3_5", false},
     {"llama_gguf_f32", "llama/llama-f32.gguf", "llama", false},
     {"llama_gguf_f16", "llama/llama-f16.gguf", "llama", true},
     {"llama_gguf_q8_0", "llama/llama-q8_0.gguf", "llama", true},
+    {"qwen3_5_as_bf16", "qwen3_5", "qwen3_5", true, DType::kBF16},
+    {"qwen3_next_as_f16", "qwen3_next", "qwen3_next", true, DType::kF16},
 };
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
@@ -125,6 +131,7 @@ TEST_P(ReferenceLogits, PromptAndDecodeStepsMatchTransformers) {
   options.context = kContext;
   options.tokens = T;
   options.cache_dtype = DType::kF32;  // the reference's cache is f32
+  options.dtype = c.dtype;
   auto imported = ImportModel(FixturesDir() + "/" + c.source, dir.File("model.kgraph"), options);
   ASSERT_TRUE(imported.ok()) << imported.status();
   auto prefill_graph = LoadGraph(imported->prefill_path);

@@ -14,7 +14,8 @@ is large; CI needs none of this, it reads the committed outputs):
 
     python3 tests/models/make_fixtures.py [OUT_DIR]   # default: tests/models/fixtures
 
-Outputs per fixture NAME: NAME/config.json, NAME/model.safetensors,
+Outputs per fixture NAME: NAME/config.json, NAME/model.safetensors (qwen3:
+shards and model.safetensors.index.json),
 NAME/prompt.npy (i32 [T]), NAME/decode_tokens.npy (i32 [3]),
 NAME/prompt_logits.npy (f32 [T, vocab]), NAME/decode_logits.npy (f32 [3, vocab]);
 and llama/llama-{f32,f16,q8_0}.gguf.
@@ -85,12 +86,15 @@ def reference_run(model, prompt):
     return prompt_logits, np.array(tokens, dtype=np.int32), np.stack(logits)
 
 
-def save_fixture(out_dir, name, model):
+def save_fixture(out_dir, name, model, max_shard_size=None):
     folder = os.path.join(out_dir, name)
     shutil.rmtree(folder, ignore_errors=True)
-    model.save_pretrained(folder, safe_serialization=True)
+    if max_shard_size:  # several .safetensors files and model.safetensors.index.json
+        model.save_pretrained(folder, safe_serialization=True, max_shard_size=max_shard_size)
+    else:
+        model.save_pretrained(folder, safe_serialization=True)
     for extra in os.listdir(folder):  # only what kiln reads
-        if extra not in ("config.json", "model.safetensors"):
+        if extra != "config.json" and not extra.endswith((".safetensors", ".safetensors.index.json")):
             os.remove(os.path.join(folder, extra))
     prompt = np.random.default_rng(SEED).integers(0, VOCAB, PROMPT_TOKENS).astype(np.int32)
     prompt_logits, tokens, decode_logits = reference_run(model, prompt.tolist())
@@ -177,9 +181,20 @@ def main():
                                                tie_word_embeddings=False, attn_implementation="eager"), SEED)
     write_gguf(llama, save_fixture(out_dir, "llama", llama))
 
+    # Llama 3.1's rope scaling, with original_max_position_embeddings small
+    # enough that the prompt's positions see every band of it.
+    llama3 = make(LlamaForCausalLM, LlamaConfig(**dict(COMMON, max_position_embeddings=128), num_hidden_layers=2,
+                                                rope_parameters=dict(rope_type="llama3", rope_theta=500000.0,
+                                                                     factor=8.0, low_freq_factor=1.0,
+                                                                     high_freq_factor=4.0,
+                                                                     original_max_position_embeddings=32),
+                                                tie_word_embeddings=False, attn_implementation="eager"), SEED + 4)
+    save_fixture(out_dir, "llama3_rope", llama3)
+
+    # Saved in shards, as large checkpoints are.
     qwen3 = make(Qwen3ForCausalLM, Qwen3Config(**COMMON, num_hidden_layers=2, rope_theta=1000000.0,
                                                tie_word_embeddings=True, attn_implementation="eager"), SEED + 1)
-    save_fixture(out_dir, "qwen3", qwen3)
+    save_fixture(out_dir, "qwen3", qwen3, max_shard_size="300KB")
 
     hybrid = dict(COMMON, num_hidden_layers=3, layer_types=["linear_attention", "full_attention", "linear_attention"],
                   partial_rotary_factor=0.25, rope_theta=10000.0, linear_conv_kernel_dim=4, linear_key_head_dim=32,
