@@ -27,6 +27,7 @@ bool KnownToSkip(absl::string_view name) {
 absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
   auto out = std::unique_ptr<Checkpoint>(new Checkpoint());
   std::error_code ec;
+  if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat("\"", path, "\" does not exist"));
   if (!fs::is_directory(path, ec) && absl::EndsWith(path, ".gguf")) {
     auto file = GgufFile::Open(path);
     if (!file.ok()) return file.status();

@@ -1,6 +1,7 @@
 #include "import/gguf.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <utility>
 
@@ -9,6 +10,9 @@
 
 namespace kiln::import {
 namespace {
+
+// Both formats are little-endian; values are read with memcpy.
+static_assert(std::endian::native == std::endian::little, "kiln reads checkpoints on little-endian hosts");
 
 // GGUF metadata value types.
 enum : uint32_t {
@@ -45,7 +49,7 @@ class Cursor {
       ok_ = false;
       return v;
     }
-    std::memcpy(&v, data_ + pos_, sizeof(T));  // x86/ARM little-endian hosts
+    std::memcpy(&v, data_ + pos_, sizeof(T));
     pos_ += sizeof(T);
     return v;
   }

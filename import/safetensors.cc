@@ -1,6 +1,7 @@
 #include "import/safetensors.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -14,6 +15,9 @@
 
 namespace kiln::import {
 namespace {
+
+// Both formats are little-endian; values are read with memcpy.
+static_assert(std::endian::native == std::endian::little, "kiln reads checkpoints on little-endian hosts");
 
 using json = nlohmann::json;
 
