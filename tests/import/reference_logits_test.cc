@@ -1,7 +1,8 @@
 // The proof against the reference: each tiny checkpoint that
 // tests/models/make_fixtures.py made with the transformers library (Llama,
 // Llama 3.1 rope scaling, Qwen3 in shards, Qwen3-Next, Qwen3.5; the Llama one
-// also as GGUF f32, f16 and q8_0; two hybrids imported as bf16 / f16)
+// also as GGUF f32, f16 and q8_0, Qwen3 as GGUF f16; two hybrids imported as
+// bf16 / f16)
 // is imported with `kiln import`'s code, loaded back from disk, and run as
 // the reference ran it: a 7-token prompt (prefill entry), then 3 decode
 // steps (decode entry, the same states) fed the reference's greedy tokens.
@@ -53,6 +54,7 @@ const Case kCases[] = {
     {"llama_gguf_f32", "llama/llama-f32.gguf", "llama", false},
     {"llama_gguf_f16", "llama/llama-f16.gguf", "llama", true},
     {"llama_gguf_q8_0", "llama/llama-q8_0.gguf", "llama", true},
+    {"qwen3_gguf_f16", "qwen3/qwen3-f16.gguf", "qwen3", true},
     {"qwen3_5_as_bf16", "qwen3_5", "qwen3_5", true, DType::kBF16},
     {"qwen3_next_as_f16", "qwen3_next", "qwen3_next", true, DType::kF16},
 };

@@ -18,7 +18,7 @@ Outputs per fixture NAME: NAME/config.json, NAME/model.safetensors (qwen3:
 shards and model.safetensors.index.json),
 NAME/prompt.npy (i32 [T]), NAME/decode_tokens.npy (i32 [3]),
 NAME/prompt_logits.npy (f32 [T, vocab]), NAME/decode_logits.npy (f32 [3, vocab]);
-and llama/llama-{f32,f16,q8_0}.gguf.
+llama/llama-{f32,f16,q8_0}.gguf and qwen3/qwen3-f16.gguf.
 """
 import json
 import math
@@ -120,7 +120,7 @@ def llama_cpp_permute(w, n_head):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(model, folder):
+def write_gguf(model, folder, arch="llama", variants=("f32", "f16", "q8_0")):
     import gguf
     cfg = model.config
     sd = {k: v.float().numpy() for k, v in model.state_dict().items()}
@@ -130,14 +130,18 @@ def write_gguf(model, folder):
                  "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
                  "self_attn.o_proj.weight": "attn_output.weight",
                  "post_attention_layernorm.weight": "ffn_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
-                 "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+                 "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+                 "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight"}
+    if cfg.tie_word_embeddings:
+        del names["lm_head.weight"]  # llama.cpp writes no output.weight for tied embeddings
     for i in range(cfg.num_hidden_layers):
         for hf, cpp in per_layer.items():
-            names[f"model.layers.{i}.{hf}"] = f"blk.{i}.{cpp}"
-    for variant in ("f32", "f16", "q8_0"):
-        path = os.path.join(folder, f"llama-{variant}.gguf")
-        w = gguf.GGUFWriter(path, "llama")
-        w.add_name("kiln-tiny-llama")
+            if f"model.layers.{i}.{hf}" in sd:
+                names[f"model.layers.{i}.{hf}"] = f"blk.{i}.{cpp}"
+    for variant in variants:
+        path = os.path.join(folder, f"{arch}-{variant}.gguf")
+        w = gguf.GGUFWriter(path, arch)
+        w.add_name(f"kiln-tiny-{arch}")
         w.add_context_length(cfg.max_position_embeddings)
         w.add_embedding_length(cfg.hidden_size)
         w.add_block_count(cfg.num_hidden_layers)
@@ -152,7 +156,9 @@ def write_gguf(model, folder):
         w.add_vocab_size(cfg.vocab_size)
         for hf, cpp in names.items():
             t = sd[hf]
-            if hf.endswith("q_proj.weight"):
+            if arch != "llama":
+                pass  # only llama's converter permutes q/k (its rope is pairwise)
+            elif hf.endswith("q_proj.weight"):
                 t = llama_cpp_permute(t, cfg.num_attention_heads)
             elif hf.endswith("k_proj.weight"):
                 t = llama_cpp_permute(t, cfg.num_key_value_heads)
@@ -194,7 +200,7 @@ def main():
     # Saved in shards, as large checkpoints are.
     qwen3 = make(Qwen3ForCausalLM, Qwen3Config(**COMMON, num_hidden_layers=2, rope_theta=1000000.0,
                                                tie_word_embeddings=True, attn_implementation="eager"), SEED + 1)
-    save_fixture(out_dir, "qwen3", qwen3, max_shard_size="300KB")
+    write_gguf(qwen3, save_fixture(out_dir, "qwen3", qwen3, max_shard_size="300KB"), "qwen3", ("f16",))
 
     hybrid = dict(COMMON, num_hidden_layers=3, layer_types=["linear_attention", "full_attention", "linear_attention"],
                   partial_rotary_factor=0.25, rope_theta=10000.0, linear_conv_kernel_dim=4, linear_key_head_dim=32,
