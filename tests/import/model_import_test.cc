@@ -253,3 +253,50 @@ TEST(SaveInPlace, RefusesFilesOutsideTheFolderAndUnalignedOffsets) {
 
 }  // namespace
 }  // namespace kiln::import
+
+namespace kiln::import {
+namespace {
+
+// Qwen3.5 as published: Qwen3_5ForConditionalGeneration, the text model's
+// config under text_config and its tensors under "model.language_model.",
+// with a vision tower and multi-token-prediction heads kiln leaves out. The
+// import must read the same weights as from the Qwen3_5ForCausalLM form.
+TEST(ModelImport, Qwen35MultimodalCheckpointImportsItsTextModel) {
+  TempDir dir;
+  json text = json::parse(ReadBytes(FixturesDir() + "/qwen3_5/config.json"));
+  json config = {{"architectures", {"Qwen3_5ForConditionalGeneration"}},
+                 {"model_type", "qwen3_5"},
+                 {"tie_word_embeddings", text["tie_word_embeddings"]},
+                 {"text_config", text},
+                 {"vision_config", {{"depth", 2}}}};
+  WriteBytes(dir.File("config.json"), config.dump());
+  RewriteSafetensors(FixturesDir() + "/qwen3_5/model.safetensors", dir.File("model.safetensors"),
+                     [](json& h) {
+                       json renamed;
+                       uint64_t end = 0;
+                       for (auto& [k, v] : h.items()) {
+                         if (k == "__metadata__") {
+                           renamed[k] = v;
+                           continue;
+                         }
+                         end = std::max(end, v["data_offsets"][1].get<uint64_t>());
+                         renamed[k.rfind("model.", 0) == 0 ? "model.language_model." + k.substr(6) : k] = v;
+                       }
+                       renamed["model.visual.patch_embed.weight"] = {
+                           {"dtype", "F32"}, {"shape", {8}}, {"data_offsets", {end, end + 32}}};
+                       renamed["mtp.fc.weight"] = {
+                           {"dtype", "F32"}, {"shape", {8}}, {"data_offsets", {end + 32, end + 64}}};
+                       h = renamed;
+                     },
+                     std::string(64, '\0'), 1);
+  TempDir out_a, out_b;
+  auto a = ImportModel(dir.path(), out_a.File("m.kgraph"), Small());
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = ImportModel(FixturesDir() + "/qwen3_5", out_b.File("m.kgraph"), Small());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->weights, b->weights);
+  EXPECT_EQ(ReadBytes(out_a.File("m.kgraph.weights")), ReadBytes(out_b.File("m.kgraph.weights")));
+}
+
+}  // namespace
+}  // namespace kiln::import
