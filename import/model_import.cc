@@ -144,6 +144,7 @@ absl::StatusOr<ImportResult> ImportModel(const std::string& checkpoint_path, con
         result.bytes_in_place += static_cast<int64_t>(t.constant->size);
       } else {
         to_write.push_back(t.constant.get());
+        if (loc != ckpt.locations().end() && InsideFolder(folder, loc->second.path)) ++result.unaligned_in_folder;
       }
     }
   }

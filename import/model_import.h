@@ -35,6 +35,7 @@ struct ImportResult {
   int64_t weights = 0;           // distinct weights
   int64_t bytes_in_place = 0;    // referenced where they lie in the checkpoint
   int64_t bytes_written = 0;     // written to the weights file
+  int64_t unaligned_in_folder = 0;  // of those, checkpoint tensors in OUT's folder at unaligned offsets
   std::string weights_path;      // empty when nothing was written
 };
 

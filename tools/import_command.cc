@@ -73,6 +73,11 @@ int ImportCommand(const std::vector<std::string>& argv) {
   std::printf("%lld weights: %.1f MiB referenced in place, %.1f MiB written%s%s\n",
               static_cast<long long>(result->weights), result->bytes_in_place * mib, result->bytes_written * mib,
               result->weights_path.empty() ? "" : " to ", result->weights_path.c_str());
+  if (result->unaligned_in_folder > 0) {
+    std::printf("note: %lld checkpoint tensors in OUT's folder lie at offsets that are not multiples of 64 bytes "
+                "(what kiln maps in place), so they were copied\n",
+                static_cast<long long>(result->unaligned_in_folder));
+  }
   return kExitOk;
 }
 

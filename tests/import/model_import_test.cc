@@ -80,6 +80,7 @@ TEST(ModelImport, WritesBothEntriesOverOneWeightsFile) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->decode_path, dir.File("llama.decode.kgraph"));
   EXPECT_EQ(r->bytes_in_place, 0);  // the checkpoint is in another folder
+  EXPECT_EQ(r->unaligned_in_folder, 0);
   EXPECT_EQ(r->weights, 21);
   // Each weight once: the file holds the checkpoint's bytes, not two copies.
   const int64_t checkpoint_bytes = static_cast<int64_t>(fs::file_size(FixturesDir() + "/llama/model.safetensors"));
@@ -131,6 +132,7 @@ TEST(ModelImport, UnalignedTensorsInTheFolderAreWrittenToTheWeightsFile) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->bytes_in_place, 0);
   EXPECT_GT(r->bytes_written, 500000);
+  EXPECT_EQ(r->unaligned_in_folder, 21);
 }
 
 TEST(ModelImport, ConvertsFloatWeightsToTheAskedDtype) {
