@@ -385,6 +385,18 @@ TEST(ScaledRopeTest, DecodeAfterPrefillWithLlama3Scaling) {
   EXPECT_LT(Nmse(Row(*step, 0, c.vocab_size), want), Tolerance("linear", DType::kF32));
 }
 
+// A bf16 KV cache works like f16; q8_0 is refused (no op quantizes rows).
+TEST(ModelCacheTest, CacheDTypes) {
+  const ModelConfig c = Tiny(Family::kQwen3);
+  RandomWeightSource w(c, {.seed = 4});
+  auto bf16 = BuildModelGraph(c, w, {.tokens = 2, .context = kContext, .cache_dtype = DType::kBF16});
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_EQ(bf16->tensors[bf16->FindTensor("blk.0.k_cache")].dtype, DType::kBF16);
+  auto q8 = BuildModelGraph(c, w, {.tokens = 2, .context = kContext, .cache_dtype = DType::kQ8_0});
+  ASSERT_FALSE(q8.ok());
+  EXPECT_TRUE(absl::StrContains(q8.status().message(), "cache_dtype q8_0")) << q8.status();
+}
+
 TEST(ModelConfigTest, UnknownRopeScalingIsAClearError) {
   ModelConfig c = Tiny(Family::kLlama);
   c.rope_scaling.type = "yarn";
