@@ -34,6 +34,7 @@ ModelConfig Tiny(Family family) {
   c.num_kv_heads = 2;
   c.head_dim = 16;
   c.rope_theta = 10000;
+  if (family == Family::kLlama) c.attention_bias = true;  // q/k/v biases (Qwen2-style checkpoints)
   if (family == Family::kQwen3) c.qk_norm = true;
   if (family == Family::kQwen3Next || family == Family::kQwen3_5) {
     c.num_layers = 4;
