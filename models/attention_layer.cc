@@ -49,17 +49,12 @@ Tensor AttentionBlock(LayerBuilder& lb, int64_t i, Tensor x) {
     k = ScaledRope(lb, k, n + "attn_k_rope");
   }
 
-  // This step's K/V rows go into the cache at `pos` (rounded to the cache's
-  // dtype; q8_0 rows are quantized by a cast first), then attention reads the
-  // whole cache; the mask hides the cells this sequence has not written.
+  // This step's K/V rows go into the cache at `pos` (write_rows rounds them
+  // to the cache's dtype), then attention reads the whole cache; the mask
+  // hides the cells this sequence has not written.
   const DType cache = lb.options().cache_dtype;
-  auto to_cache = [&](Tensor t, const std::string& node) {
-    Tensor rows = lb.Reshape(t, {1, T, Hkv * D});
-    if (cache != DType::kQ8_0) return rows;
-    return lb.Op("cast", {rows}, node, {{"dtype", std::string("q8_0")}});
-  };
-  Tensor k_rows = to_cache(k, n + "attn_k_q8");
-  Tensor v_rows = to_cache(v, n + "attn_v_q8");
+  Tensor k_rows = lb.Reshape(k, {1, T, Hkv * D});
+  Tensor v_rows = lb.Reshape(v, {1, T, Hkv * D});
   Tensor k_cache = b.Input(n + "k_cache", cache, {1, S, Hkv * D});
   Tensor v_cache = b.Input(n + "v_cache", cache, {1, S, Hkv * D});
   Tensor k_next = lb.Op("write_rows", {k_cache, k_rows, lb.pos}, n + "k_cache.next");

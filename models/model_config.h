@@ -121,7 +121,7 @@ class WeightSource {
 struct EntryOptions {
   int64_t tokens = 1;        // T
   int64_t context = 4096;    // KV cache cells
-  DType cache_dtype = DType::kF16;
+  DType cache_dtype = DType::kF16;  // f32, f16 or bf16 (no op writes q8_0 rows)
   bool last_logits_only = false;
   // Several sequences in one run (e.g. N sequences decoding together): the
   // T tokens are `sequences` equal runs of T / sequences tokens, one run per

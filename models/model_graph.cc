@@ -207,6 +207,12 @@ absl::Status CheckConfig(const ModelConfig& c, const EntryOptions& o) {
                                                      " must be at least 2"));
     }
   }
+  if (!IsFloat(o.cache_dtype)) {
+    // write_rows copies q8_0 rows as bytes and cast makes only float types,
+    // so no graph can quantize new K/V rows into a q8_0 cache.
+    return absl::UnimplementedError(absl::StrCat("entry options: cache_dtype ", DTypeName(o.cache_dtype),
+                                                 ": a KV cache is f32, f16 or bf16 (no op quantizes rows to q8_0)"));
+  }
   if (o.sequences < 1 || o.tokens % o.sequences != 0) {
     return absl::InvalidArgumentError(absl::StrCat("entry options: tokens = ", o.tokens,
                                                    " is not a multiple of sequences = ", o.sequences));

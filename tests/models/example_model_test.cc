@@ -5,6 +5,8 @@
 
 #include "absl/strings/match.h"
 #include "backends/registry.h"
+#include "base/atomic_file.h"
+#include "graph/builder.h"
 #include "gtest/gtest.h"
 #include "models/example_model.h"
 #include "models/published_configs.h"
@@ -62,6 +64,25 @@ TEST(ExampleModelTest, EntriesShareOneWeightsFile) {
   const WeightStats stats = model.resources().weight_stats();
   EXPECT_EQ(stats.bytes_held, held);  // nothing new for decode
   EXPECT_GE(stats.bytes_shared, files->weight_bytes);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ExampleModelTest, ReferenceFilesMustSitNextToTheGraph) {
+  const std::string dir = testing::TempDir() + "/kiln_reference_files";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/sub");
+  const std::string elsewhere = dir + "/sub/w.bin";
+  ASSERT_TRUE(WriteFileAtomically(elsewhere, std::string(64, '\0')).ok());
+  GraphBuilder b("g");
+  Tensor x = b.Input("x", DType::kF32, {4});
+  b.Output(b.Op1("neg", {x}));
+  auto g = b.Build();
+  ASSERT_TRUE(g.ok());
+  SaveOptions save;
+  save.reference_files = {elsewhere};
+  auto st = SaveGraph(*g, dir + "/g.kgraph", save);
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(absl::StrContains(st.message(), "not in the folder")) << st;
   std::filesystem::remove_all(dir);
 }
 

@@ -34,6 +34,7 @@ ModelConfig Tiny(Family family) {
   c.num_kv_heads = 2;
   c.head_dim = 16;
   c.rope_theta = 10000;
+  if (family == Family::kLlama) c.attention_bias = true;  // q/k/v biases (Qwen2-style checkpoints)
   if (family == Family::kQwen3) c.qk_norm = true;
   if (family == Family::kQwen3Next || family == Family::kQwen3_5) {
     c.num_layers = 4;
@@ -383,6 +384,18 @@ TEST(ScaledRopeTest, DecodeAfterPrefillWithLlama3Scaling) {
   ASSERT_TRUE(step.ok());
   const std::vector<float> want(all.end() - c.vocab_size, all.end());
   EXPECT_LT(Nmse(Row(*step, 0, c.vocab_size), want), Tolerance("linear", DType::kF32));
+}
+
+// A bf16 KV cache works like f16; q8_0 is refused (no op quantizes rows).
+TEST(ModelCacheTest, CacheDTypes) {
+  const ModelConfig c = Tiny(Family::kQwen3);
+  RandomWeightSource w(c, {.seed = 4});
+  auto bf16 = BuildModelGraph(c, w, {.tokens = 2, .context = kContext, .cache_dtype = DType::kBF16});
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_EQ(bf16->tensors[bf16->FindTensor("blk.0.k_cache")].dtype, DType::kBF16);
+  auto q8 = BuildModelGraph(c, w, {.tokens = 2, .context = kContext, .cache_dtype = DType::kQ8_0});
+  ASSERT_FALSE(q8.ok());
+  EXPECT_TRUE(absl::StrContains(q8.status().message(), "cache_dtype q8_0")) << q8.status();
 }
 
 TEST(ModelConfigTest, UnknownRopeScalingIsAClearError) {
