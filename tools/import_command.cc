@@ -19,7 +19,7 @@ const FlagSpec kFlags[] = {
     {"context", "N", "KV cache cells (default 4096)"},
     {"tokens", "T", "tokens the prefill entry takes (default 512, at most the context)"},
     {"dtype", "keep|f16|bf16|f32", "convert float weights (default keep; q8_0 weights stay q8_0)"},
-    {"cache-dtype", "f16|bf16|f32|q8_0", "the KV caches' dtype (default f16)"},
+    {"cache-dtype", "f16|bf16|f32", "the KV caches' dtype (default f16)"},
 };
 
 }  // namespace
@@ -58,7 +58,7 @@ int ImportCommand(const std::vector<std::string>& argv) {
   }
   if (args->has("cache-dtype")) {
     auto t = ParseDType(args->Get("cache-dtype"));
-    if (!t.ok() || *t == DType::kI32) return Fail(kExitUsage, "import: --cache-dtype is f16, bf16, f32 or q8_0");
+    if (!t.ok() || !IsFloat(*t)) return Fail(kExitUsage, "import: --cache-dtype is f16, bf16 or f32");
     options.cache_dtype = *t;
   }
   auto result = import::ImportModel(args->positional[0], args->Get("output"), options);
