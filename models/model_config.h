@@ -9,7 +9,10 @@
 // stored (mapped, not copied). Fused tensors (Qwen3-Next's in_proj_qkvz) stay
 // fused: the builder splits their outputs in the graph as the reference
 // model code does. A GGUF importer maps llama.cpp's names and layouts onto
-// these.
+// these. Qwen3.5 names are Qwen3_5ForCausalLM's ("model.layers.N...."); the
+// published multimodal checkpoints (Qwen3_5ForConditionalGeneration) store
+// the text model under "model.language_model.", which an importer maps onto
+// "model." (their "model.visual.*" and "mtp.*" tensors are not read).
 #pragma once
 
 #include <cstdint>
@@ -68,6 +71,11 @@ struct ModelConfig {
   int64_t linear_key_head_dim = 0, linear_value_head_dim = 0;
   int64_t linear_conv_kernel = 4;
 
+  // Mixture-of-experts MLPs (config.json "num_experts", e.g. Qwen3-Next-80B's
+  // 512): not in kiln's op set, so BuildModelGraph refuses a config with
+  // num_experts > 0 (an error naming the field). 0 = every MLP dense.
+  int64_t num_experts = 0;
+
   bool is_attention_layer(int64_t layer) const {
     return full_attention.empty() || full_attention[static_cast<size_t>(layer)];
   }
@@ -113,8 +121,15 @@ class WeightSource {
 struct EntryOptions {
   int64_t tokens = 1;        // T
   int64_t context = 4096;    // KV cache cells
-  DType cache_dtype = DType::kF16;
+  DType cache_dtype = DType::kF16;  // f32, f16 or bf16 (no op writes q8_0 rows)
   bool last_logits_only = false;
+  // Several sequences in one run (e.g. N sequences decoding together): the
+  // T tokens are `sequences` equal runs of T / sequences tokens, one run per
+  // sequence. Attention layers share one KV cache (the caller's mask keeps
+  // the sequences apart, block-diagonal); gated delta net layers keep one
+  // conv and recurrent state per sequence (blk.N.conv_state [S, K-1, C],
+  // blk.N.ssm_state [S, Hv, K, V]). 1 = one sequence, the dims above.
+  int64_t sequences = 1;
 };
 
 // Builds one entry graph (models/model_graph.cc): every weight of

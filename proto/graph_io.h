@@ -8,9 +8,12 @@
 // read out of bounds.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,6 +45,13 @@ struct LoadOptions {
   int64_t max_external_files = 256;    // distinct external files mapped
 };
 
+// A byte range already in a file on disk (a checkpoint's .safetensors, a
+// weights file an importer wrote).
+struct FileRange {
+  std::string path;
+  uint64_t offset = 0;
+};
+
 struct SaveOptions {
   // When true, constants of at least `external_min_bytes` go into one file
   // next to the graph, "<path>.weights", at 64-byte aligned offsets; the rest
@@ -50,6 +60,19 @@ struct SaveOptions {
   // old one replaced) only when some constant goes into it.
   bool external_weights = false;
   int64_t external_min_bytes = 4096;
+  // Constants, by their data pointer, whose bytes already lie in a file:
+  // saved as a reference to that range (not copied) when the file is inside
+  // the graph's folder and the offset is a multiple of kExternalAlignment
+  // (what LoadGraph maps in place); an error otherwise, so a caller never
+  // silently gets a copy it meant to avoid.
+  std::map<const std::byte*, FileRange> in_place;
+  // Files in the graph's folder whose bytes constants may already be mapped
+  // from (a weights file another entry of the model wrote, a checkpoint's
+  // .safetensors): a constant whose ConstantData origin is
+  // "file:<identity>:<offset>:<length>" with the identity of one of them (as
+  // LoadGraph and MappedFile make it) is written as a reference to that
+  // file, not copied. A file outside the graph's folder is an error.
+  std::vector<std::string> reference_files;
 };
 
 inline constexpr int64_t kExternalAlignment = 64;

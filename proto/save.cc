@@ -7,6 +7,7 @@
 #include <utility>
 #include <variant>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -14,6 +15,7 @@
 #include "base/atomic_file.h"
 #include "proto/graph_io.h"
 #include "proto/kiln.pb.h"
+#include "proto/mapped_file.h"
 
 namespace kiln {
 namespace {
@@ -74,8 +76,76 @@ class WeightsWriter {
   std::map<std::pair<const std::byte*, size_t>, uint64_t> written_;
 };
 
-absl::Status ToProto(const Graph& graph, const SaveOptions& options, WeightsWriter& weights,
-                     const std::string& weights_name, pb::Graph& proto) {
+// The path of `range`'s file relative to the graph's folder, checked the
+// way LoadGraph will resolve it: inside the folder once symlinks are
+// resolved, long enough for the bytes, at an aligned offset.
+absl::StatusOr<std::string> InPlacePath(const std::string& graph_path, const TensorInfo& t,
+                                        const FileRange& range) {
+  namespace fs = std::filesystem;
+  auto fail = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("constant ", Describe(t), " cannot refer to \"", range.path,
+                                                   "\" at offset ", range.offset, ": ", why));
+  };
+  if (range.offset % kExternalAlignment != 0) {
+    return fail(absl::StrCat("the offset is not a multiple of ", kExternalAlignment));
+  }
+  std::error_code ec;
+  const fs::path folder = fs::weakly_canonical(fs::absolute(fs::path(graph_path)).parent_path(), ec);
+  if (ec) return fail(ec.message());
+  const fs::path file = fs::canonical(range.path, ec);
+  if (ec) return fail(ec.message());
+  const fs::path relative = file.lexically_relative(folder);
+  if (relative.empty() || *relative.begin() == "..") return fail("the file is not inside the graph's folder");
+  const uintmax_t size = fs::file_size(file, ec);
+  if (ec) return fail(ec.message());
+  if (range.offset > size || t.constant->size > size - range.offset) {
+    return fail(absl::StrCat("the file has only ", size, " bytes"));
+  }
+  return relative.string();
+}
+
+// identity ("device:inode:mtime") -> the name of a reference file in the
+// graph's folder.
+using ReferenceFiles = std::map<std::string, std::string, std::less<>>;
+
+absl::StatusOr<ReferenceFiles> OpenReferenceFiles(const SaveOptions& options, const std::string& graph_path) {
+  ReferenceFiles out;
+  const auto folder = std::filesystem::absolute(graph_path).parent_path().lexically_normal();
+  for (const std::string& f : options.reference_files) {
+    const auto p = std::filesystem::absolute(f).lexically_normal();
+    if (p.parent_path() != folder) {
+      return absl::InvalidArgumentError(absl::StrCat("reference file \"", f, "\" is not in the folder of \"",
+                                                     graph_path, "\""));
+    }
+    auto mapped = MappedFile::Open(p.string(), /*no_follow=*/true);
+    if (!mapped.ok()) return absl::Status(mapped.status().code(), absl::StrCat(f, ": ", mapped.status().message()));
+    out.emplace((*mapped)->identity(), p.filename().string());
+  }
+  return out;
+}
+
+// The file, offset and length a "file:<identity>:<offset>:<length>" origin
+// names, when the identity is one of `refs`.
+bool ReferenceOf(const ConstantData& c, const ReferenceFiles& refs, std::string* path, uint64_t* offset) {
+  if (refs.empty() || c.origin.rfind("file:", 0) != 0) return false;
+  const size_t len_at = c.origin.rfind(':');
+  if (len_at == std::string::npos || len_at < 5) return false;
+  const size_t off_at = c.origin.rfind(':', len_at - 1);
+  if (off_at == std::string::npos || off_at < 5) return false;
+  auto it = refs.find(absl::string_view(c.origin).substr(5, off_at - 5));
+  if (it == refs.end()) return false;
+  uint64_t length = 0;
+  if (!absl::SimpleAtoi(absl::string_view(c.origin).substr(off_at + 1, len_at - off_at - 1), offset) ||
+      !absl::SimpleAtoi(absl::string_view(c.origin).substr(len_at + 1), &length) || length != c.size) {
+    return false;
+  }
+  *path = it->second;
+  return true;
+}
+
+absl::Status ToProto(const Graph& graph, const SaveOptions& options, const std::string& path,
+                     const ReferenceFiles& refs,
+                     WeightsWriter& weights, const std::string& weights_name, pb::Graph& proto) {
   proto.set_format_version(kGraphFormatVersion);
   proto.set_name(graph.name);
   for (const auto& [key, value] : graph.metadata) (*proto.mutable_metadata())[key] = value;
@@ -92,7 +162,20 @@ absl::Status ToProto(const Graph& graph, const SaveOptions& options, WeightsWrit
     }
     if (!t.constant) continue;
     const ConstantData& c = *t.constant;
-    if (options.external_weights && static_cast<int64_t>(c.size) >= options.external_min_bytes) {
+    uint64_t ref_offset = 0;
+    if (auto it = options.in_place.find(c.data); it != options.in_place.end() && c.size > 0) {
+      auto relative = InPlacePath(path, t, it->second);
+      if (!relative.ok()) return relative.status();
+      pb::ExternalData& ext = *pt.mutable_external();
+      ext.set_path(*relative);
+      ext.set_offset(it->second.offset);
+      ext.set_length(c.size);
+    } else if (std::string ref_path; ReferenceOf(c, refs, &ref_path, &ref_offset)) {
+      pb::ExternalData& ext = *pt.mutable_external();
+      ext.set_path(ref_path);
+      ext.set_offset(ref_offset);
+      ext.set_length(c.size);
+    } else if (options.external_weights && static_cast<int64_t>(c.size) >= options.external_min_bytes) {
       auto offset = weights.Append(c);
       if (!offset.ok()) return offset.status();
       pb::ExternalData& ext = *pt.mutable_external();
@@ -152,7 +235,9 @@ absl::Status SaveGraph(const Graph& graph, const std::string& path, const SaveOp
   WeightsWriter weights(weights_path);
   pb::Graph proto;
   const std::string weights_name = std::filesystem::path(weights_path).filename().string();
-  if (auto st = ToProto(checked, options, weights, weights_name, proto); !st.ok()) return st;
+  auto refs = OpenReferenceFiles(options, path);
+  if (!refs.ok()) return refs.status();
+  if (auto st = ToProto(checked, options, path, *refs, weights, weights_name, proto); !st.ok()) return st;
   auto bytes = Serialize(proto);
   if (!bytes.ok()) return bytes.status();
   auto file = AtomicFile::Create(path);

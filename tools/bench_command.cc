@@ -165,12 +165,14 @@ std::string Json(const std::string& backend, const DeviceInfo& dev, const HostLi
 }  // namespace
 
 int BenchCommand(const std::vector<std::string>& argv) {
+  if (!argv.empty() && argv[0] == "model") return BenchModelCommand({argv.begin() + 1, argv.end()});
   auto usage = [](absl::string_view msg) { return Fail(kExitUsage, absl::StrCat("bench: ", msg)); };
   auto args = ParseArgs(argv, kFlags);
   if (!args.ok()) return usage(args.status().message());
   if (args->help) {
     std::printf(
-        "usage: kiln bench [fa|gdn|linear ...] [--backend NAME] [--case K=V,...] [--json FILE]\n\n"
+        "usage: kiln bench [fa|gdn|linear ...] [--backend NAME] [--case K=V,...] [--json FILE]\n"
+        "       kiln bench model FILE-or-NAME ... (whole models: kiln bench model --help)\n\n"
         "Times one-node graphs (flash attention, gated delta net, linear) over the\n"
         "shapes of a modern GQA / hybrid model through the Executable path, and\n"
         "reads each figure against the host's f32 FMA peak and read bandwidth\n"

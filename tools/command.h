@@ -26,5 +26,7 @@ int MakeExampleCommand(const std::vector<std::string>& args);
 int ConformanceCommand(const std::vector<std::string>& args);  // conformance_command.cc
 int PlanCommand(const std::vector<std::string>& args);         // plan_command.cc
 int BenchCommand(const std::vector<std::string>& args);        // bench_command.cc
+int ImportCommand(const std::vector<std::string>& args);       // import_command.cc
+int BenchModelCommand(const std::vector<std::string>& args);   // bench_model_command.cc ("bench model")
 
 }  // namespace kiln::tools

@@ -54,6 +54,62 @@ double Median(std::vector<double> v) {
 
 }  // namespace
 
+HostTensor StepMask(DType dtype, int64_t tokens, int64_t cells, int64_t start) {
+  HostTensor m = HostTensor::Zeros(dtype, {1, 1, tokens, cells});
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t j = 0; j < cells; ++j) {
+      const float v = j <= start + t ? 0.0f : -INFINITY;
+      const int64_t i = t * cells + j;
+      if (dtype == DType::kF32) {
+        reinterpret_cast<float*>(m.data.data())[i] = v;
+      } else {
+        reinterpret_cast<uint16_t*>(m.data.data())[i] = F32ToF16(v);
+      }
+    }
+  }
+  return m;
+}
+
+absl::StatusOr<std::string> DecodeEntryPath(const Graph& prefill, const std::string& prefill_path) {
+  const std::string name = Meta(prefill, absl::StrCat(kDecodeEntryKey));
+  if (name.empty()) return std::string();
+  // The name comes from a file: a plain file name in the same folder only.
+  if (name == "." || name == ".." || name.find('/') != std::string::npos || name.find('\\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("metadata \"", kDecodeEntryKey, "\" = \"", name,
+                                                   "\" must name a graph file in the same folder"));
+  }
+  const size_t slash = prefill_path.rfind('/');
+  return slash == std::string::npos ? name : absl::StrCat(prefill_path.substr(0, slash + 1), name);
+}
+
+absl::Status SetPrefillSteps(Executable& e, int64_t start) {
+  const Graph& g = e.graph();
+  const std::string pos_name = Meta(g, "decode.position"), mask_name = Meta(g, "decode.mask");
+  const int pos_id = pos_name.empty() ? -1 : g.FindTensor(pos_name);
+  if (pos_id < 0) return absl::OkStatus();
+  const TensorInfo& pos = g.tensors[pos_id];
+  if (pos.dtype != DType::kI32 || pos.dims.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("graph '", g.name, "': position input ", Describe(pos),
+                                                   " must be i32 [T]"));
+  }
+  const int64_t T = pos.dims[0];
+  std::vector<int32_t> positions(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) positions[t] = static_cast<int32_t>(start + t);
+  if (auto st = e.SetInputBytes(pos.name, positions.data(), positions.size() * 4); !st.ok()) return st;
+  const int mask_id = mask_name.empty() ? -1 : g.FindTensor(mask_name);
+  if (mask_id < 0) return absl::OkStatus();
+  const TensorInfo& m = g.tensors[mask_id];
+  if ((m.dtype != DType::kF32 && m.dtype != DType::kF16) || m.rank() != 4 || m.dims[2] != T || m.numel() != T * m.dims[3]) {
+    return absl::InvalidArgumentError(absl::StrCat("graph '", g.name, "': mask ", Describe(m),
+                                                   " must be f32 or f16 [1, 1, ", T, ", cells]"));
+  }
+  if (start + T > m.dims[3]) {
+    return absl::InvalidArgumentError(absl::StrCat("graph '", g.name, "': ", T, " tokens from position ", start,
+                                                   " do not fit the ", m.dims[3], "-cell cache"));
+  }
+  return e.SetInput(m.name, StepMask(m.dtype, T, m.dims[3], start));
+}
+
 absl::StatusOr<DecodeRunReport> RunPrefillThenDecode(Graph prefill, Graph decode,
                                                      std::vector<std::shared_ptr<Backend>> backends,
                                                      const DecodeRunSettings& s) {
@@ -101,7 +157,15 @@ absl::StatusOr<DecodeRunReport> RunPrefillThenDecode(Graph prefill, Graph decode
     if (v.ok()) report.state_bytes += static_cast<int64_t>(v->data.size());
   }
 
-  if (auto st = BindRandomInputs(p, {}, s.seed, &report.random_inputs); !st.ok()) return st;
+  // A model entry (models/model_config.h) takes positions and a mask like
+  // decode does: the prompt sits at 0..T-1, causal.
+  std::vector<int> prefill_set;
+  for (const char* key : {"decode.position", "decode.mask"}) {
+    const int id = p.graph().FindTensor(Meta(p.graph(), key));
+    if (id >= 0) prefill_set.push_back(id);
+  }
+  if (auto st = SetPrefillSteps(p, 0); !st.ok()) return st;
+  if (auto st = BindRandomInputs(p, prefill_set, s.seed, &report.random_inputs); !st.ok()) return st;
   std::vector<int> advanced = {pos_id};
   if (mask_id >= 0) advanced.push_back(mask_id);
   if (auto st = BindRandomInputs(d, advanced, s.seed + 1000, &report.random_inputs); !st.ok()) return st;

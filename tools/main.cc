@@ -22,6 +22,7 @@ const Subcommand kCommands[] = {
     {"plan", "where each node would run and why, splits, transfers, memory per backend", PlanCommand},
     {"info", "backends, devices, features and the pipeline cache folder", InfoCommand},
     {"make-example", "write an example model graph", MakeExampleCommand},
+    {"import", "import a Hugging Face or GGUF checkpoint as prefill and decode graphs", ImportCommand},
     {"conformance", "check a backend against the op references over a grid of cases", ConformanceCommand},
     {"bench", "time flash attention, gated delta net and linear against this machine's limits", BenchCommand},
 };

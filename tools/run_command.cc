@@ -47,7 +47,8 @@ const FlagSpec kFlags[] = {
     {"strict", "", "fail if a node would not run on the first backend, listing each and why"},
     {"decode", "FILE", "after FILE (a prefill graph), run this decode graph --steps times over the same "
                        "weights and states, and print tokens/s for each phase"},
-    {"steps", "N", "decode steps after the prefill, with --decode (default 16)"},
+    {"steps", "N", "decode steps after the prefill, with --decode or when FILE names its decode entry "
+                   "(metadata model.entry.decode, as kiln make-example models do) (default 16)"},
     {"stats", "", "print start-up costs: prepare time, first-run time and pipelines created, reused, "
                   "loaded from disk and their compile ms"},
 };
@@ -341,12 +342,11 @@ absl::StatusOr<std::vector<OutputRecord>> CollectOutputs(const Executable& e, co
 }
 
 // --decode: a prefill graph, then decode steps over shared weights and states.
-int RunDecode(const ParsedArgs& args, const Settings& s) {
+int RunDecode(const ParsedArgs& args, const Settings& s, const std::string& decode_path) {
   auto usage = [](absl::string_view msg) { return Fail(kExitUsage, absl::StrCat("run: ", msg)); };
   if (!s.inputs.empty()) return usage("--input cannot be combined with --decode (inputs are random)");
   auto steps = args.GetInt("steps", 16, 1, 1 << 20);
   if (!steps.ok()) return usage(steps.status().message());
-  const std::string decode_path = args.Get("decode");
   auto prefill = LoadGraph(s.path);
   if (!prefill.ok()) return Fail(kExitRunError, NamingFile(s.path, prefill.status()));
   auto decode = LoadGraph(decode_path);
@@ -382,10 +382,20 @@ int Run(const ParsedArgs& args) {
   auto settings = ParseSettings(args);
   if (!settings.ok()) return usage(settings.status().message());
   const Settings& s = *settings;
-  if (args.has("decode")) return RunDecode(args, s);
+  if (args.has("decode")) return RunDecode(args, s, args.Get("decode"));
 
   auto graph = LoadGraph(s.path);
   if (!graph.ok()) return Fail(kExitRunError, NamingFile(s.path, graph.status()));
+  if (args.has("steps")) {
+    // A model's prefill entry names its decode entry (models/model_config.h).
+    auto decode = DecodeEntryPath(*graph, s.path);
+    if (!decode.ok()) return Fail(kExitRunError, NamingFile(s.path, decode.status()));
+    if (decode->empty()) {
+      return usage(absl::StrCat("--steps needs --decode FILE, or a graph whose metadata \"", kDecodeEntryKey,
+                                "\" names its decode entry"));
+    }
+    return RunDecode(args, s, *decode);
+  }
   auto specs = ParseInputSpecs(*graph, s.inputs);
   if (!specs.ok()) return usage(specs.status().message());
 

@@ -1,0 +1,74 @@
+// kiln run FILE --steps N on a make-example model (tools/decode_run.h): the
+// prefill entry names its decode entry, gets positions 0..T-1 and a causal
+// mask, and decoding follows over the shared states.
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "backends/registry.h"
+#include "gtest/gtest.h"
+#include "models/example_model.h"
+#include "proto/graph_io.h"
+#include "tools/decode_run.h"
+
+namespace kiln::models {
+namespace {
+
+TEST(ModelRunTest, PrefillThenDecodeFollowsTheEntryMetadata) {
+  ModelConfig c;
+  c.family = Family::kQwen3;
+  c.name = "tiny-qwen3";
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.num_layers = 2;
+  c.intermediate_size = 48;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = 16;
+  c.qk_norm = true;
+  const std::string dir = testing::TempDir() + "/kiln_model_run";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ExampleModelOptions o;
+  o.prefill_tokens = 3;
+  o.context = 8;
+  auto files = WriteExampleModel(c, o, dir + "/q.kgraph");
+  ASSERT_TRUE(files.ok()) << files.status();
+  auto prefill = LoadGraph(files->prefill);
+  ASSERT_TRUE(prefill.ok());
+  auto decode_path = tools::DecodeEntryPath(*prefill, files->prefill);
+  ASSERT_TRUE(decode_path.ok());
+  EXPECT_EQ(*decode_path, files->decode);
+  auto decode = LoadGraph(*decode_path);
+  ASSERT_TRUE(decode.ok());
+  auto cpu = CreateBackend("cpu");
+  ASSERT_TRUE(cpu.ok());
+  tools::DecodeRunSettings s;
+  s.steps = 5;  // 3 + 5 = the 8 cells
+  s.rounds = 1;
+  auto report = tools::RunPrefillThenDecode(*prefill, *decode, {std::shared_ptr<Backend>(std::move(*cpu))}, s);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->prefill_tokens, 3);
+  EXPECT_EQ(report->step_ms.size(), 5u);
+  // pos and mask were set, not made up; only the tokens are random.
+  for (const std::string& r : report->random_inputs) EXPECT_TRUE(absl::EndsWith(r, ":tokens")) << r;
+  s.steps = 6;  // one more than the cache holds
+  cpu = CreateBackend("cpu");
+  auto too_long = tools::RunPrefillThenDecode(*prefill, *decode, {std::shared_ptr<Backend>(std::move(*cpu))}, s);
+  EXPECT_FALSE(too_long.ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ModelRunTest, DecodeEntryMustBeAFileInTheSameFolder) {
+  Graph g;
+  EXPECT_EQ(*tools::DecodeEntryPath(g, "a/b.kgraph"), "");
+  g.metadata["model.entry.decode"] = "../../etc/x.kgraph";
+  auto bad = tools::DecodeEntryPath(g, "a/b.kgraph");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "same folder")) << bad.status();
+  g.metadata["model.entry.decode"] = "b.decode.kgraph";
+  EXPECT_EQ(*tools::DecodeEntryPath(g, "a/b.kgraph"), "a/b.decode.kgraph");
+}
+
+}  // namespace
+}  // namespace kiln::models
