@@ -138,7 +138,7 @@ absl::StatusOr<ImportResult> ImportModel(const std::string& checkpoint_path, con
       const auto loc = ckpt.locations().find(t.constant->data);
       if (loc == ckpt.locations().end() && t.constant->size < 4096) continue;  // small: inline
       ++result.weights;
-      if (loc != ckpt.locations().end() && loc->second.offset % kExternalAlignment == 0 &&
+      if (loc != ckpt.locations().end() && loc->second.offset % static_cast<uint64_t>(ExternalMapAlignment(t.dtype)) == 0 &&
           InsideFolder(folder, loc->second.path)) {
         save.in_place.emplace(t.constant->data, loc->second);
         result.bytes_in_place += static_cast<int64_t>(t.constant->size);

@@ -4,7 +4,7 @@
 // its states (KV caches, conv and recurrent states).
 //
 // Weights are referenced in place where the layout allows: a checkpoint file
-// inside the output folder, at an offset LoadGraph maps (kExternalAlignment).
+// inside the output folder, at an offset LoadGraph maps (ExternalMapAlignment).
 // The rest (other folders, unaligned tensors, dtype conversions) is written
 // once to OUT.kgraph.weights, which both entries refer to.
 #pragma once

@@ -62,8 +62,8 @@ struct SaveOptions {
   int64_t external_min_bytes = 4096;
   // Constants, by their data pointer, whose bytes already lie in a file:
   // saved as a reference to that range (not copied) when the file is inside
-  // the graph's folder and the offset is a multiple of kExternalAlignment
-  // (what LoadGraph maps in place); an error otherwise, so a caller never
+  // the graph's folder and the offset is a multiple of
+  // ExternalMapAlignment(dtype) (what LoadGraph maps in place); an error otherwise, so a caller never
   // silently gets a copy it meant to avoid.
   std::map<const std::byte*, FileRange> in_place;
   // Files in the graph's folder whose bytes constants may already be mapped
@@ -75,7 +75,18 @@ struct SaveOptions {
   std::vector<std::string> reference_files;
 };
 
+// Writers put external data at multiples of kExternalAlignment (cache
+// lines). LoadGraph maps a tensor's external data in place (no copy) when
+// its offset is a multiple of ExternalMapAlignment(dtype), the element's own
+// alignment (4 for f32/i32; 2 for f16, bf16 and q8_0, whose blocks begin with
+// an f16 scale), so that checkpoints (safetensors: 8-byte aligned data, GGUF:
+// 32) are used where they lie; other offsets are copied. Backends that read
+// host memory in place check their own alignment (BackendLimits::
+// host_import_alignment) and upload the rest.
 inline constexpr int64_t kExternalAlignment = 64;
+inline int64_t ExternalMapAlignment(DType dtype) {
+  return dtype == DType::kF32 || dtype == DType::kI32 ? 4 : 2;
+}
 
 // Reads and checks a graph file. External data is memory-mapped read-only;
 // the mapping lives as long as any constant that points into it.

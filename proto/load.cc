@@ -157,8 +157,8 @@ absl::Status Loader::ConvertData(pb::Tensor& in, int64_t bytes, TensorInfo& out)
                                 ", beyond the end of \"", ext.path(), "\" (", (*file)->size(), " bytes)"));
   }
   const std::byte* data = bytes > 0 ? (*file)->data() + ext.offset() : nullptr;
-  if (ext.offset() % kExternalAlignment != 0) {
-    // Kernels may assume aligned weights; copying is the rare, safe path.
+  if (ext.offset() % static_cast<uint64_t>(ExternalMapAlignment(out.dtype)) != 0) {
+    // Not even element-aligned: a copy is the safe path.
     out.constant = ConstantData::Copy(data, static_cast<size_t>(bytes));
     return absl::OkStatus();
   }

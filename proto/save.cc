@@ -86,8 +86,9 @@ absl::StatusOr<std::string> InPlacePath(const std::string& graph_path, const Ten
     return absl::InvalidArgumentError(absl::StrCat("constant ", Describe(t), " cannot refer to \"", range.path,
                                                    "\" at offset ", range.offset, ": ", why));
   };
-  if (range.offset % kExternalAlignment != 0) {
-    return fail(absl::StrCat("the offset is not a multiple of ", kExternalAlignment));
+  const uint64_t align = static_cast<uint64_t>(ExternalMapAlignment(t.dtype));
+  if (range.offset % align != 0) {
+    return fail(absl::StrCat("the offset is not a multiple of ", align, " (", DTypeName(t.dtype), ")"));
   }
   std::error_code ec;
   const fs::path folder = fs::weakly_canonical(fs::absolute(fs::path(graph_path)).parent_path(), ec);
