@@ -27,6 +27,10 @@ struct FaConfig {
   size_t local_bytes = 0;
 };
 
+// NK in flash_attn_dec.cl: keys per work-item per tile, 4 (default) or 8
+// (KILN_OPENCL_FA_NK, to measure).
+int FaDecodeKeys() { return EnvInt("KILN_OPENCL_FA_NK", 4) == 8 ? 8 : 4; }
+
 FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
   FaConfig c;
   const int64_t dmax = std::max(Dk, Dv);
@@ -41,7 +45,7 @@ FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
     c.decode = true;
     c.QR = 4;
     const int tpk = c.D / 8, kpp = kFaWorkGroup / tpk;
-    c.BC = kpp * 4;
+    c.BC = kpp * FaDecodeKeys();
     const size_t ns = size_t(c.BC) * c.QR;
     c.local_bytes = sizeof(float) * (size_t(tpk) * (ns + 1) + 2 * ns + size_t(kpp) * c.QR * (2 + c.D));
     return c;
@@ -136,7 +140,7 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
     // The fast program: f16 or bf16 K and V (cache types) in aligned rows.
     const DType kt = k.info->dtype;
     const bool fast = (kt == DType::kF16 || kt == DType::kBF16) && v.info->dtype == kt && Rows16(k) && Rows16(v);
-    options = absl::StrCat(dopt, " -DQR=", c.QR);
+    options = absl::StrCat(dopt, " -DQR=", c.QR, FaDecodeKeys() == 4 ? "" : " -DNK=8");
     if (fast) absl::StrAppend(&options, " -DKDT=", int(kt), " -DVDT=", int(kt), " -DVEC=1", PtxOption(*ctx.device));
   } else {
     options = absl::StrCat(dopt, " -DQR=", c.QR, " -DBC=", c.BC);

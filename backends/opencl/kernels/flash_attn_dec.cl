@@ -29,11 +29,20 @@
 #define WG 128
 #define TPK (D / 8)     // work-items per key
 #define KPP (WG / TPK)  // keys per pass of the work-group
-#define NK 4            // keys per work-item per tile
+#ifndef NK
+#define NK 4  // keys per work-item per tile
+#endif
 #define BC (KPP * NK)   // keys per tile
 #define NS (BC * QR)    // scores per tile
 #ifndef VEC
 #define VEC 0
+#endif
+// Unrolled on NVIDIA (register arrays indexed by constants); PoCL's
+// work-group compiler takes minutes over the unrolled body, so not there.
+#ifdef KILN_PTX
+#define KILN_UNROLL _Pragma("unroll")
+#else
+#define KILN_UNROLL
 #endif
 #ifdef KDT
 #define KD KDT
@@ -105,6 +114,7 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
   __local float mvl[NS], sc[NS];   // mask values, final scores: [key][row]
   __local float ml[KPP][QR][2];    // per key group (m, l)
   __local float ob[KPP][QR * D];   // per key group o, weighted
+  __local int tile_live[3];        // see the KV loop
 
   const int lid = get_local_id(0);
   const int s = lid % TPK, kg = lid / TPK;
@@ -121,7 +131,7 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
   int ri[QR], rh[QR];
   float8 qv[QR], o[QR];
   float m[QR], l[QR];
-#pragma unroll
+KILN_UNROLL
   for (int r = 0; r < QR; ++r) {
     const int rr = rb * QR + r;
     ri[r] = rr / G;
@@ -145,43 +155,62 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
   const long kbase = k_off + (long)b * ks.x + (long)kvh * ks.z;
   const long vbase = v_off + (long)b * vs.x + (long)kvh * vs.z;
 
-  for (int j0 = j_begin; j0 < j_end; j0 += BC) {
+  // One mask row for the whole block (one query's heads, a mask shared by
+  // heads): each key's mask value is read once, not once per row.
+  const bool one_mask_row = ms.y == 0 && ri[0] == ri[QR - 1];
+  // Whether any key of tile t is live for any row: tile_live[t % 3], set
+  // before the tile's first barrier, read after it, reset by work-item 0
+  // two tiles ahead (when every work-item has read its last value).
+  if (lid < 3) tile_live[lid] = 0;
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  int tile = 0;
+  for (int j0 = j_begin; j0 < j_end; j0 += BC, ++tile) {
+    if (lid == 0) tile_live[(tile + 1) % 3] = 0;
     // Mask values of this work-item's keys, then its K/V loads, all issued
     // before any is used.
     float mv[NK][QR];
     raw8 kr[NK], vr[NK];
-#pragma unroll
+    bool any_live = false;
+    KILN_UNROLL
     for (int x = 0; x < NK; ++x) {
       const int c = kg + KPP * x, j = j0 + c;
       bool live = false;
-#pragma unroll
+      float first = 0.0f;
+      if (has_mask && one_mask_row && j < j_end) {
+        first = ld(mask, mdt, m_off + (long)b * ms.x + (long)ri[0] * ms.z + (long)j * ms.w);
+      }
+      KILN_UNROLL
       for (int r = 0; r < QR; ++r) {
         float val = -INFINITY;
         if (j < j_end && ri[r] < Sq && !(causal && j > ri[r] + causal_shift)) {
-          val = has_mask ? ld(mask, mdt, m_off + (long)b * ms.x + (long)rh[r] * ms.y + (long)ri[r] * ms.z +
-                                             (long)j * ms.w)
-                         : 0.0f;
+          if (!has_mask) val = 0.0f;
+          else if (one_mask_row) val = first;
+          else val = ld(mask, mdt, m_off + (long)b * ms.x + (long)rh[r] * ms.y + (long)ri[r] * ms.z + (long)j * ms.w);
         }
         mv[x][r] = val;
         live |= val != -INFINITY;
       }
+      any_live |= live;
       // Slices past Dk (Dv) in the bucket read nothing and stay 0.
       kr[x].a = kr[x].b = vr[x].a = vr[x].b = (uint4)(0u);
       if (live && kn > 0) kr[x] = load8(k, KD, kbase + (long)j * ks.y, d0, kn);
       if (live && vn > 0) vr[x] = load8(v, VD, vbase + (long)j * vs.y, d0, vn);
     }
-#pragma unroll
+KILN_UNROLL
     for (int x = 0; x < NK; ++x) {
       const float8 kf = cvt8(kr[x], KD);
       const int c = kg + KPP * x;
-#pragma unroll
+KILN_UNROLL
       for (int r = 0; r < QR; ++r) red[s][c * QR + r] = dot8(qv[r], kf);
       if (s == 0) {
-#pragma unroll
+KILN_UNROLL
         for (int r = 0; r < QR; ++r) mvl[c * QR + r] = mv[x][r];
       }
     }
+    if (any_live) tile_live[tile % 3] = 1;
     barrier(CLK_LOCAL_MEM_FENCE);
+    if (!tile_live[tile % 3]) continue;  // uniform: a tile masked for the whole block costs one barrier
     for (int e = lid; e < NS; e += WG) {
       const float mval = mvl[e];
       float score = -INFINITY;
@@ -198,10 +227,10 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
     // Online softmax over this work-item's keys of the tile: the new row
     // maxima first, then each key's V converted once for all rows.
     float mn[QR];
-#pragma unroll
+KILN_UNROLL
     for (int r = 0; r < QR; ++r) {
       float mt = -INFINITY;
-#pragma unroll
+KILN_UNROLL
       for (int x = 0; x < NK; ++x) mt = fmax(mt, sc[(kg + KPP * x) * QR + r]);
       mn[r] = fmax(m[r], mt);
       if (mt != -INFINITY) {
@@ -211,10 +240,10 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
         m[r] = mn[r];
       }
     }
-#pragma unroll
+KILN_UNROLL
     for (int x = 0; x < NK; ++x) {
       const float8 vf = cvt8(vr[x], VD);
-#pragma unroll
+KILN_UNROLL
       for (int r = 0; r < QR; ++r) {
         const float sv = sc[(kg + KPP * x) * QR + r];
         if (sv == -INFINITY) continue;
@@ -227,14 +256,14 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
 
   // Combine the KPP key groups: M = max m, L = sum l e^(m-M), O likewise.
   if (s == 0) {
-#pragma unroll
+KILN_UNROLL
     for (int r = 0; r < QR; ++r) {
       ml[kg][r][0] = m[r];
       ml[kg][r][1] = l[r];
     }
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
+KILN_UNROLL
   for (int r = 0; r < QR; ++r) {
     float M = -INFINITY;
     for (int g = 0; g < KPP; ++g) M = fmax(M, ml[g][r][0]);
