@@ -11,9 +11,10 @@
 // key row. Per tile of BC keys, each work-item loads its NK keys' K and V
 // slices at once (NK*2 loads in flight), reads the mask for them first and
 // skips the loads of a key masked for every row of the block (so masked
-// tiles and other sequences' cells cost no K/V bytes). The only exchange
-// per tile is the dot product: partial sums over the TPK slices through
-// local memory (two barriers). Each work-item keeps its own online softmax
+// tiles and other sequences' cells cost no K/V bytes); a tile masked for
+// every row of the block then costs one barrier. The only exchange per live
+// tile is the dot product: partial sums over the TPK slices through local
+// memory (two barriers). Each work-item keeps its own online softmax
 // (m, l, o) over its keys; at the end the KPP key groups are combined in
 // local memory, and the block writes the output (one split) or (o, m, l)
 // partials for flash_attn_merge.
@@ -37,8 +38,9 @@
 #ifndef VEC
 #define VEC 0
 #endif
-// Unrolled on NVIDIA (register arrays indexed by constants); PoCL's
-// work-group compiler takes minutes over the unrolled body, so not there.
+// Unrolled where KILN_PTX is set (NVIDIA's fast program: register arrays
+// indexed by constants); PoCL's work-group compiler takes minutes over the
+// unrolled body, so not elsewhere (the loops are short either way).
 #ifdef KILN_PTX
 #define KILN_UNROLL _Pragma("unroll")
 #else
