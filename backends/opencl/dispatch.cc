@@ -1,7 +1,9 @@
 #include "dispatch.h"
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cl_util.h"
 
@@ -72,6 +74,19 @@ KernelArgs& KernelArgs::i4(const Int4& v) {
 KernelArgs& KernelArgs::tensor(const TensorArg& t, cl_mem fallback) {
   mem(t.present() ? t.mem : fallback);
   return i64(t.present() ? t.offset() : 0);
+}
+
+int64_t EnvInt(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  const int64_t x = std::atoll(v);
+  return x > 0 ? x : fallback;
+}
+
+std::string PtxOption(const DeviceFacts& device) {
+  const char* v = std::getenv("KILN_OPENCL_PTX");
+  if (v && std::string_view(v) == "0") return "";
+  return absl::StrContains(device.platform_name, "NVIDIA") ? " -DKILN_PTX=1" : "";
 }
 
 void Set1D(Dispatch& d, size_t n, size_t wg) {

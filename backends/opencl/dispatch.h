@@ -104,6 +104,15 @@ void RegisterMatmulOps(std::vector<OpEntry>& ops);       // ops_matmul.cc
 void RegisterAttentionOps(std::vector<OpEntry>& ops);    // ops_attention.cc: flash_attn, gated_delta_net
 const OpEntry* FindOp(absl::string_view op);
 
+// A positive integer from the environment variable `name`, else `fallback`:
+// the kernels' tuning knobs (KILN_OPENCL_FA_SPLIT, KILN_OPENCL_GEMV_ROWS),
+// for measuring variants on a device without rebuilding.
+int64_t EnvInt(const char* name, int64_t fallback);
+
+// " -DKILN_PTX=1" where kernels may use inline PTX (an NVIDIA platform;
+// KILN_OPENCL_PTX=0 turns it off), else "". Kernels keep a portable path.
+std::string PtxOption(const DeviceFacts& device);
+
 // Round n up to a multiple of m.
 inline size_t RoundUp(size_t n, size_t m) { return (n + m - 1) / m * m; }
 // A 1-d dispatch of n work-items in groups of `wg`.

@@ -1,8 +1,11 @@
-// flash_attn (kernels/flash_attn.cl) and gated_delta_net
-// (kernels/gated_delta_net.cl). Specializations are few on purpose: head
-// dims are rounded up to a bucket (64/128/256; GDN 32..256), dtypes and
-// flags are kernel arguments, so a conformance grid or a model needs a
-// handful of programs, not one per shape.
+// flash_attn (kernels/flash_attn_dec.cl for up to 16 queries,
+// kernels/flash_attn.cl tiles for more, kernels/flash_attn_merge.cl for
+// KV splits) and gated_delta_net (kernels/gated_delta_net.cl).
+// Specializations are few on purpose: head dims are rounded up to a bucket
+// (64/128/256; GDN 32..256), flags and most dtypes are kernel arguments (the
+// decode kernel's K/V dtypes and row alignment are -D, so its loads have no
+// branch), so a conformance grid or a model needs a handful of programs, not
+// one per shape.
 #include <algorithm>
 #include <cmath>
 
@@ -14,27 +17,40 @@
 namespace kiln::opencl {
 namespace {
 
-constexpr int kFaWorkGroup = 128;  // WG in flash_attn.cl
+constexpr int kFaWorkGroup = 128;  // WG in flash_attn.cl and flash_attn_dec.cl
+constexpr int kFaDecodeMaxSq = 16;   // up to here, flash_attn_dec (rows stream K/V, no tiles)
+constexpr int kMergeDims = 32, kMergeGroups = 8;  // MC, MG in flash_attn_merge.cl
 
 struct FaConfig {
+  bool decode = false;
   int D = 0, QR = 0, BC = 0;
   size_t local_bytes = 0;
 };
 
-int64_t NextPow2(int64_t v) {
-  int64_t p = 1;
-  while (p < v) p <<= 1;
-  return p;
-}
+// NK in flash_attn_dec.cl: keys per work-item per tile, 4 (default) or 8
+// (KILN_OPENCL_FA_NK, to measure).
+int FaDecodeKeys() { return EnvInt("KILN_OPENCL_FA_NK", 4) == 8 ? 8 : 4; }
 
 FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
   FaConfig c;
   const int64_t dmax = std::max(Dk, Dv);
   c.D = dmax <= 64 ? 64 : dmax <= 128 ? 128 : 256;
-  const int64_t G = Hq / Hkv;
-  // Decode-like (few queries): one query's G heads per block, so blocks of
-  // different sequences never share tiles (masked tiles skip per sequence).
-  c.QR = Sq <= 16 ? static_cast<int>(std::clamp<int64_t>(NextPow2(G), 4, 16)) : 16;
+  if (Sq <= kFaDecodeMaxSq) {
+    // Rows are (query, head) pairs, a KV head's G heads consecutive: 4 per
+    // block share each K/V read (one query's heads for G = 4, so blocks of
+    // different sequences never share keys and masked keys skip per
+    // sequence). Work-item arrays scale with QR: 4 keeps them in registers;
+    // one QR for every shape keeps the programs few (rows past the last are
+    // idle).
+    c.decode = true;
+    c.QR = 4;
+    const int tpk = c.D / 8, kpp = kFaWorkGroup / tpk;
+    c.BC = kpp * FaDecodeKeys();
+    const size_t ns = size_t(c.BC) * c.QR;
+    c.local_bytes = sizeof(float) * (size_t(tpk) * (ns + 1) + 2 * ns + size_t(kpp) * c.QR * (2 + c.D));
+    return c;
+  }
+  c.QR = 16;
   if (c.D == 256) c.QR = std::min(c.QR, 8);
   c.BC = c.D == 256 ? 16 : 32;
   c.local_bytes = sizeof(float) * (size_t(c.QR) * c.D + size_t(c.BC) * (c.D + 1) + size_t(c.BC) * c.D +
@@ -55,10 +71,23 @@ Support FlashAttnSupports(const Graph& g, const Node& n, const DeviceFacts& dev)
     return Support::No(absl::StrCat("the flash_attn tile for head dim ", c.D, " needs ", c.local_bytes,
                                     " bytes of local memory; the device has ", dev.local_mem));
   }
-  if (dev.max_work_group < kFaWorkGroup) {
-    return Support::No(absl::StrCat("needs work-groups of ", kFaWorkGroup, "; the device allows ", dev.max_work_group));
+  if (dev.max_work_group < kFaWorkGroup || dev.max_work_group < kMergeDims * kMergeGroups) {
+    return Support::No(absl::StrCat("needs work-groups of ", kMergeDims * kMergeGroups, "; the device allows ",
+                                    dev.max_work_group));
   }
   return Support::Yes();
+}
+
+// Whether every row of t starts 16 bytes aligned, for 8-element loads
+// (2-byte types: offset and strides multiples of 8 elements; f32: of 4).
+bool Rows16(const TensorArg& t) {
+  const int64_t unit = t.info->dtype == DType::kF32 ? 4 : 8;
+  if (t.info->dtype != DType::kF32 && t.info->dtype != DType::kF16 && t.info->dtype != DType::kBF16) return false;
+  if (t.offset() % unit != 0 || t.dim(-1) % 8 != 0 || t.stride(-1) != 1) return false;
+  for (int i = 0; i + 1 < t.rank(); ++i) {
+    if (t.stride(i) % unit != 0) return false;
+  }
+  return true;
 }
 
 absl::Status PrepareFlashAttn(PrepareContext& ctx) {
@@ -74,18 +103,28 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   const int64_t row_blocks = (Sq * G + c.QR - 1) / c.QR;
   const int64_t rows = B * Hkv * row_blocks;
   // Split the KV length until the device has a few work-groups per compute
-  // unit; each split keeps at least 128 keys.
+  // unit. The decode kernel's splits stay short (at most 256 keys by
+  // default): the host does not know which keys the mask leaves live, and
+  // with several sequences over one cache only their own splits have work,
+  // so long splits would leave few work-groups busy. The tiled kernel keeps
+  // splits of at least 128 keys.
   const int64_t target = 8 * std::max(1, ctx.device->compute_units);
-  int64_t nsplit = std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 127) / 128));
-  const int64_t split_len = RoundUp((Skv + nsplit - 1) / std::max<int64_t>(nsplit, 1), c.BC);
-  nsplit = std::max<int64_t>(1, (Skv + split_len - 1) / std::max<int64_t>(split_len, 1));
+  int64_t split_len = 0;
+  if (c.decode) {
+    const int64_t max_len = RoundUp(EnvInt("KILN_OPENCL_FA_SPLIT", 256), c.BC);
+    split_len = std::clamp<int64_t>(RoundUp((Skv * rows + target - 1) / target, c.BC), c.BC, max_len);
+  } else {
+    const int64_t nsplit0 =
+        std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 127) / 128));
+    split_len = RoundUp((Skv + nsplit0 - 1) / nsplit0, c.BC);
+  }
+  const int64_t nsplit = std::max<int64_t>(1, (Skv + split_len - 1) / split_len);
   cl_mem part = ctx.dummy;
   if (nsplit > 1) {
     auto s = ctx.Scratch(sizeof(float) * size_t(nsplit * B * Sq * Hq * (c.D + 2)));
     if (!s.ok()) return s.status();
     part = *s;
   }
-  const std::string options = absl::StrCat("-DD=", c.D, " -DQR=", c.QR, " -DBC=", c.BC);
   Int4 ms{0, 0, 0, 0};
   if (mask.present()) {
     ms = {mask.dim(0) == 1 ? 0 : mask.stride(0), mask.dim(1) == 1 ? 0 : mask.stride(1), mask.stride(2),
@@ -93,7 +132,20 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   }
   const double max_bias = ctx.node->GetFloat("max_bias");
   const int64_t n_alibi = int64_t{1} << static_cast<int>(std::floor(std::log2(static_cast<double>(Hq))));
-  auto d = ctx.Add("flash_attn", options, "flash_attn");
+  const std::string dopt = absl::StrCat("-DD=", c.D);
+  std::string options;
+  const char* kernel = "flash_attn";
+  if (c.decode) {
+    kernel = "flash_attn_dec";
+    // The fast program: f16 or bf16 K and V (cache types) in aligned rows.
+    const DType kt = k.info->dtype;
+    const bool fast = (kt == DType::kF16 || kt == DType::kBF16) && v.info->dtype == kt && Rows16(k) && Rows16(v);
+    options = absl::StrCat(dopt, " -DQR=", c.QR, FaDecodeKeys() == 4 ? "" : " -DNK=8");
+    if (fast) absl::StrAppend(&options, " -DKDT=", int(kt), " -DVDT=", int(kt), " -DVEC=1", PtxOption(*ctx.device));
+  } else {
+    options = absl::StrCat(dopt, " -DQR=", c.QR, " -DBC=", c.BC);
+  }
+  auto d = ctx.Add(kernel, options, kernel);
   if (!d.ok()) return d.status();
   KernelArgs a((*d)->kernel);
   a.tensor(out, ctx.dummy).i32(int(out.info->dtype));
@@ -104,24 +156,37 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   a.tensor(sinks, ctx.dummy).i32(sinks.present()).mem(part);
   a.i32(B).i32(Sq).i32(Skv).i32(Hq).i32(Hkv).i32(Dk).i32(Dv);
   a.f32(EffectiveScale(*ctx.node, Dk)).f32(ctx.node->GetFloat("softcap")).f32(max_bias).i32(n_alibi);
-  // Vector loads of K/V rows when no q8_0 and whole float4s stay in a row.
-  const bool vec4 = k.info->dtype != DType::kQ8_0 && v.info->dtype != DType::kQ8_0 && Dk % 4 == 0 &&
-                    Dv % 4 == 0 && c.D % 4 == 0;
-  a.i32(ctx.node->GetBool("causal")).i32(nsplit).i32(split_len).i32(row_blocks).i32(vec4);
+  a.i32(ctx.node->GetBool("causal")).i32(nsplit).i32(split_len).i32(row_blocks);
+  if (!c.decode) {
+    // Vector loads of K/V rows when no q8_0 and whole float4s stay in a row.
+    const bool vec4 = k.info->dtype != DType::kQ8_0 && v.info->dtype != DType::kQ8_0 && Dk % 4 == 0 &&
+                      Dv % 4 == 0 && c.D % 4 == 0;
+    a.i32(vec4);
+  }
   (*d)->work_dim = 2;
   (*d)->local = {size_t(kFaWorkGroup), 1, 1};
   (*d)->global = {size_t(rows) * kFaWorkGroup, size_t(nsplit), 1};
   if (!a.status().ok()) return a.status();
   if (nsplit > 1) {
-    auto m = ctx.Add("flash_attn", options, "flash_attn_merge");
+    auto m = ctx.Add("flash_attn_merge", dopt, "flash_attn_merge");
     if (!m.ok()) return m.status();
     KernelArgs b((*m)->kernel);
     b.tensor(out, ctx.dummy).i32(int(out.info->dtype)).mem(part).tensor(sinks, ctx.dummy).i32(sinks.present());
     b.i32(B).i32(Sq).i32(Hq).i32(Dv).i32(nsplit);
-    Set1D(**m, B * Sq * Hq * Dv);
+    (*m)->work_dim = 1;
+    (*m)->local = {size_t(kMergeDims * kMergeGroups), 1, 1};
+    (*m)->global = {size_t(B * Sq * Hq * ((Dv + kMergeDims - 1) / kMergeDims)) * kMergeDims * kMergeGroups, 1, 1};
     return b.status();
   }
   return absl::OkStatus();
+}
+
+constexpr int kGdnColumns = 16;  // VC in gated_delta_net.cl: value columns per work-group
+
+// VC: 8, 16 (default) or 32, KILN_OPENCL_GDN_VC to measure others.
+int GdnColumns() {
+  const int64_t v = EnvInt("KILN_OPENCL_GDN_VC", kGdnColumns);
+  return v == 8 || v == 32 ? static_cast<int>(v) : kGdnColumns;
 }
 
 int GdnBucket(int64_t K) { return K <= 32 ? 32 : K <= 64 ? 64 : K <= 128 ? 128 : 256; }
@@ -141,7 +206,10 @@ absl::Status PrepareGdn(PrepareContext& ctx) {
   const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3), Hv = v.dim(2), V = v.dim(3);
   if (B * Hv * V == 0) return absl::OkStatus();
   const bool kda = GdnIsKda(g.rank());
-  auto d = ctx.Add("gated_delta_net", absl::StrCat("-DKB=", GdnBucket(K)), "gdn_recurrent");
+  const int vc = GdnColumns();
+  auto d = ctx.Add("gated_delta_net",
+                   absl::StrCat("-DKB=", GdnBucket(K), vc == kGdnColumns ? "" : absl::StrCat(" -DVC=", vc)),
+                   "gdn_recurrent");
   if (!d.ok()) return d.status();
   auto s3 = [](const TensorArg& t) { return Int4{t.stride(0), t.stride(1), t.stride(2), 0}; };
   KernelArgs a((*d)->kernel);
@@ -155,7 +223,7 @@ absl::Status PrepareGdn(PrepareContext& ctx) {
   a.i32(B).i32(T).i32(Hk).i32(Hv).i32(K).i32(V).f32(EffectiveScale(*ctx.node, K));
   a.i32(ctx.node->GetBool("l2norm_qk")).i32(GdnHeadMapOf(*ctx.node) == GdnHeadMap::kTiled);
   (*d)->local = {128, 1, 1};
-  (*d)->global = {size_t(B * Hv * ((V + 31) / 32)) * 128, 1, 1};
+  (*d)->global = {size_t(B * Hv * ((V + vc - 1) / vc)) * 128, 1, 1};
   return a.status();
 }
 

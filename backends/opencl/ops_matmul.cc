@@ -1,7 +1,7 @@
 // linear and matmul (kernels/matmul.cl): a GEMV for a few rows of x (decode:
-// memory bound, W read once, 8 values per load; the weight dtype is a -D so
-// the inner loop has no dtype branch) and a local-memory tiled GEMM for the
-// rest.
+// memory bound, W read once, 16-byte loads where rows are aligned; the
+// weight dtype is a -D so the inner loop has no dtype branch) and a
+// local-memory tiled GEMM for the rest.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -12,13 +12,31 @@ namespace {
 
 constexpr int kGemvMaxRows = 4;  // MAXM in matmul.cl
 
-// The GEMV's weight and x dtypes; f16 weights with f32 x are the program's
-// default, so the GEMM program serves them too.
-std::string GemvOptions(DType w, DType x) {
+// GR in matmul.cl: rows of W per work-group (1, 2, 4 or 8).
+int GemvRows() {
+  static const int rows = [] {
+    const int64_t r = EnvInt("KILN_OPENCL_GEMV_ROWS", 4);
+    return r == 1 || r == 2 || r == 8 ? static_cast<int>(r) : 4;
+  }();
+  return rows;
+}
+
+// The GEMV's options: weight and x dtypes (f16 W, f32 x are the program's
+// default, so the GEMM program serves them too) and VEC when W's and x's
+// rows are 16-byte aligned with K a multiple of 8 (aligned vector loads).
+std::string GemvOptions(const TensorArg& w, const TensorArg& x, const Int4& xstr, const DeviceFacts& dev) {
+  const DType wd = w.info->dtype, xd = x.info->dtype;
   std::string o;
-  if (w != DType::kF16) absl::StrAppend(&o, "-DWDT=", static_cast<int>(w));
-  if (x != DType::kF32) absl::StrAppend(&o, o.empty() ? "" : " ", "-DXDT=", static_cast<int>(x));
-  return o;
+  if (wd != DType::kF16) absl::StrAppend(&o, " -DWDT=", static_cast<int>(wd));
+  if (xd != DType::kF32) absl::StrAppend(&o, " -DXDT=", static_cast<int>(xd));
+  auto unit = [](DType t) { return t == DType::kF32 ? 4 : t == DType::kF16 || t == DType::kBF16 ? 8 : 0; };
+  const int64_t K = x.dim(-1);
+  bool vec = unit(wd) > 0 && unit(xd) > 0 && K % 8 == 0 && w.offset() % unit(wd) == 0 &&
+             w.stride(0) % unit(wd) == 0 && w.stride(1) == 1 && x.offset() % unit(xd) == 0 && x.stride(-1) == 1;
+  for (int i = 0; vec && i < 4; ++i) vec = xstr[i] % unit(xd) == 0;
+  if (vec) absl::StrAppend(&o, " -DVEC=1", PtxOption(dev));
+  if (GemvRows() != 4) absl::StrAppend(&o, " -DGR=", GemvRows());
+  return o.empty() ? o : o.substr(1);
 }
 
 void SetGemm(Dispatch& d, int64_t M, int64_t N, int64_t Z) {
@@ -41,13 +59,13 @@ absl::Status PrepareLinear(PrepareContext& ctx) {
   }
   const DType wdt = w.info->dtype;
   if (M <= kGemvMaxRows) {
-    auto d = ctx.Add("matmul", GemvOptions(wdt, x.info->dtype), "gemv");
+    auto d = ctx.Add("matmul", GemvOptions(w, x, rstr, *ctx.device), "gemv");
     if (!d.ok()) return d.status();
     KernelArgs a((*d)->kernel);
     a.tensor(y, ctx.dummy).tensor(x, ctx.dummy).i4(rdims).i4(rstr).i32(int(x.info->dtype));
     a.tensor(w, ctx.dummy).i64(w.stride(0)).tensor(bias, ctx.dummy).i32(bias.present()).i32(M).i32(N).i32(K);
     (*d)->local = {128, 1, 1};
-    (*d)->global = {size_t(N) * 128, 1, 1};
+    (*d)->global = {size_t((N + GemvRows() - 1) / GemvRows()) * 128, 1, 1};
     return a.status();
   }
   auto d = ctx.Add("matmul", "", "gemm");

@@ -19,6 +19,33 @@ inline ushort f32_to_bf16(float f) {
   return (ushort)(u >> 16);
 }
 
+// f16 bits -> f32 without cl_khr_fp16 (normal, subnormal, inf and NaN).
+// KILN_PTX (NVIDIA, set by the host): the PTX conversion instruction, two
+// halves per call; otherwise bit arithmetic.
+inline float h2f(uint h) {
+  const uint em = h & 0x7fffu;
+  float f = as_float(em << 13) * 0x1.0p112f;
+  if (em >= 0x7c00u) f = as_float((em << 13) | 0x7f800000u);
+  return as_float(as_uint(f) | ((h & 0x8000u) << 16));
+}
+#ifdef KILN_PTX
+inline float2 h2f2(uint u) {
+  float a, b;
+  asm("{\n\t.reg .b16 lo, hi;\n\tmov.b32 {lo, hi}, %2;\n\tcvt.f32.f16 %0, lo;\n\tcvt.f32.f16 %1, hi;\n\t}"
+      : "=f"(a), "=f"(b)
+      : "r"(u));
+  return (float2)(a, b);
+}
+#else
+inline float2 h2f2(uint u) { return (float2)(h2f(u & 0xffffu), h2f(u >> 16)); }
+#endif
+inline float8 h2f8(uint4 u) { return (float8)(h2f2(u.x), h2f2(u.y), h2f2(u.z), h2f2(u.w)); }
+// bf16 bits (8 packed in a uint4) -> f32.
+inline float8 b2f8(uint4 u) {
+  return (float8)(as_float(u.x << 16), as_float(u.x & 0xffff0000u), as_float(u.y << 16), as_float(u.y & 0xffff0000u),
+                  as_float(u.z << 16), as_float(u.z & 0xffff0000u), as_float(u.w << 16), as_float(u.w & 0xffff0000u));
+}
+
 // Element i (elements of dtype dt from p). i32 converts to float.
 inline float ld(gin p, int dt, long i) {
   if (dt == DT_F32) return ((__global const float*)p)[i];

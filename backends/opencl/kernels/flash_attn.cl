@@ -10,8 +10,8 @@
 // (zero-padded to the bucket D), scores and an online softmax follow, and a
 // masked (p == 0) cell never multiplies V, so NaN in unwritten cache cells
 // cannot reach the output. With one split the work-group writes the output;
-// with several, it writes (o, m, l) partials and flash_attn_merge combines
-// them (and the sinks).
+// with several, it writes (o, m, l) partials and flash_attn_merge
+// (flash_attn_merge.cl) combines them (and the sinks).
 //
 // -D D (bucket >= Dk, Dv), QR (rows per block), BC (keys per tile).
 #define WG 128
@@ -196,35 +196,4 @@ void flash_attn(gout out, long o_off, int odt, gin q, long q_off, int4 qs, int q
       }
     }
   }
-}
-
-// Combines the splits' partials: one work-item per output element.
-__kernel void flash_attn_merge(gout out, long o_off, int odt, __global const float* part, gin sinks, long s_off,
-                               int has_sinks, int B, int Sq, int Hq, int dv, int nsplit) {
-  const long g = get_global_id(0);
-  if (g >= (long)B * Sq * Hq * dv) return;
-  const int d = (int)(g % dv);
-  const long row = g / dv;  // (b, i, h)
-  const int h = (int)(row % Hq);
-  const long stride = (long)B * Sq * Hq * (D + 2);
-  float M = -INFINITY, sink = -INFINITY;
-  for (int s = 0; s < nsplit; ++s) M = fmax(M, part[s * stride + row * (D + 2) + D]);
-  if (has_sinks) {
-    sink = ((__global const float*)sinks)[s_off + h];
-    M = fmax(M, sink);
-  }
-  float val = 0.0f;
-  if (M != -INFINITY) {
-    float num = 0.0f, den = has_sinks ? exp(sink - M) : 0.0f;
-    for (int s = 0; s < nsplit; ++s) {
-      const long P = s * stride + row * (D + 2);
-      const float m = part[P + D];
-      if (m == -INFINITY) continue;
-      const float w = exp(m - M);
-      num += part[P + d] * w;
-      den += part[P + D + 1] * w;
-    }
-    val = den == 0.0f ? 0.0f : num / den;
-  }
-  st(out, odt, o_off + g, val);
 }

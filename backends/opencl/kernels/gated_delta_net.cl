@@ -2,16 +2,19 @@
 // row, value head, block of VC value columns) keeps its K x VC slice of the
 // state in registers for all T tokens (KSPLIT work-items per column, RPT key
 // rows each), so the state is read and written once. Per token, one
-// local-memory reduction gives both u = S^T k and w = S^T q of the decayed
-// state; the output uses S'^T q = w + d (k.q), so the update needs no second
+// local-memory reduction gives u = S^T k and w = S^T q of the decayed state
+// and the norms of q and k (each work-item sums only its RPT rows); the
+// output uses S'^T q = w + d (k.q), so the update needs no second
 // reduction. final_state may alias state: each work-item reads its elements
 // before the loop and writes the same ones after it.
 //
 // -D KB (bucket >= K: 32, 64, 128, 256).
-#define VC 32
-#define KSPLIT 4
+#ifndef VC
+#define VC 16  // value columns per work-group
+#endif
+#define KSPLIT (128 / VC)  // work-items per column
 #define WG (VC * KSPLIT)
-#define RPT (KB / KSPLIT)
+#define RPT (KB / KSPLIT)  // key rows per work-item
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gin k, long k_off, int4 kst, int kdt,
@@ -20,7 +23,7 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
                    int4 ss, int has_state, __global float* fstate, long f_off, int B, int T, int Hk, int Hv, int K,
                    int V, float scale, int l2norm, int tiled) {
   __local float qv[KB], kv[KB], gk[KB];
-  __local float red_u[KSPLIT][VC], red_w[KSPLIT][VC];
+  __local float red[5][KSPLIT][VC];  // u, w and the three norms' partials
   __local float dcol[VC];
   const int lid = get_local_id(0);
   const int ncb = (V + VC - 1) / VC;
@@ -32,6 +35,7 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
   const bool jv = j < V;
 
   float s[RPT];
+#pragma unroll
   for (int r = 0; r < RPT; ++r) {
     const int i = ksi * RPT + r;
     s[r] = (has_state && jv && i < K)
@@ -47,48 +51,63 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
       kv[e] = e < K ? ld(k, kdt, kb + e) : 0.0f;
       if (kda) gk[e] = e < K ? exp(g[gb + (long)e * gs.w]) : 1.0f;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float rq = 1.0f, rk = 1.0f, kq = 0.0f;
-    {
-      float nq = 0.0f, nk = 0.0f;
-      for (int i = 0; i < KB; ++i) {
-        nq = fma(qv[i], qv[i], nq);
-        nk = fma(kv[i], kv[i], nk);
-        kq = fma(kv[i], qv[i], kq);
-      }
-      if (l2norm) {
-        rq = 1.0f / sqrt(nq + 1e-6f);
-        rk = 1.0f / sqrt(nk + 1e-6f);
-      }
-    }
+    // Loaded now, used after the reduction: their latency overlaps it.
+    const float bt = beta[be_off + (long)b * bes.x + (long)t * bes.y + (long)hv * bes.z];
+    const float vj = (ksi == 0 && jv) ? ld(v, vdt, v_off + (long)b * vst.x + (long)t * vst.y + (long)hv * vst.z + j) : 0.0f;
     const float decay = kda ? 1.0f : exp(g[gb]);
-    float up = 0.0f, wp = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    // u = S^T k and w = S^T q of the decayed state, and |q|^2, |k|^2, k.q,
+    // each as KSPLIT partial sums over this work-item's key rows.
+    float up = 0.0f, wp = 0.0f, nq = 0.0f, nk = 0.0f, kq = 0.0f;
+#pragma unroll
     for (int r = 0; r < RPT; ++r) {
       const int i = ksi * RPT + r;
+      const float ki = kv[i], qi = qv[i];
       s[r] *= kda ? gk[i] : decay;
-      up = fma(s[r], kv[i], up);
-      wp = fma(s[r], qv[i], wp);
+      up = fma(s[r], ki, up);
+      wp = fma(s[r], qi, wp);
+      nq = fma(qi, qi, nq);
+      nk = fma(ki, ki, nk);
+      kq = fma(ki, qi, kq);
     }
-    red_u[ksi][col] = up * rk;
-    red_w[ksi][col] = wp * rq;
+    red[0][ksi][col] = up;
+    red[1][ksi][col] = wp;
+    if (col == 0) {
+      red[2][ksi][0] = nq;
+      red[3][ksi][0] = nk;
+      red[4][ksi][0] = kq;
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (ksi == 0) {
-      float u = 0.0f, w = 0.0f;
+    float rq = 1.0f, rk = 1.0f;
+    {
+      float sq = 0.0f, sk = 0.0f;
       for (int x = 0; x < KSPLIT; ++x) {
-        u += red_u[x][col];
-        w += red_w[x][col];
+        sq += red[2][x][0];
+        sk += red[3][x][0];
       }
-      const float bt = beta[be_off + (long)b * bes.x + (long)t * bes.y + (long)hv * bes.z];
-      const float vj = jv ? ld(v, vdt, v_off + (long)b * vst.x + (long)t * vst.y + (long)hv * vst.z + j) : 0.0f;
-      const float d = bt * (vj - u);
+      if (l2norm) {
+        rq = 1.0f / sqrt(sq + 1e-6f);
+        rk = 1.0f / sqrt(sk + 1e-6f);
+      }
+    }
+    if (ksi == 0) {
+      float u = 0.0f, w = 0.0f, kqs = 0.0f;
+      for (int x = 0; x < KSPLIT; ++x) {
+        u += red[0][x][col];
+        w += red[1][x][col];
+        kqs += red[4][x][0];
+      }
+      const float d = bt * (vj - u * rk);
       dcol[col] = d;
-      if (jv) st(out, vdt, o_off + (((long)b * T + t) * Hv + hv) * V + j, scale * (w + d * kq * rq * rk));
+      if (jv) st(out, vdt, o_off + (((long)b * T + t) * Hv + hv) * V + j, scale * (w * rq + d * kqs * rq * rk));
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     const float d = dcol[col] * rk;
+#pragma unroll
     for (int r = 0; r < RPT; ++r) s[r] = fma(kv[ksi * RPT + r], d, s[r]);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
+#pragma unroll
   for (int r = 0; r < RPT; ++r) {
     const int i = ksi * RPT + r;
     if (jv && i < K) fstate[f_off + (((long)b * Hv + hv) * K + i) * V + j] = s[r];

@@ -1,8 +1,8 @@
 // Matrix products into a contiguous f32 output:
 //   gemm: Y[z][m][n] = sum_k A(z,m,k) B(z,k,n) (+ bias[n]), 64x64 output tiles
 //         through local memory (16x16 work-items, 4x4 outputs each);
-//   gemv: linear for a few rows of x (decode): one work-group per output
-//         column n reads W's row n once, 8 values per load, for all rows.
+//   gemv: linear for a few rows of x (decode): W read once, GR rows of it
+//         per work-group, 16-byte loads where aligned, for all rows of x.
 // A's rows are addressed through row dims/strides (linear: every outer dim
 // of x is a row); B is W^T for linear (q8_0: element (k,n) in W's row n at
 // byte offset b_off + n*b_sn).
@@ -72,36 +72,64 @@ void gemm(__global float* y, long y_off, gin a, long a_off, int4 a_rdims, int4 a
 #ifndef XDT
 #define XDT DT_F32  // x's dtype: compile-time too, so the inner loop has no branch
 #endif
+#ifndef VEC
+#define VEC 0  // 1: W and x rows 16-byte aligned, K a multiple of 8 (the host checked)
+#endif
+#ifndef GR
+#define GR 4  // rows of W (outputs) per work-group
+#endif
 #define GWG 128
+#define TPR (GWG / GR)  // work-items per row of W
 #define MAXM 4
+#define GU 8    // 8-element loads of W per work-item issued together
+#define GU2 16  // the same for 2-byte weights held raw (VEC)
 
+// 8 elements from element i. VEC: one 16-byte load (two for f32) from an
+// address the host checked is aligned; otherwise vload (element alignment).
 inline float8 ld8(gin p, int dt, long i) {
+#if VEC
+  if (dt == DT_F32) {
+    const __global float4* f = (const __global float4*)(p + 4 * i);
+    return (float8)(f[0], f[1]);
+  }
+  const uint4 u = *(const __global uint4*)(p + 2 * i);
+  return dt == DT_F16 ? h2f8(u) : b2f8(u);
+#else
   if (dt == DT_F32) return vload8(0, (__global const float*)p + i);
   if (dt == DT_F16) return vload_half8(0, (__global const half*)p + i);
   const ushort8 u = vload8(0, (__global const ushort*)p + i);
   return as_float8(convert_uint8(u) << 16);
+#endif
 }
 inline float dot8(float8 a, float8 b) {
   return dot(a.lo.lo, b.lo.lo) + dot(a.lo.hi, b.lo.hi) + dot(a.hi.lo, b.hi.lo) + dot(a.hi.hi, b.hi.hi);
 }
 
+// GEMV: GR rows of W per work-group, TPR consecutive work-items per row
+// (consecutive 16-byte pieces of it), GU loads each in flight; the partial
+// sums of a row meet in one local reduction.
 __kernel __attribute__((reqd_work_group_size(GWG, 1, 1)))
 void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x_rstr, int xdt_unused, gin w, long w_off, long w_row,
           gin bias, long bias_off, int has_bias, int M, int N, int K) {
-  __local float red[MAXM][GWG];
-  const int n = get_group_id(0);
+  __local float red[MAXM * GR][TPR + 1];
   const int l = get_local_id(0);
+  const int r = l / TPR, t = l % TPR;
+  const int n = get_group_id(0) * GR + r;
+  const bool nv = n < N;
+  const long row = w_off + (long)(nv ? n : 0) * w_row;
   long xr[MAXM];
+#pragma unroll
   for (int m = 0; m < MAXM; ++m) xr[m] = m < M ? x_off + dot4(unravel(m, x_rdims), x_rstr) : 0;
   float acc[MAXM];
+#pragma unroll
   for (int m = 0; m < MAXM; ++m) acc[m] = 0.0f;
 #if WDT == DT_Q8
-  const long row = w_off + (long)n * w_row;
-  for (int blk = l; blk < K / 32; blk += GWG) {
+  for (int blk = t; blk < K / 32; blk += TPR) {
     const long base = row + (long)blk * 34;
     const float d = vload_half(0, (__global const half*)(w + base));
     const float16 q0 = convert_float16(vload16(0, (__global const char*)(w + base + 2)));
     const float16 q1 = convert_float16(vload16(0, (__global const char*)(w + base + 18)));
+#pragma unroll
     for (int m = 0; m < MAXM; ++m) {
       if (m >= M) continue;
       const long k = xr[m] + blk * 32;
@@ -111,35 +139,70 @@ void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x
     }
   }
 #else
-  const long row = w_off + (long)n * w_row;
   const int K8 = K & ~7;
-  // Unrolled so that several 16-byte loads of W are in flight per work-item.
-#pragma unroll 4
-  for (int k = l * 8; k < K8; k += GWG * 8) {
+  const int step = TPR * 8;
+  int k = t * 8;
+#if VEC && WDT != DT_F32
+  // 2-byte weights: GU2 raw 16-byte pieces in flight, converted at use.
+  for (; k + (GU2 - 1) * step < K8; k += GU2 * step) {
+    uint4 wr[GU2];
+#pragma unroll
+    for (int u = 0; u < GU2; ++u) wr[u] = *(const __global uint4*)(w + 2 * (row + k + u * step));
+#pragma unroll
+    for (int u = 0; u < GU2; ++u) {
+      const float8 wv = WDT == DT_F16 ? h2f8(wr[u]) : b2f8(wr[u]);
+#pragma unroll
+      for (int m = 0; m < MAXM; ++m) {
+        if (m < M) acc[m] += dot8(wv, ld8(x, XDT, xr[m] + k + u * step));
+      }
+    }
+  }
+#endif
+  for (; k + (GU - 1) * step < K8; k += GU * step) {
+    float8 wv[GU];
+#pragma unroll
+    for (int u = 0; u < GU; ++u) wv[u] = ld8(w, WDT, row + k + u * step);
+#pragma unroll
+    for (int m = 0; m < MAXM; ++m) {
+      if (m >= M) continue;
+#pragma unroll
+      for (int u = 0; u < GU; ++u) acc[m] += dot8(wv[u], ld8(x, XDT, xr[m] + k + u * step));
+    }
+  }
+  for (; k < K8; k += step) {
     const float8 wv = ld8(w, WDT, row + k);
+#pragma unroll
     for (int m = 0; m < MAXM; ++m) {
       if (m >= M) continue;
       acc[m] += dot8(wv, ld8(x, XDT, xr[m] + k));
     }
   }
-  for (int k = K8 + l; k < K; k += GWG) {
-    const float wv = ld(w, WDT, row + k);
+  for (int kk = K8 + t; kk < K; kk += TPR) {
+    const float wv = ld(w, WDT, row + kk);
+#pragma unroll
     for (int m = 0; m < MAXM; ++m) {
       if (m >= M) continue;
-      acc[m] += wv * ld(x, XDT, xr[m] + k);
+      acc[m] += wv * ld(x, XDT, xr[m] + kk);
     }
   }
 #endif
-  for (int m = 0; m < MAXM; ++m) red[m][l] = acc[m];
+#pragma unroll
+  for (int m = 0; m < MAXM; ++m)
+    if (m < M) red[m * GR + r][t] = acc[m];
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = GWG / 2; s > 0; s >>= 1) {
-    if (l < s)
-      for (int m = 0; m < MAXM; ++m) red[m][l] += red[m][l + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (l < M) {
-    float v = red[l][0];
-    if (has_bias) v += ((__global const float*)bias)[bias_off + n];
-    y[y_off + (long)l * N + n] = v;
+  if (l < M * GR) {
+    const int m = l / GR, rr = l % GR, nn = get_group_id(0) * GR + rr;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (int u = 0; u < TPR; u += 4) {
+      s0 += red[l][u];
+      s1 += red[l][u + 1];
+      s2 += red[l][u + 2];
+      s3 += red[l][u + 3];
+    }
+    if (nn < N) {
+      float v = (s0 + s1) + (s2 + s3);
+      if (has_bias) v += ((__global const float*)bias)[bias_off + nn];
+      y[y_off + (long)m * N + nn] = v;
+    }
   }
 }
