@@ -9,6 +9,9 @@
 #include "gtest/gtest.h"
 #include "models/example_model.h"
 #include "proto/graph_io.h"
+#include "base/read_file.h"
+#include "nlohmann/json.hpp"
+#include "tools/command.h"
 #include "tools/decode_run.h"
 
 namespace kiln::models {
@@ -68,6 +71,50 @@ TEST(ModelRunTest, DecodeEntryMustBeAFileInTheSameFolder) {
   EXPECT_TRUE(absl::StrContains(bad.status().message(), "same folder")) << bad.status();
   g.metadata["model.entry.decode"] = "b.decode.kgraph";
   EXPECT_EQ(*tools::DecodeEntryPath(g, "a/b.kgraph"), "a/b.decode.kgraph");
+}
+
+// kiln bench model on a tiny model FILE: pp and tg at two depths, JSON with
+// the results and the per-op shares.
+TEST(ModelRunTest, BenchModelOnAFile) {
+  ModelConfig c;
+  c.family = Family::kQwen3_5;
+  c.name = "tiny-hybrid";
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.num_layers = 2;
+  c.intermediate_size = 48;
+  c.norm_offset_one = c.qk_norm = c.attn_output_gate = c.tie_embeddings = true;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = 16;
+  c.full_attention = {false, true};
+  c.linear_num_key_heads = 1;
+  c.linear_num_value_heads = 2;
+  c.linear_key_head_dim = c.linear_value_head_dim = 8;
+  const std::string dir = testing::TempDir() + "/kiln_bench_model";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ExampleModelOptions o;
+  o.prefill_tokens = 4;
+  o.context = 16;
+  auto files = WriteExampleModel(c, o, dir + "/h.kgraph");
+  ASSERT_TRUE(files.ok()) << files.status();
+  const std::string json = dir + "/bench.json";
+  EXPECT_EQ(tools::BenchModelCommand({files->prefill, "-n", "2", "-d", "0,8", "--json", json}), 0);
+  auto text = ReadFile(json, 1 << 20);
+  ASSERT_TRUE(text.ok()) << text.status();
+  const auto j = nlohmann::json::parse(*text);
+  ASSERT_EQ(j["results"].size(), 4u);  // pp4 and tg2 at d0 and d8
+  EXPECT_EQ(j["results"][0]["test"], "pp4");
+  EXPECT_EQ(j["results"][3]["test"], "tg2");
+  EXPECT_EQ(j["results"][3]["depth"], 8);
+  EXPECT_GT(j["results"][3]["tokens_per_s"].get<double>(), 0);
+  EXPECT_TRUE(j["op_shares"].contains("pp4@d0"));
+  EXPECT_GT(j["op_shares"]["tg2@d0"]["gdn"].get<double>(), 0);
+  // Too deep for the file's 16-cell cache; --seqs needs a NAME.
+  EXPECT_NE(tools::BenchModelCommand({files->prefill, "-n", "2", "-d", "14"}), 0);
+  EXPECT_NE(tools::BenchModelCommand({files->prefill, "--seqs", "2"}), 0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
