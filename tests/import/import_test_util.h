@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -16,7 +17,12 @@
 
 namespace kiln::import::testing {
 
-inline std::string FixturesDir() { return KILN_FIXTURES_DIR; }
+// $KILN_FIXTURES_DIR overrides the source tree's folder (to run the test
+// binary on another machine, e.g. the GPU one, with the fixtures carried).
+inline std::string FixturesDir() {
+  const char* env = std::getenv("KILN_FIXTURES_DIR");
+  return env && *env ? env : KILN_FIXTURES_DIR;
+}
 
 class TempDir {
  public:
