@@ -291,9 +291,13 @@ absl::Status RecordGdn(KernelContext& ctx) {
   // column there.
   int kp = 1;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  while (!cpu && kp * 2 <= K && V * kp * 2 <= 512) kp *= 2;
   const bool generic = ctx.facts.generic_kernels;
-  const int wg = generic ? 256 : static_cast<int>(V * kp);
+  // GPUs: 32 columns per workgroup (V / 32 workgroups per head, enough to
+  // fill the device at decode), up to 512 invocations.
+  const int64_t cols = !cpu && !generic ? std::min<int64_t>(V, 32) : V;
+  while (!cpu && kp * 2 <= K && cols * kp * 2 <= 512) kp *= 2;
+  const int wg = generic ? 256 : static_cast<int>(cols * kp);
+  const int64_t cblocks = (V + cols - 1) / cols;
   const bool kda = g.rank == 4;
   const std::vector<int32_t> shape = {static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
                                       DtCode(k.dtype()), DtCode(v.dtype()), kda ? 1 : 0, state.present() ? 1 : 0,
@@ -308,10 +312,11 @@ absl::Status RecordGdn(KernelContext& ctx) {
   spec.push_back(generic ? 0 : DtCode(out.dtype()));
   spec.push_back(wg);
   spec.push_back(generic ? 1 : 0);
+  spec.push_back(cols == V ? 0 : static_cast<int32_t>(cols));
   // CPU devices: one invocation per state column, no barriers.
   Dispatch& d = generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU
                     ? ctx.Add("gated_delta_net_columns", {}, (B * Hv * V + 31) / 32)
-                    : ctx.Add("gated_delta_net", spec, Hv, B);
+                    : ctx.Add("gated_delta_net", spec, Hv * cblocks, B);
   d.U(B).U(T).U(Hk).U(Hv).F(EffectiveScale(ctx.node, K));
   auto bthd = [&](const TensorArg& t) { d.U(t.offset).U(t.strides[0]).U(t.strides[1]).U(t.strides[2]); };
   bthd(q);

@@ -95,7 +95,8 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
   }
   Dispatch& d = ctx.Add("matmul",
                         {gemv ? 0 : 1, DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0,
-                         g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows},
+                         g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows,
+                         vec && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0},
                         gx, gy, batches);
   d.U(g.M).U(g.N).U(g.K).U(g.b1);
   d.U(g.a_off);

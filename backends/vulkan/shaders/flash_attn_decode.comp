@@ -66,19 +66,22 @@ shared float red_ml[RED * GMAX * 2];
 
 #define NINF uintBitsToFloat(0xff800000u)
 
-// 8 elements at element index o (a multiple of 8; f32: of 4) of slot N.
-#define LOAD8(N, DT, o, dst, at) { \
+// 8 elements at element index o (a multiple of 8; f32: of 4) of slot N,
+// loaded raw (f32: two vectors) and unpacked to f32 later, so that a key
+// group's loads for UNR keys are all in flight before the first use.
+#define RAW8(N, DT, o, r0, r1) { \
+    if ((DT) == DT_F32) { r0 = N##_v4[(o) >> 2]; r1 = N##_v4[((o) >> 2) + 1u]; } \
+    else { r0 = N##_v4[(o) >> 3]; r1 = uvec4(0u); } }
+#define UNPACK8(DT, r0, r1, dst, at) { \
     if ((DT) == DT_F32) { \
-      const vec4 a_ = N##_f4[(o) >> 2], b_ = N##_f4[((o) >> 2) + 1u]; \
-      dst[at + 0] = a_.x; dst[at + 1] = a_.y; dst[at + 2] = a_.z; dst[at + 3] = a_.w; \
-      dst[at + 4] = b_.x; dst[at + 5] = b_.y; dst[at + 6] = b_.z; dst[at + 7] = b_.w; \
+      for (int j_ = 0; j_ < 4; ++j_) { dst[at + j_] = uintBitsToFloat(r0[j_]); dst[at + 4 + j_] = uintBitsToFloat(r1[j_]); } \
     } else { \
-      const uvec4 w_ = N##_v4[(o) >> 3]; \
       for (int j_ = 0; j_ < 4; ++j_) { \
-        if ((DT) == DT_F16) { const vec2 h_ = unpackHalf2x16(w_[j_]); dst[at + 2 * j_] = h_.x; dst[at + 2 * j_ + 1] = h_.y; } \
-        else { dst[at + 2 * j_] = uintBitsToFloat(w_[j_] << 16); dst[at + 2 * j_ + 1] = uintBitsToFloat(w_[j_] & 0xffff0000u); } \
+        if ((DT) == DT_F16) { const vec2 h_ = unpackHalf2x16(r0[j_]); dst[at + 2 * j_] = h_.x; dst[at + 2 * j_ + 1] = h_.y; } \
+        else { dst[at + 2 * j_] = uintBitsToFloat(r0[j_] << 16); dst[at + 2 * j_ + 1] = uintBitsToFloat(r0[j_] & 0xffff0000u); } \
       } \
     } }
+const int UNR = 4;  // keys per pass of a key group
 
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4), Hkv = P(5);
@@ -135,36 +138,48 @@ void main() {
     }
     barrier();
     if (any_live == 0u) continue;  // uniform: no head sees a key of this chunk
-    // Key groups take the chunk's keys in turn; a key past the end is read
-    // clamped and has bias -inf.
-    for (uint c = slot; c < uint(WG); c += uint(KPI)) {
-      const uint j = min(j0 + c, k_end - 1u);
-      float kf[E], vf[E];
-      const uint kb = P(18) + b * P(19) + j * P(20) + kvh * P(21);
-      const uint vb = P(23) + b * P(24) + j * P(25) + kvh * P(26);
-      for (int ch = 0; ch < NCH; ++ch) {
-        const uint d = (uint(ch) * uint(LPK) + lane) * 8u;
-        LOAD8(K, DT_K, kb + d, kf, ch * 8);
-        LOAD8(V, DT_V, vb + d, vf, ch * 8);
+    // Key groups take the chunk's keys in turn, UNR at a time; a key past
+    // the end (or past the chunk) is read clamped and has bias -inf.
+    for (uint c0 = slot; c0 < uint(WG); c0 += uint(KPI * UNR)) {
+      uvec4 kr[UNR][2 * NCH], vr[UNR][2 * NCH];
+      for (int u = 0; u < UNR; ++u) {
+        const uint c = min(c0 + uint(u * KPI), uint(WG) - 1u);
+        const uint j = min(j0 + c, k_end - 1u);
+        const uint kb = P(18) + b * P(19) + j * P(20) + kvh * P(21);
+        const uint vb = P(23) + b * P(24) + j * P(25) + kvh * P(26);
+        for (int ch = 0; ch < NCH; ++ch) {
+          const uint d = (uint(ch) * uint(LPK) + lane) * 8u;
+          RAW8(K, DT_K, kb + d, kr[u][2 * ch], kr[u][2 * ch + 1]);
+          RAW8(V, DT_V, vb + d, vr[u][2 * ch], vr[u][2 * ch + 1]);
+        }
       }
-      for (int g = 0; g < GMAX; ++g) {
-        if (g >= G_) break;
-        float s = 0.0;
-        for (int e = 0; e < E; ++e) s = fma(q[g][e], kf[e], s);
-        for (int w = 1; w < LPK; w *= 2) s += subgroupShuffleXor(s, uint(w));
-        const float bias = bias_s[g * WG + int(c)];
-        if (bias == NINF) continue;  // the same for every lane of the key
-        if (F_SOFTCAP != 0) s = softcap * tanh(s / softcap);
-        s += bias;
-        const float mx = max(m[g], s);
-        const float alpha = exp(m[g] - mx);  // m = -inf: 0
-        const float p = exp(s - mx);
-        l[g] = l[g] * alpha + p;
-        m[g] = mx;
-        if (p != 0.0) {
-          for (int e = 0; e < E; ++e) acc[g][e] = fma(p, vf[e], acc[g][e] * alpha);
-        } else {
-          for (int e = 0; e < E; ++e) acc[g][e] *= alpha;
+      for (int u = 0; u < UNR; ++u) {
+        const uint c = c0 + uint(u * KPI);
+        const bool in_chunk = c < uint(WG);
+        float kf[E], vf[E];
+        for (int ch = 0; ch < NCH; ++ch) {
+          UNPACK8(DT_K, kr[u][2 * ch], kr[u][2 * ch + 1], kf, ch * 8);
+          UNPACK8(DT_V, vr[u][2 * ch], vr[u][2 * ch + 1], vf, ch * 8);
+        }
+        for (int g = 0; g < GMAX; ++g) {
+          if (g >= G_) break;
+          float s = 0.0;
+          for (int e = 0; e < E; ++e) s = fma(q[g][e], kf[e], s);
+          for (int w = 1; w < LPK; w *= 2) s += subgroupShuffleXor(s, uint(w));
+          const float bias = in_chunk ? bias_s[g * WG + int(c)] : NINF;
+          if (bias == NINF) continue;  // the same for every lane of the key
+          if (F_SOFTCAP != 0) s = softcap * tanh(s / softcap);
+          s += bias;
+          const float mx = max(m[g], s);
+          const float alpha = exp(m[g] - mx);  // m = -inf: 0
+          const float p = exp(s - mx);
+          l[g] = l[g] * alpha + p;
+          m[g] = mx;
+          if (p != 0.0) {
+            for (int e = 0; e < E; ++e) acc[g][e] = fma(p, vf[e], acc[g][e] * alpha);
+          } else {
+            for (int e = 0; e < E; ++e) acc[g][e] *= alpha;
+          }
         }
       }
     }
