@@ -166,6 +166,48 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   return true;
 }
 
+// flash_attn_cm.comp: many query rows with f16 K/V on a device with NV
+// cooperative matrices. False (nothing recorded) when the shapes are not
+// its own.
+bool RecordFlashAttnCoopmat(KernelContext& ctx) {
+  const TensorArg& q = ctx.in(kFlashAttnQ);
+  const TensorArg& k = ctx.in(kFlashAttnK);
+  const TensorArg& v = ctx.in(kFlashAttnV);
+  const TensorArg& mask = ctx.in(kFlashAttnMask);
+  const TensorArg& sinks = ctx.in(kFlashAttnSinks);
+  const TensorArg& out = ctx.out(kFlashAttnOut);
+  const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], D = q.dims[3];
+  const int64_t Skv = k.dims[1], Hkv = k.dims[2];
+  if (!HasCoopmat16(ctx.facts) || !ctx.facts.subgroup_shuffle || Sq <= kDecodeRows) return false;
+  if (k.dtype() != DType::kF16 || v.dtype() != DType::kF16 || v.dims[3] != D || D % 16 || D > 128) return false;
+  if (Skv == 0 || Skv % 32 || !DecodeLoads(k) || !DecodeLoads(v)) return false;
+  const double max_bias = ctx.node.GetFloat("max_bias");
+  const double softcap = ctx.node.GetFloat("softcap");
+  Dispatch& d = ctx.Add("flash_attn_cm",
+                        {static_cast<int32_t>(D), DtCode(q.dtype()), mask.present() ? 1 : 0,
+                         mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
+                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype())},
+                        (Sq + 63) / 64, Hq, B);
+  d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, D)).F(softcap).U(0).U(0).U(0);
+  d.U(1).U(Skv);
+  d.T(q).T(k).T(v);
+  if (mask.present()) {
+    d.U(mask.offset);
+    for (int i = 0; i < 4; ++i) d.U(mask.dims[i] == 1 ? 0 : mask.strides[i]);
+  } else {
+    for (int i = 0; i < 5; ++i) d.U(0);
+  }
+  d.T(out).U(sinks.present() ? sinks.offset : 0);
+  while (d.params.size() < 64) d.U(0);
+  if (max_bias > 0) {
+    for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
+  }
+  d.Bind(0, q).Bind(1, k).Bind(2, v).Bind(5, out);
+  if (mask.present()) d.Bind(3, mask);
+  if (sinks.present()) d.Bind(4, sinks);
+  return true;
+}
+
 absl::Status RecordFlashAttn(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kFlashAttnQ);
   const TensorArg& k = ctx.in(kFlashAttnK);
@@ -177,6 +219,7 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   const int64_t Skv = k.dims[1], Hkv = k.dims[2], Dv = v.dims[3];
   if (B * Sq * Hq == 0 || Dv == 0) return absl::OkStatus();
   if (auto decode = RecordFlashAttnDecode(ctx); !decode.ok() || *decode) return decode.status();
+  if (RecordFlashAttnCoopmat(ctx)) return absl::OkStatus();
   const int64_t gqa = Hq / Hkv;
   const bool generic = ctx.facts.generic_kernels;
   const int budget = generic ? 8 : RowBudget(Dk);

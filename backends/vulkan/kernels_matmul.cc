@@ -1,7 +1,5 @@
 // matmul and linear: GEMV for up to 8 rows (weights read once, vector loads
 // when aligned), a tiled GEMM otherwise; both in shaders/matmul.comp.
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "backends/vulkan/vk_kernels.h"
 #include "ops/op_schema.h"
@@ -23,13 +21,6 @@ Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& 
     }
   }
   return Support::Yes();
-}
-
-// matmul_cm.comp's needs: NV cooperative matrices of 16x16x16 f16 -> f32,
-// f16 arithmetic, 8 subgroups of 32 in its 256 invocations.
-bool HasCoopmatGemm(const DeviceFacts& f) {
-  if (!f.coopmat_nv || !f.float16 || f.subgroup_size != 32) return false;
-  return std::find(f.coopmat_shapes.begin(), f.coopmat_shapes.end(), "16x16x16 f16->f32") != f.coopmat_shapes.end();
 }
 
 // Rows contiguous in k and every row start a whole 16-byte vector.
@@ -61,7 +52,7 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
     vec = g.K % unit == 0 && g.b_off % unit == 0 && g.b[3] % unit == 0 && g.b[0] % unit == 0 &&
           g.b[1] % unit == 0;
   }
-  if (!gemv && HasCoopmatGemm(ctx.facts) && (bt == DType::kF16 || bt == DType::kBF16) &&
+  if (!gemv && HasCoopmat16(ctx.facts) && (bt == DType::kF16 || bt == DType::kBF16) &&
       g.A->dtype() != DType::kQ8_0) {
     // f16 products, f32 sums: within the f16/bf16 tolerance of OPS.md (A
     // is rounded to f16; bf16 B converts exactly unless out of f16 range).
