@@ -89,10 +89,13 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   if (!DecodeLoads(k) || !DecodeLoads(v)) return false;
   const bool generic = ctx.facts.generic_kernels;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  // LPK: the largest power of 2 dividing D/8 within the subgroup (and 32).
+  // LPK: the power of 2 that covers D/8 runs of 8, within the subgroup (and
+  // 32); NCH runs per lane. One run per lane on a GPU for every D <= 256:
+  // few registers (D with odd D/8 and one lane per key made the NVIDIA
+  // compiler's job and the registers 9x larger).
   int lpk = 1;
-  while (lpk * 2 <= 32 && lpk * 2 <= static_cast<int>(ctx.facts.subgroup_size) && (D / 8) % (lpk * 2) == 0) lpk *= 2;
-  const int nch = static_cast<int>(D / 8 / lpk);
+  while (lpk < D / 8 && lpk * 2 <= 32 && lpk * 2 <= static_cast<int>(ctx.facts.subgroup_size)) lpk *= 2;
+  const int nch = static_cast<int>((D / 8 + lpk - 1) / lpk);
   // CPU devices (lavapipe) switch every invocation at a barrier: small groups.
   const int wg = cpu ? std::max(32, lpk) : 128;
   const int64_t gqa = Hq / Hkv;
@@ -149,6 +152,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   d.T(out).U(sinks.present() ? sinks.offset : 0).U(head_groups);
   while (d.params.size() < 50) d.U(0);
   for (int32_t f : flags) d.U(static_cast<uint32_t>(f));
+  d.U(D);  // word 61
   while (d.params.size() < 64) d.U(0);
   if (max_bias > 0) {
     for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));

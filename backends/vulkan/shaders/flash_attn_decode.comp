@@ -17,7 +17,9 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const int WG = 128;
 layout(constant_id = 1) const int LPK = 16;  // lanes per key: a power of 2 <= the subgroup size
-layout(constant_id = 2) const int NCH = 1;   // 8-element runs per lane: D = 8 * LPK * NCH
+// 8-element runs per lane: D <= 8 * LPK * NCH; runs past D are not read
+// (a lane holds zeros there), so any D that is a multiple of 8.
+layout(constant_id = 2) const int NCH = 1;
 layout(constant_id = 3) const int DTQ = 0;
 layout(constant_id = 4) const int DTK = 0;
 layout(constant_id = 5) const int DTV = 0;
@@ -56,7 +58,7 @@ DECLARE_SLOT(5, O)
 
 // params: 1 B, 2 Sq, 3 Skv, 4 Hq, 5 Hkv, 6 scale, 7 softcap, 11 splits, 12 keys per split,
 //         13 q T, 18 k T, 23 v T, 28 mask T, 33 out T, 38 sinks off, 39 head groups per KV head,
-//         50..60 generic dtypes/flags, 64.. ALiBi slope per query head
+//         50..60 generic dtypes/flags, 61 head dim D, 64.. ALiBi slope per query head
 shared float bias_s[GMAX * WG];
 shared uint any_live;
 // The upper half of the key groups' (m, l, acc) at each step of the merge.
@@ -93,6 +95,7 @@ void main() {
   const uint t = gl_LocalInvocationID.x;
   const uint lane = t % uint(LPK), slot = t / uint(LPK);
   const float scale = PF(6), softcap = PF(7);
+  const uint Dh = P(61);
 
   float q[GMAX][E];
   float acc[GMAX][E];
@@ -103,8 +106,8 @@ void main() {
     for (int e = 0; e < E; ++e) {
       acc[g][e] = 0.0;
       q[g][e] = 0.0;
-      if (g < G_) {
-        const uint d = (uint(e / 8) * uint(LPK) + lane) * 8u + uint(e % 8);
+      const uint d = (uint(e / 8) * uint(LPK) + lane) * 8u + uint(e % 8);
+      if (g < G_ && d < Dh) {
         const uint o = P(13) + b * P(14) + i * P(15) + (h0 + uint(g)) * P(16) + d;
         q[g][e] = LOADF(Q, DT_Q, o) * scale;
       }
@@ -149,8 +152,11 @@ void main() {
         const uint vb = P(23) + b * P(24) + j * P(25) + kvh * P(26);
         for (int ch = 0; ch < NCH; ++ch) {
           const uint d = (uint(ch) * uint(LPK) + lane) * 8u;
-          RAW8(K, DT_K, kb + d, kr[u][2 * ch], kr[u][2 * ch + 1]);
-          RAW8(V, DT_V, vb + d, vr[u][2 * ch], vr[u][2 * ch + 1]);
+          kr[u][2 * ch] = kr[u][2 * ch + 1] = vr[u][2 * ch] = vr[u][2 * ch + 1] = uvec4(0u);
+          if (d < Dh) {
+            RAW8(K, DT_K, kb + d, kr[u][2 * ch], kr[u][2 * ch + 1]);
+            RAW8(V, DT_V, vb + d, vr[u][2 * ch], vr[u][2 * ch + 1]);
+          }
         }
       }
       for (int u = 0; u < UNR; ++u) {
@@ -218,7 +224,7 @@ void main() {
   }
   if (slot != 0u) return;
 
-  const uint Dv = uint(8 * LPK * NCH);
+  const uint Dv = Dh;
   for (int g = 0; g < GMAX; ++g) {
     if (g >= G_) break;
     const uint h = h0 + uint(g);
@@ -229,7 +235,7 @@ void main() {
       if (lane == 0u) { O_f[rec] = mm; O_f[rec + 1u] = ll; }
       for (int e = 0; e < E; ++e) {
         const uint d = (uint(e / 8) * uint(LPK) + lane) * 8u + uint(e % 8);
-        O_f[rec + 2u + d] = acc[g][e];
+        if (d < Dv) O_f[rec + 2u + d] = acc[g][e];
       }
       continue;
     }
@@ -242,6 +248,7 @@ void main() {
     }
     for (int e = 0; e < E; ++e) {
       const uint d = (uint(e / 8) * uint(LPK) + lane) * 8u + uint(e % 8);
+      if (d >= Dv) continue;
       const float res = ll == 0.0 ? 0.0 : acc[g][e] * f / ll;
       const uint o = P(33) + b * P(34) + i * P(35) + h * P(36) + d;
       STOREF(O, DT_O, o, res);
