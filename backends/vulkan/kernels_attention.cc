@@ -42,6 +42,176 @@ Support SupportsFlashAttn(const Graph& graph, const Node& node, const DeviceFact
   return Support::Yes();
 }
 
+// Query rows up to which flash_attn_decode.comp is used (each row's
+// workgroups read the KV head's K/V; beyond this the tiled kernel's reuse
+// across rows wins).
+constexpr int64_t kDecodeRows = 8;
+
+// Whether K and V can be read as 16-byte runs of 8 elements per lane.
+bool DecodeLoads(const TensorArg& t) {
+  if (t.dtype() == DType::kQ8_0) return false;
+  const int64_t unit = t.dtype() == DType::kF32 ? 4 : 8;
+  if (t.strides[3] != 1 || t.offset % unit) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (t.dims[i] > 1 && t.strides[i] % unit) return false;
+  }
+  return true;
+}
+
+// The partials' scratch and the merge dispatch of a split-KV flash_attn.
+absl::Status AddMerge(KernelContext& ctx, Dispatch& d, const Slot& partials, int64_t splits) {
+  const TensorArg& q = ctx.in(kFlashAttnQ);
+  const TensorArg& v = ctx.in(kFlashAttnV);
+  const TensorArg& sinks = ctx.in(kFlashAttnSinks);
+  const TensorArg& out = ctx.out(kFlashAttnOut);
+  const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], Dv = v.dims[3];
+  d.Bind(5, partials);
+  Dispatch& m = ctx.Add("flash_attn_merge",
+                        {static_cast<int32_t>(Dv), sinks.present() ? 1 : 0, DtCode(out.dtype())}, B * Hq * Sq);
+  m.U(B).U(Sq).U(Hq).U(splits).T(out).U(sinks.present() ? sinks.offset : 0);
+  m.Bind(0, partials).Bind(5, out);
+  if (sinks.present()) m.Bind(4, sinks);
+  return absl::OkStatus();
+}
+
+// flash_attn_decode.comp: few query rows. False (nothing recorded) when the
+// shapes are not its own.
+absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
+  const TensorArg& q = ctx.in(kFlashAttnQ);
+  const TensorArg& k = ctx.in(kFlashAttnK);
+  const TensorArg& v = ctx.in(kFlashAttnV);
+  const TensorArg& mask = ctx.in(kFlashAttnMask);
+  const TensorArg& sinks = ctx.in(kFlashAttnSinks);
+  const TensorArg& out = ctx.out(kFlashAttnOut);
+  const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], D = q.dims[3];
+  const int64_t Skv = k.dims[1], Hkv = k.dims[2];
+  if (Sq > kDecodeRows || v.dims[3] != D || D % 8 || Skv == 0 || !ctx.facts.subgroup_shuffle) return false;
+  if (!DecodeLoads(k) || !DecodeLoads(v)) return false;
+  const bool generic = ctx.facts.generic_kernels;
+  const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  // LPK: the power of 2 that covers D/8 runs of 8, within the subgroup (and
+  // 32); NCH runs per lane. One run per lane on a GPU for every D <= 256:
+  // few registers (D with odd D/8 and one lane per key made the NVIDIA
+  // compiler's job and the registers 9x larger).
+  int lpk = 1;
+  while (lpk < D / 8 && lpk * 2 <= 32 && lpk * 2 <= static_cast<int>(ctx.facts.subgroup_size)) lpk *= 2;
+  const int nch = static_cast<int>((D / 8 + lpk - 1) / lpk);
+  // CPU devices (lavapipe) switch every invocation at a barrier: small groups.
+  const int wg = cpu ? std::max(32, lpk) : 128;
+  const int64_t gqa = Hq / Hkv;
+  const int gmax = generic ? 4 : 8;
+  int G = 1;
+  for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
+    if (gqa % g == 0) G = g;
+  }
+  const int64_t head_groups = gqa / G;
+  const int64_t wgs = B * Hkv * head_groups * Sq;
+  // Splits of at least 128 keys: enough workgroups to fill a GPU; with a
+  // mask, one split per 128 keys so that a row's live keys (a block of a
+  // shared cache) spread over as many workgroups as a lone sequence's.
+  int64_t splits = 1;
+  if (!cpu && Skv >= 256) {
+    const int64_t want = mask.present() ? Skv / 128 : (1024 + wgs - 1) / wgs;
+    splits = std::max<int64_t>(1, std::min<int64_t>({want, Skv / 128, 256}));
+  }
+  int64_t per_split = (Skv + splits - 1) / splits;
+  per_split = (per_split + 127) / 128 * 128;
+  splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
+
+  const double max_bias = ctx.node.GetFloat("max_bias");
+  const double softcap = ctx.node.GetFloat("softcap");
+  const std::vector<int32_t> flags = {DtCode(q.dtype()),
+                                      DtCode(k.dtype()),
+                                      DtCode(v.dtype()),
+                                      mask.present() ? 1 : 0,
+                                      mask.present() ? DtCode(mask.dtype()) : 0,
+                                      sinks.present() ? 1 : 0,
+                                      softcap > 0 ? 1 : 0,
+                                      max_bias > 0 ? 1 : 0,
+                                      ctx.node.GetBool("causal") ? 1 : 0,
+                                      DtCode(out.dtype()),
+                                      G};
+  std::vector<int32_t> spec = {wg, lpk, nch};
+  if (generic) {
+    spec.insert(spec.end(), {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+  } else {
+    spec.insert(spec.end(), flags.begin(), flags.end());
+  }
+  spec.push_back(splits > 1 ? 1 : 0);
+  spec.push_back(generic ? 1 : 0);
+  Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * Sq, Hkv, B * splits);
+  d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, D)).F(softcap).U(0).U(0).U(0);
+  d.U(splits).U(per_split);
+  d.T(q).T(k).T(v);
+  if (mask.present()) {
+    d.U(mask.offset);
+    for (int i = 0; i < 4; ++i) d.U(mask.dims[i] == 1 ? 0 : mask.strides[i]);
+  } else {
+    for (int i = 0; i < 5; ++i) d.U(0);
+  }
+  d.T(out).U(sinks.present() ? sinks.offset : 0).U(head_groups);
+  while (d.params.size() < 50) d.U(0);
+  for (int32_t f : flags) d.U(static_cast<uint32_t>(f));
+  d.U(D);  // word 61
+  while (d.params.size() < 64) d.U(0);
+  if (max_bias > 0) {
+    for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
+  }
+  d.Bind(0, q).Bind(1, k).Bind(2, v);
+  if (mask.present()) d.Bind(3, mask);
+  if (sinks.present()) d.Bind(4, sinks);
+  if (splits > 1) {
+    auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (D + 2) * 4));
+    if (!s.ok()) return s.status();
+    if (auto st = AddMerge(ctx, d, *s, splits); !st.ok()) return st;
+  } else {
+    d.Bind(5, out);
+  }
+  return true;
+}
+
+// flash_attn_cm.comp: many query rows with f16 K/V on a device with NV
+// cooperative matrices. False (nothing recorded) when the shapes are not
+// its own.
+bool RecordFlashAttnCoopmat(KernelContext& ctx) {
+  const TensorArg& q = ctx.in(kFlashAttnQ);
+  const TensorArg& k = ctx.in(kFlashAttnK);
+  const TensorArg& v = ctx.in(kFlashAttnV);
+  const TensorArg& mask = ctx.in(kFlashAttnMask);
+  const TensorArg& sinks = ctx.in(kFlashAttnSinks);
+  const TensorArg& out = ctx.out(kFlashAttnOut);
+  const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], D = q.dims[3];
+  const int64_t Skv = k.dims[1], Hkv = k.dims[2];
+  if (!HasCoopmat16(ctx.facts) || !ctx.facts.subgroup_shuffle || Sq <= kDecodeRows) return false;
+  if (k.dtype() != DType::kF16 || v.dtype() != DType::kF16 || v.dims[3] != D || D % 16 || D > 128) return false;
+  if (Skv == 0 || Skv % 32 || !DecodeLoads(k) || !DecodeLoads(v)) return false;
+  const double max_bias = ctx.node.GetFloat("max_bias");
+  const double softcap = ctx.node.GetFloat("softcap");
+  Dispatch& d = ctx.Add("flash_attn_cm",
+                        {static_cast<int32_t>(D), DtCode(q.dtype()), mask.present() ? 1 : 0,
+                         mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
+                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype())},
+                        (Sq + 63) / 64, Hq, B);
+  d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, D)).F(softcap).U(0).U(0).U(0);
+  d.U(1).U(Skv);
+  d.T(q).T(k).T(v);
+  if (mask.present()) {
+    d.U(mask.offset);
+    for (int i = 0; i < 4; ++i) d.U(mask.dims[i] == 1 ? 0 : mask.strides[i]);
+  } else {
+    for (int i = 0; i < 5; ++i) d.U(0);
+  }
+  d.T(out).U(sinks.present() ? sinks.offset : 0);
+  while (d.params.size() < 64) d.U(0);
+  if (max_bias > 0) {
+    for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
+  }
+  d.Bind(0, q).Bind(1, k).Bind(2, v).Bind(5, out);
+  if (mask.present()) d.Bind(3, mask);
+  if (sinks.present()) d.Bind(4, sinks);
+  return true;
+}
+
 absl::Status RecordFlashAttn(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kFlashAttnQ);
   const TensorArg& k = ctx.in(kFlashAttnK);
@@ -52,6 +222,8 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], Dk = q.dims[3];
   const int64_t Skv = k.dims[1], Hkv = k.dims[2], Dv = v.dims[3];
   if (B * Sq * Hq == 0 || Dv == 0) return absl::OkStatus();
+  if (auto decode = RecordFlashAttnDecode(ctx); !decode.ok() || *decode) return decode.status();
+  if (RecordFlashAttnCoopmat(ctx)) return absl::OkStatus();
   const int64_t gqa = Hq / Hkv;
   const bool generic = ctx.facts.generic_kernels;
   const int budget = generic ? 8 : RowBudget(Dk);
@@ -70,7 +242,7 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   const int64_t target = gpu ? 1024 : 1;
   int64_t splits = 1;
   if (wgs < target && Skv >= 256) splits = std::min<int64_t>((target + wgs - 1) / wgs, Skv / 128);
-  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 128));
+  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 256));  // flash_attn_merge.comp's limit
   int64_t per_split = (Skv + splits - 1) / splits;
   per_split = (per_split + BC - 1) / BC * BC;
   splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
@@ -119,12 +291,7 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   if (mask.present()) d.Bind(3, mask);
   if (sinks.present()) d.Bind(4, sinks);
   if (splits > 1) {
-    d.Bind(5, partials);
-    Dispatch& m = ctx.Add("flash_attn_merge",
-                          {static_cast<int32_t>(Dv), sinks.present() ? 1 : 0, DtCode(out.dtype())}, B * Hq * Sq);
-    m.U(B).U(Sq).U(Hq).U(splits).T(out).U(sinks.present() ? sinks.offset : 0);
-    m.Bind(0, partials).Bind(5, out);
-    if (sinks.present()) m.Bind(4, sinks);
+    if (auto st = AddMerge(ctx, d, partials, splits); !st.ok()) return st;
   } else {
     d.Bind(5, out);
   }
@@ -171,9 +338,13 @@ absl::Status RecordGdn(KernelContext& ctx) {
   // column there.
   int kp = 1;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  while (!cpu && kp * 2 <= K && V * kp * 2 <= 512) kp *= 2;
   const bool generic = ctx.facts.generic_kernels;
-  const int wg = generic ? 256 : static_cast<int>(V * kp);
+  // GPUs: 32 columns per workgroup (V / 32 workgroups per head, enough to
+  // fill the device at decode), up to 512 invocations.
+  const int64_t cols = !cpu && !generic ? std::min<int64_t>(V, 32) : V;
+  while (!cpu && kp * 2 <= K && cols * kp * 2 <= 512) kp *= 2;
+  const int wg = generic ? 256 : static_cast<int>(cols * kp);
+  const int64_t cblocks = (V + cols - 1) / cols;
   const bool kda = g.rank == 4;
   const std::vector<int32_t> shape = {static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
                                       DtCode(k.dtype()), DtCode(v.dtype()), kda ? 1 : 0, state.present() ? 1 : 0,
@@ -188,10 +359,11 @@ absl::Status RecordGdn(KernelContext& ctx) {
   spec.push_back(generic ? 0 : DtCode(out.dtype()));
   spec.push_back(wg);
   spec.push_back(generic ? 1 : 0);
+  spec.push_back(cols == V ? 0 : static_cast<int32_t>(cols));
   // CPU devices: one invocation per state column, no barriers.
   Dispatch& d = generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU
                     ? ctx.Add("gated_delta_net_columns", {}, (B * Hv * V + 31) / 32)
-                    : ctx.Add("gated_delta_net", spec, Hv, B);
+                    : ctx.Add("gated_delta_net", spec, Hv * cblocks, B);
   d.U(B).U(T).U(Hk).U(Hv).F(EffectiveScale(ctx.node, K));
   auto bthd = [&](const TensorArg& t) { d.U(t.offset).U(t.strides[0]).U(t.strides[1]).U(t.strides[2]); };
   bthd(q);

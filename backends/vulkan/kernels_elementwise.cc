@@ -76,6 +76,22 @@ void Record(KernelContext& ctx, int32_t op, const TensorArg& a, std::array<int64
   if (b) d.Bind(1, *b);
 }
 
+// A copy between same-dtype contiguous tensors whose bytes start and end on
+// 16-byte boundaries: whole vectors (copy_vec.comp) instead of the strided
+// element loop. False when it does not apply.
+bool RecordVectorCopy(KernelContext& ctx, const TensorArg& x, const TensorArg& y) {
+  if (x.dtype() != y.dtype() || x.numel() != y.numel() || !x.contiguous() || !y.contiguous()) return false;
+  if (x.dtype() == DType::kQ8_0) return false;  // offsets in bytes, rows of blocks: the element loop
+  const uint64_t es = static_cast<uint64_t>(ElementSize(x.dtype()));
+  const uint64_t bytes = static_cast<uint64_t>(y.numel()) * es;
+  if (bytes == 0 || bytes % 16 || (x.offset * es) % 16 || (y.offset * es) % 16) return false;
+  const uint64_t vectors = bytes / 16;
+  Dispatch& d = ctx.Add("copy_vec", {}, GridGroups((vectors + 3) / 4, 256));
+  d.U(vectors).U(x.offset * es / 16).U(y.offset * es / 16);
+  d.Bind(0, x).Bind(2, y);
+  return true;
+}
+
 Support SupportsElementwise(const Graph& graph, const Node& node, const DeviceFacts& facts) {
   for (int id : node.inputs) {
     if (id >= 0 && graph.tensors[id].dtype == DType::kQ8_0 && node.op != "cast") {
@@ -89,6 +105,7 @@ absl::Status RecordUnary(KernelContext& ctx) {
   const TensorArg& x = ctx.in(0);
   const TensorArg& y = ctx.out(0);
   const int32_t op = ctx.node.op == "cast" ? kCopy : UnaryCode(ctx.node);
+  if (op == kCopy && RecordVectorCopy(ctx, x, y)) return absl::OkStatus();
   double fa = 0, fb = 0;
   if (op == kScale) {
     fa = ctx.node.GetFloat("a");
@@ -109,6 +126,7 @@ absl::Status RecordBinary(KernelContext& ctx) {
 absl::Status RecordContiguous(KernelContext& ctx) {
   const TensorArg& x = ctx.in(0);
   const TensorArg& y = ctx.out(0);
+  if (RecordVectorCopy(ctx, x, y)) return absl::OkStatus();
   Record(ctx, kCopy, x, x.strides, nullptr, y, y.dims, y.strides, y.offset);
   return absl::OkStatus();
 }
@@ -144,6 +162,7 @@ absl::Status RecordSlice(KernelContext& ctx) {
 absl::Status RecordReshape(KernelContext& ctx) {
   const TensorArg& x = ctx.in(0);
   const TensorArg& y = ctx.out(0);
+  if (RecordVectorCopy(ctx, x, y)) return absl::OkStatus();
   if (x.contiguous()) {
     // Same flat order: index x with y's dims and contiguous strides.
     std::array<int64_t, 4> s{};

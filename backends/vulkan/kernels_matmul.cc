@@ -23,6 +23,13 @@ Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& 
   return Support::Yes();
 }
 
+// Rows contiguous in k and every row start a whole 16-byte vector.
+bool VectorRows(DType t, uint64_t K, uint32_t off, const std::array<int64_t, 4>& s, int k_stride, int row_stride) {
+  if (t == DType::kQ8_0 || s[k_stride] != 1) return false;
+  const int64_t unit = t == DType::kF32 ? 4 : 8;
+  return K % unit == 0 && off % unit == 0 && s[row_stride] % unit == 0 && s[0] % unit == 0 && s[1] % unit == 0;
+}
+
 struct Gemm {
   uint64_t M, N, K, b0, b1;
   const TensorArg* A;
@@ -45,6 +52,27 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
     vec = g.K % unit == 0 && g.b_off % unit == 0 && g.b[3] % unit == 0 && g.b[0] % unit == 0 &&
           g.b[1] % unit == 0;
   }
+  if (!gemv && HasCoopmat16(ctx.facts) && (bt == DType::kF16 || bt == DType::kBF16) &&
+      g.A->dtype() != DType::kQ8_0) {
+    // f16 products, f32 sums: within the f16/bf16 tolerance of OPS.md (A
+    // is rounded to f16; bf16 B converts exactly unless out of f16 range).
+    Dispatch& d = ctx.Add("matmul_cm",
+                          {DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0, g.bias ? DtCode(g.bias->dtype()) : 0,
+                           VectorRows(g.A->dtype(), g.K, g.a_off, g.a, 3, 2) ? 1 : 0,
+                           VectorRows(bt, g.K, g.b_off, g.b, 2, 3) ? 1 : 0},
+                          (g.N + 127) / 128, (g.M + 127) / 128, g.b0 * g.b1);
+    d.U(g.M).U(g.N).U(g.K).U(g.b1);
+    d.U(g.a_off);
+    for (int64_t s : g.a) d.U(s);
+    d.U(g.b_off);
+    for (int64_t s : g.b) d.U(s);
+    d.U(g.out->offset);
+    for (int64_t s : g.o) d.U(s);
+    d.U(g.bias ? g.bias->offset : 0);
+    d.Bind(0, *g.A).Bind(1, *g.B).Bind(2, *g.out);
+    if (g.bias) d.Bind(3, *g.bias);
+    return;
+  }
   const int32_t rows = gemv ? (g.M <= 1 ? 1 : g.M <= 2 ? 2 : g.M <= 4 ? 4 : 8) : 1;
   const uint64_t batches = g.b0 * g.b1;
   uint64_t gx, gy;
@@ -58,7 +86,8 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
   }
   Dispatch& d = ctx.Add("matmul",
                         {gemv ? 0 : 1, DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0,
-                         g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows},
+                         g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows,
+                         vec && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0},
                         gx, gy, batches);
   d.U(g.M).U(g.N).U(g.K).U(g.b1);
   d.U(g.a_off);

@@ -119,6 +119,8 @@ DeviceFacts Describe(VkInstance instance, VkPhysicalDevice pd) {
   f.subgroup_size = subgroup.subgroupSize;
   f.subgroup_arithmetic = (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
                           (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT);
+  f.subgroup_shuffle = (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
+                       (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT);
   f.min_subgroup = has_size_control ? size_control.minSubgroupSize : f.subgroup_size;
   f.max_subgroup = has_size_control ? size_control.maxSubgroupSize : f.subgroup_size;
 

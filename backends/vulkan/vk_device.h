@@ -28,6 +28,7 @@ struct DeviceFacts {
   uint32_t subgroup_size = 0, min_subgroup = 0, max_subgroup = 0;
   bool subgroup_size_control = false;
   bool subgroup_arithmetic = false;
+  bool subgroup_shuffle = false;  // flash_attn_decode.comp sums a key's dot product across lanes
   bool storage16 = false, storage8 = false;
   bool float16 = false, int8 = false, float64 = false, int64 = false;
   bool bfloat16 = false;  // VK_KHR_shader_bfloat16

@@ -122,6 +122,17 @@ inline uint32_t GridGroups(uint64_t n, uint32_t local) {
   return static_cast<uint32_t>(g < 1 ? 1 : (g > 65535 ? 65535 : g));
 }
 
+// NV cooperative matrices of 16x16x16 f16 -> f32 with f16 arithmetic and
+// subgroups of 32 (matmul_cm.comp and flash_attn_cm.comp lay out their
+// subgroups for 32 lanes).
+inline bool HasCoopmat16(const DeviceFacts& f) {
+  if (!f.coopmat_nv || !f.float16 || f.subgroup_size != 32) return false;
+  for (const std::string& s : f.coopmat_shapes) {
+    if (s == "16x16x16 f16->f32") return true;
+  }
+  return false;
+}
+
 // One per family file.
 void RegisterElementwiseKernels(std::vector<VkKernelEntry>& k);  // kernels_elementwise.cc (+layout copies)
 void RegisterMatmulKernels(std::vector<VkKernelEntry>& k);       // kernels_matmul.cc

@@ -857,6 +857,9 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateVulkanBackend(const BackendOption
   if (auto it = options.flags.find("coopmat"); it != options.flags.end() && it->second == "off") {
     facts.coopmat_nv = facts.coopmat_khr = false;
   }
+  if (const char* env = std::getenv("KILN_VULKAN_COOPMAT"); env && std::string(env) == "off") {
+    facts.coopmat_nv = facts.coopmat_khr = false;
+  }
   facts.generic_kernels = facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
   if (auto it = options.flags.find("specialize"); it != options.flags.end()) {
     facts.generic_kernels = it->second == "off";

@@ -1,8 +1,10 @@
 #version 450
-// Gated delta rule, fused recurrence: one workgroup per (value head, batch)
-// holds the K x V state in registers (invocation (j, part) owns rows
-// part*RPT.. of column j), reads it once and writes it once per call, and
-// walks the tokens in order (decode T = 1; prefill any T).
+// Gated delta rule, fused recurrence: one workgroup per (value head, block
+// of COLS state columns, batch) holds its columns of the K x V state in
+// registers (invocation (j, part) owns rows part*RPT.. of column j), reads
+// them once and writes them once per call, and walks the tokens in order
+// (decode T = 1; prefill any T). The columns evolve independently (each
+// needs only its own S^T k), so a head spreads over V / COLS workgroups.
 #include "common.glsl"
 layout(local_size_x_id = 11) in;
 layout(constant_id = 0) const int KD = 128;
@@ -19,6 +21,8 @@ layout(constant_id = 10) const int DTO = 0;
 layout(constant_id = 11) const int WG = 512;
 // GENERIC: one pipeline for every shape and flag (params 40..49), kp = 1.
 layout(constant_id = 12) const int GENERIC = 0;
+// COLS: state columns per workgroup (0: all of them).
+layout(constant_id = 13) const int COLS = 0;
 const int RPT = GENERIC != 0 ? 256 : (KD + KP - 1) / KP;
 const int KDMAX = GENERIC != 0 ? 256 : KD;
 const int VDMAX = GENERIC != 0 ? 256 : VD;
@@ -72,13 +76,17 @@ float WgSum(float v) {
 
 void main() {
   const uint T = P(2), Hk = P(3), Hv = P(4);
-  const uint hv = gl_WorkGroupID.x, b = gl_WorkGroupID.y;
+  const int Kd = K_D, Vd = V_D;
+  const int CW = COLS > 0 ? COLS : Vd;  // columns of this workgroup
+  const uint cblocks = uint((Vd + CW - 1) / CW);
+  const uint hv = gl_WorkGroupID.x / cblocks, b = gl_WorkGroupID.y;
+  const uint col0 = (gl_WorkGroupID.x % cblocks) * uint(CW);
   const uint kh = F_TILED != 0 ? hv % Hk : hv / (Hv / Hk);
   const uint tid = gl_LocalInvocationID.x;
-  const int Kd = K_D, Vd = V_D;
-  // Invocations past the columns (generic build) still meet every barrier.
-  const bool live_col = tid < uint(Vd * KP);
-  const uint j = tid % uint(Vd), part = tid / uint(Vd);
+  // Invocations past the columns (generic build, last block) still meet every barrier.
+  const uint jl = tid % uint(CW), part = tid / uint(CW);
+  const uint j = col0 + jl;
+  const bool live_col = tid < uint(CW * KP) && j < uint(Vd);
   const uint i0 = part * uint(RPT);
   const float scale = PF(5);
   float s[RPT];
@@ -123,10 +131,10 @@ void main() {
       s[r] *= F_KDA != 0 ? gs[i] : decay;
       pu += s[r] * ks[i] * kn;
     }
-    if (live_col) part_u[part * uint(Vd) + j] = pu;
+    if (live_col) part_u[part * uint(CW) + jl] = pu;
     barrier();
     float u = 0.0;
-    for (int p = 0; p < KP; ++p) u += part_u[uint(p) * uint(Vd) + j];
+    for (int p = 0; p < KP; ++p) u += part_u[uint(p) * uint(CW) + jl];
     const float v = live_col ? LOADF(Vb, DT_V, P(14) + b * P(15) + t * P(16) + hv * P(17) + j) : 0.0;
     const float dlt = beta * (v - u);
     float po = 0.0;
@@ -136,11 +144,11 @@ void main() {
       s[r] += ks[i] * kn * dlt;
       po += s[r] * qs[i] * qn;
     }
-    if (live_col) part_o[part * uint(Vd) + j] = po;
+    if (live_col) part_o[part * uint(CW) + jl] = po;
     barrier();
     if (live_col && part == 0u) {
       float o = 0.0;
-      for (int p = 0; p < KP; ++p) o += part_o[uint(p) * uint(Vd) + j];
+      for (int p = 0; p < KP; ++p) o += part_o[uint(p) * uint(CW) + jl];
       STOREF(O, DT_O, P(30) + b * P(31) + t * P(32) + hv * P(33) + j, scale * o);
     }
     barrier();

@@ -13,6 +13,8 @@ layout(constant_id = 3) const int HAS_BIAS = 0;
 layout(constant_id = 4) const int DT_BIAS = 0;
 layout(constant_id = 5) const int VEC = 0;
 layout(constant_id = 6) const int MROWS = 1;
+// VECA: f32 A rows contiguous in k and 16-byte aligned (GEMV reads them as vectors).
+layout(constant_id = 7) const int VECA = 0;
 
 DECLARE_SLOT(0, A)
 DECLARE_SLOT(1, B)
@@ -68,30 +70,43 @@ void gemv() {
       for (int m = 0; m < MROWS; ++m) acc[m] += d * part[m];
     }
   } else if (VEC != 0 && (DTB == DT_F16 || DTB == DT_BF16)) {
+    // 4 weight vectors per lane in flight before their use.
     const uint chunks = K / 8u;
-    for (uint c = lane; c < chunks; c += sg) {
-      const uvec4 w = B_v4[(rowB >> 3) + c];
-      float wf[8];
-      for (int j = 0; j < 4; ++j) {
-        const uint u = w[j];
-        if (DTB == DT_F16) {
-          const vec2 h = unpackHalf2x16(u);
-          wf[2 * j] = h.x;
-          wf[2 * j + 1] = h.y;
-        } else {
-          wf[2 * j] = uintBitsToFloat(u << 16);
-          wf[2 * j + 1] = uintBitsToFloat(u & 0xffff0000u);
-        }
+    for (uint c0 = lane; c0 < chunks; c0 += 4u * sg) {
+      uvec4 w4[4];
+      for (uint u = 0u; u < 4u; ++u) {
+        const uint c = c0 + u * sg;
+        w4[u] = c < chunks ? B_v4[(rowB >> 3) + c] : uvec4(0u);
       }
-      for (int m = 0; m < MROWS; ++m) {
-        if (m >= int(M)) break;
-        if (DTA == DT_F32 && P(9) == 1u) {
-          const uint ab = AAt(m, c * 8u);
-          float s = 0.0;
-          for (int j = 0; j < 8; ++j) s += wf[j] * A_f[ab + j];
-          acc[m] += s;
-        } else {
-          for (int j = 0; j < 8; ++j) acc[m] += wf[j] * LoadA(m, c * 8u + j);
+      for (uint u = 0u; u < 4u; ++u) {
+        const uint c = c0 + u * sg;
+        if (c >= chunks) break;
+        float wf[8];
+        for (int j = 0; j < 4; ++j) {
+          const uint w = w4[u][j];
+          if (DTB == DT_F16) {
+            const vec2 h = unpackHalf2x16(w);
+            wf[2 * j] = h.x;
+            wf[2 * j + 1] = h.y;
+          } else {
+            wf[2 * j] = uintBitsToFloat(w << 16);
+            wf[2 * j + 1] = uintBitsToFloat(w & 0xffff0000u);
+          }
+        }
+        for (int m = 0; m < MROWS; ++m) {
+          if (m >= int(M)) break;
+          if (VECA != 0) {
+            const uint ab = AAt(m, c * 8u) >> 2;
+            const vec4 x0 = A_f4[ab], x1 = A_f4[ab + 1u];
+            acc[m] += dot(vec4(wf[0], wf[1], wf[2], wf[3]), x0) + dot(vec4(wf[4], wf[5], wf[6], wf[7]), x1);
+          } else if (DTA == DT_F32 && P(9) == 1u) {
+            const uint ab = AAt(m, c * 8u);
+            float s = 0.0;
+            for (int j = 0; j < 8; ++j) s += wf[j] * A_f[ab + j];
+            acc[m] += s;
+          } else {
+            for (int j = 0; j < 8; ++j) acc[m] += wf[j] * LoadA(m, c * 8u + j);
+          }
         }
       }
     }
