@@ -74,7 +74,7 @@ absl::StatusOr<std::string> DecodeEntryPath(const Graph& prefill, const std::str
   const std::string name = Meta(prefill, absl::StrCat(kDecodeEntryKey));
   if (name.empty()) return std::string();
   // The name comes from a file: a plain file name in the same folder only.
-  if (name == "." || name == ".." || name.find('/') != std::string::npos || name.find('\\0') != std::string::npos) {
+  if (name == "." || name == ".." || name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("metadata \"", kDecodeEntryKey, "\" = \"", name,
                                                    "\" must name a graph file in the same folder"));
   }
