@@ -74,6 +74,43 @@ absl::Status AddMerge(KernelContext& ctx, Dispatch& d, const Slot& partials, int
   return absl::OkStatus();
 }
 
+// The push-constant words every FA shader (flash_attn, flash_attn_decode,
+// flash_attn_cm) begins with: shape, scale, softcap, the KV split, q/k/v,
+// the mask's offset and broadcast strides, out and the sinks' offset.
+void PushFlashAttnHeader(KernelContext& ctx, Dispatch& d, int64_t splits, int64_t per_split) {
+  const TensorArg& q = ctx.in(kFlashAttnQ);
+  const TensorArg& k = ctx.in(kFlashAttnK);
+  const TensorArg& mask = ctx.in(kFlashAttnMask);
+  const TensorArg& sinks = ctx.in(kFlashAttnSinks);
+  d.U(q.dims[0]).U(q.dims[1]).U(k.dims[1]).U(q.dims[2]).U(k.dims[2]);
+  d.F(EffectiveScale(ctx.node, q.dims[3])).F(ctx.node.GetFloat("softcap")).U(0).U(0).U(0);
+  d.U(splits).U(per_split);
+  d.T(q).T(k).T(ctx.in(kFlashAttnV));
+  if (mask.present()) {
+    d.U(mask.offset);
+    for (int i = 0; i < 4; ++i) d.U(mask.dims[i] == 1 ? 0 : mask.strides[i]);
+  } else {
+    for (int i = 0; i < 5; ++i) d.U(0);
+  }
+  d.T(ctx.out(kFlashAttnOut)).U(sinks.present() ? sinks.offset : 0);
+}
+
+// ALiBi: one slope per query head after the fixed words, when max_bias > 0.
+void PushAlibiSlopes(KernelContext& ctx, Dispatch& d) {
+  const double max_bias = ctx.node.GetFloat("max_bias");
+  const int64_t Hq = ctx.in(kFlashAttnQ).dims[2];
+  if (max_bias > 0) {
+    for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
+  }
+}
+
+// Bindings 0-4: q, k, v, and the mask and sinks when present.
+void BindFlashAttnInputs(KernelContext& ctx, Dispatch& d) {
+  d.Bind(0, ctx.in(kFlashAttnQ)).Bind(1, ctx.in(kFlashAttnK)).Bind(2, ctx.in(kFlashAttnV));
+  if (ctx.in(kFlashAttnMask).present()) d.Bind(3, ctx.in(kFlashAttnMask));
+  if (ctx.in(kFlashAttnSinks).present()) d.Bind(4, ctx.in(kFlashAttnSinks));
+}
+
 // flash_attn_decode.comp: few query rows. False (nothing recorded) when the
 // shapes are not its own.
 absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
@@ -140,26 +177,14 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * Sq, Hkv, B * splits);
-  d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, D)).F(softcap).U(0).U(0).U(0);
-  d.U(splits).U(per_split);
-  d.T(q).T(k).T(v);
-  if (mask.present()) {
-    d.U(mask.offset);
-    for (int i = 0; i < 4; ++i) d.U(mask.dims[i] == 1 ? 0 : mask.strides[i]);
-  } else {
-    for (int i = 0; i < 5; ++i) d.U(0);
-  }
-  d.T(out).U(sinks.present() ? sinks.offset : 0).U(head_groups);
+  PushFlashAttnHeader(ctx, d, splits, per_split);
+  d.U(head_groups);
   while (d.params.size() < 50) d.U(0);
   for (int32_t f : flags) d.U(static_cast<uint32_t>(f));
   d.U(D);  // word 61
   while (d.params.size() < 64) d.U(0);
-  if (max_bias > 0) {
-    for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
-  }
-  d.Bind(0, q).Bind(1, k).Bind(2, v);
-  if (mask.present()) d.Bind(3, mask);
-  if (sinks.present()) d.Bind(4, sinks);
+  PushAlibiSlopes(ctx, d);
+  BindFlashAttnInputs(ctx, d);
   if (splits > 1) {
     auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (D + 2) * 4));
     if (!s.ok()) return s.status();
@@ -181,7 +206,7 @@ bool RecordFlashAttnCoopmat(KernelContext& ctx) {
   const TensorArg& sinks = ctx.in(kFlashAttnSinks);
   const TensorArg& out = ctx.out(kFlashAttnOut);
   const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], D = q.dims[3];
-  const int64_t Skv = k.dims[1], Hkv = k.dims[2];
+  const int64_t Skv = k.dims[1];
   if (!HasCoopmat16(ctx.facts) || !ctx.facts.subgroup_shuffle || Sq <= kDecodeRows) return false;
   if (k.dtype() != DType::kF16 || v.dtype() != DType::kF16 || v.dims[3] != D || D % 16 || D > 128) return false;
   if (Skv == 0 || Skv % 32 || !DecodeLoads(k) || !DecodeLoads(v)) return false;
@@ -192,23 +217,11 @@ bool RecordFlashAttnCoopmat(KernelContext& ctx) {
                          mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
                          max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype())},
                         (Sq + 63) / 64, Hq, B);
-  d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, D)).F(softcap).U(0).U(0).U(0);
-  d.U(1).U(Skv);
-  d.T(q).T(k).T(v);
-  if (mask.present()) {
-    d.U(mask.offset);
-    for (int i = 0; i < 4; ++i) d.U(mask.dims[i] == 1 ? 0 : mask.strides[i]);
-  } else {
-    for (int i = 0; i < 5; ++i) d.U(0);
-  }
-  d.T(out).U(sinks.present() ? sinks.offset : 0);
+  PushFlashAttnHeader(ctx, d, 1, Skv);
   while (d.params.size() < 64) d.U(0);
-  if (max_bias > 0) {
-    for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
-  }
-  d.Bind(0, q).Bind(1, k).Bind(2, v).Bind(5, out);
-  if (mask.present()) d.Bind(3, mask);
-  if (sinks.present()) d.Bind(4, sinks);
+  PushAlibiSlopes(ctx, d);
+  BindFlashAttnInputs(ctx, d);
+  d.Bind(5, out);
   return true;
 }
 
@@ -272,24 +285,12 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
     spec.push_back(bytes <= static_cast<int64_t>(ctx.facts.props.limits.maxComputeSharedMemorySize) ? 1 : 0);
   }
   Dispatch& d = ctx.Add("flash_attn", spec, head_groups * qblocks, Hkv, B * splits);
-  d.U(B).U(Sq).U(Skv).U(Hq).U(Hkv).F(EffectiveScale(ctx.node, Dk)).F(softcap).U(0).U(0).U(0);
-  d.U(splits).U(per_split);
-  d.T(q).T(k).T(v);
-  if (mask.present()) {
-    d.U(mask.offset);
-    for (int i = 0; i < 4; ++i) d.U(mask.dims[i] == 1 ? 0 : mask.strides[i]);
-  } else {
-    for (int i = 0; i < 5; ++i) d.U(0);
-  }
-  d.T(out).U(sinks.present() ? sinks.offset : 0).U(head_groups).U(qblocks);
+  PushFlashAttnHeader(ctx, d, splits, per_split);
+  d.U(head_groups).U(qblocks);
   while (d.params.size() < 50) d.U(0);
   for (int32_t v : shape) d.U(static_cast<uint32_t>(v));
-  if (max_bias > 0) {
-    for (int64_t h = 0; h < Hq; ++h) d.F(AlibiSlope(h, Hq, max_bias));
-  }
-  d.Bind(0, q).Bind(1, k).Bind(2, v);
-  if (mask.present()) d.Bind(3, mask);
-  if (sinks.present()) d.Bind(4, sinks);
+  PushAlibiSlopes(ctx, d);
+  BindFlashAttnInputs(ctx, d);
   if (splits > 1) {
     if (auto st = AddMerge(ctx, d, partials, splits); !st.ok()) return st;
   } else {
