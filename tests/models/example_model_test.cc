@@ -12,30 +12,15 @@
 #include "models/published_configs.h"
 #include "proto/graph_io.h"
 #include "scheduler/model.h"
+#include "tests/models/tiny_configs.h"
 
 namespace kiln::models {
 namespace {
 
 TEST(ExampleModelTest, EntriesShareOneWeightsFile) {
-  ModelConfig c;
-  c.family = Family::kQwen3_5;
-  c.name = "tiny-hybrid";
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.intermediate_size = 48;
-  c.norm_offset_one = c.qk_norm = c.attn_output_gate = c.tie_embeddings = true;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 16;
+  ModelConfig c = test::TinyHybrid(50);
   c.rotary_dim = 4;
-  c.full_attention = {false, true};
-  c.linear_num_key_heads = 1;
-  c.linear_num_value_heads = 2;
-  c.linear_key_head_dim = c.linear_value_head_dim = 8;
-  const std::string dir = testing::TempDir() + "/kiln_example_model";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const std::string dir = test::FreshDir("kiln_example_model");
   ExampleModelOptions o;
   o.prefill_tokens = 4;
   o.context = 8;

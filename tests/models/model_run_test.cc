@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "tools/command.h"
 #include "tools/decode_run.h"
+#include "tests/models/tiny_configs.h"
 
 namespace kiln::models {
 namespace {
@@ -29,9 +30,7 @@ TEST(ModelRunTest, PrefillThenDecodeFollowsTheEntryMetadata) {
   c.num_kv_heads = 1;
   c.head_dim = 16;
   c.qk_norm = true;
-  const std::string dir = testing::TempDir() + "/kiln_model_run";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const std::string dir = test::FreshDir("kiln_model_run");
   ExampleModelOptions o;
   o.prefill_tokens = 3;
   o.context = 8;
@@ -76,24 +75,8 @@ TEST(ModelRunTest, DecodeEntryMustBeAFileInTheSameFolder) {
 // kiln bench model on a tiny model FILE: pp and tg at two depths, JSON with
 // the results and the per-op shares.
 TEST(ModelRunTest, BenchModelOnAFile) {
-  ModelConfig c;
-  c.family = Family::kQwen3_5;
-  c.name = "tiny-hybrid";
-  c.vocab_size = 40;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.intermediate_size = 48;
-  c.norm_offset_one = c.qk_norm = c.attn_output_gate = c.tie_embeddings = true;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 16;
-  c.full_attention = {false, true};
-  c.linear_num_key_heads = 1;
-  c.linear_num_value_heads = 2;
-  c.linear_key_head_dim = c.linear_value_head_dim = 8;
-  const std::string dir = testing::TempDir() + "/kiln_bench_model";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  ModelConfig c = test::TinyHybrid(40);
+  const std::string dir = test::FreshDir("kiln_bench_model");
   ExampleModelOptions o;
   o.prefill_tokens = 4;
   o.context = 16;
