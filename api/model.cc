@@ -236,6 +236,7 @@ absl::Status Model::Prepare(std::vector<Backend> backends, const PrepareOptions&
     eo.wrap_constants = options.wrap_constants;
     eo.placement.strict = options.strict;
     eo.placement.merge_islands = options.merge_islands;
+    eo.placement.disabled_ops = options.disabled_ops;
 
     std::vector<kiln::PipelineStats> before;
     for (const auto& b : list) before.push_back(b->pipeline_stats());

@@ -5,6 +5,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/container/flat_hash_set.h"
+#include "ops/registry.h"
 #include "ops/op_schema.h"
 
 namespace kiln {
@@ -129,6 +132,36 @@ void MergeIslands(const Graph& graph, const std::vector<std::vector<Support>>& s
   }
 }
 
+// Per backend (list order), the ops options.disabled_ops takes from it.
+absl::StatusOr<std::vector<absl::flat_hash_set<std::string>>> ParseDisabledOps(
+    const std::vector<std::string>& pairs, absl::Span<Backend* const> backends) {
+  std::vector<absl::flat_hash_set<std::string>> disabled(backends.size());
+  for (const std::string& pair : pairs) {
+    std::vector<std::string> parts = absl::StrSplit(pair, ':');
+    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("disabled op '", pair, "': expected BACKEND:OP, e.g. vulkan:flash_attn"));
+    }
+    if (FindOp(parts[1]) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("disabled op '", pair, "': no op named '", parts[1], "'"));
+    }
+    bool found = false;
+    for (size_t b = 0; b < backends.size(); ++b) {
+      if (backends[b]->name() == parts[0]) {
+        disabled[b].insert(parts[1]);
+        found = true;
+      }
+    }
+    if (!found) {
+      std::vector<std::string> names;
+      for (Backend* b : backends) names.emplace_back(b->name());
+      return absl::InvalidArgumentError(absl::StrCat("disabled op '", pair, "': no backend '", parts[0],
+                                                     "' in the list (", absl::StrJoin(names, ", "), ")"));
+    }
+  }
+  return disabled;
+}
+
 }  // namespace
 
 std::vector<int> Placement::UsedBackends() const {
@@ -153,12 +186,18 @@ std::vector<Placement::SplitPlan> SplitRuns(const std::vector<int>& node_backend
 absl::StatusOr<Placement> PlaceNodes(const Graph& graph, absl::Span<Backend* const> backends,
                                      const PlacementOptions& options) {
   if (backends.empty()) return absl::InvalidArgumentError("no backend given");
+  auto disabled = ParseDisabledOps(options.disabled_ops, backends);
+  if (!disabled.ok()) return disabled.status();
   const int num_nodes = static_cast<int>(graph.nodes.size());
   Placement placement;
   placement.support.resize(num_nodes);
   for (int ni = 0; ni < num_nodes; ++ni) {
-    for (Backend* b : backends) {
-      Support s = b->supports(graph, graph.nodes[ni]);
+    for (size_t b = 0; b < backends.size(); ++b) {
+      const std::string& op = graph.nodes[ni].op;
+      Support s = backends[b]->supports(graph, graph.nodes[ni]);
+      if (s.ok && (*disabled)[b].contains(op)) {
+        s = Support::No(absl::StrCat("disabled by the placement option ", backends[b]->name(), ":", op));
+      }
       if (!s.ok && s.reason.empty()) s.reason = "not supported";
       placement.support[ni].push_back(std::move(s));
     }

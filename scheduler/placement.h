@@ -27,6 +27,12 @@ struct PlacementOptions {
   // reason its supports() gave.
   bool strict = false;
   bool merge_islands = true;
+  // "backend:op" pairs (e.g. "vulkan:flash_attn"): that backend does not run
+  // that op even where its supports() says yes. For testing a mixed
+  // placement on devices that decline nothing, and for routing around a
+  // kernel problem without a rebuild. A pair naming no backend of the list,
+  // or no op, is an error.
+  std::vector<std::string> disabled_ops;
 };
 
 struct Placement {

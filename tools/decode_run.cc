@@ -141,6 +141,7 @@ absl::StatusOr<DecodeRunReport> RunPrefillThenDecode(Graph prefill, Graph decode
 
   ExecutableOptions options;
   options.placement.strict = s.strict;
+  options.placement.disabled_ops = s.disabled_ops;
   Model model(std::move(backends), options);
   auto pre = model.Add("prefill", std::move(prefill));
   if (!pre.ok()) return pre.status();

@@ -20,6 +20,7 @@ struct DecodeRunSettings {
   int64_t rounds = 3;   // prefill + steps, from zero states, this many times
   uint64_t seed = 0;
   bool strict = false;
+  std::vector<std::string> disabled_ops;  // PlacementOptions::disabled_ops
 };
 
 struct DecodeRunReport {

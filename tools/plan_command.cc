@@ -25,6 +25,7 @@ namespace {
 const FlagSpec kFlags[] = {
     {"backend", "LIST", "backends in priority order, comma-separated (default: cpu)"},
     {"strict", "", "fail, listing each node the first backend does not run and why"},
+    {"disable-op", "BACKEND:OP", "BACKEND does not run OP even where it could (repeatable), e.g. vulkan:flash_attn"},
     {"keep-islands", "", "do not move lone nodes to their neighbours' backend"},
     {"json", "FILE", "also write the plan as JSON to FILE"},
 };
@@ -198,6 +199,7 @@ int Plan(const ParsedArgs& args) {
   PlanOptions options;
   options.placement.strict = args.has("strict");
   options.placement.merge_islands = !args.has("keep-islands");
+  options.placement.disabled_ops = args.GetAll("disable-op");
   auto plan = PlanExecution(*graph, raw, options);
   if (!plan.ok()) return Fail(kExitRunError, in_file(plan.status()));
   report.graph = &*graph;

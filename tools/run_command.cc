@@ -45,6 +45,7 @@ const FlagSpec kFlags[] = {
     {"json", "FILE", "also write the report as JSON to FILE"},
     {"profile", "FILE", "write a Chrome trace of the timed runs to FILE (open in Perfetto)"},
     {"strict", "", "fail if a node would not run on the first backend, listing each and why"},
+    {"disable-op", "BACKEND:OP", "BACKEND does not run OP even where it could (repeatable), e.g. vulkan:flash_attn"},
     {"decode", "FILE", "after FILE (a prefill graph), run this decode graph --steps times over the same "
                        "weights and states, and print tokens/s for each phase"},
     {"steps", "N", "decode steps after the prefill, with --decode or when FILE names its decode entry "
@@ -158,6 +159,7 @@ struct Settings {
   std::string backends, output_dir, json, profile;
   bool strict = false;
   bool stats = false;
+  std::vector<std::string> disabled_ops;
   std::vector<std::string> inputs;
 };
 
@@ -187,6 +189,7 @@ absl::StatusOr<Settings> ParseSettings(const ParsedArgs& args) {
   s.json = args.Get("json");
   s.profile = args.Get("profile");
   s.strict = args.has("strict");
+  s.disabled_ops = args.GetAll("disable-op");
   s.stats = args.has("stats");
   s.inputs = args.GetAll("input");
   return s;
@@ -368,6 +371,7 @@ int RunDecode(const ParsedArgs& args, const Settings& s, const std::string& deco
   ds.rounds = std::max<int64_t>(1, s.iters);
   ds.seed = static_cast<uint64_t>(s.seed);
   ds.strict = s.strict;
+  ds.disabled_ops = s.disabled_ops;
   auto report = RunPrefillThenDecode(std::move(*prefill), std::move(*decode), backends, ds);
   if (!report.ok()) return Fail(kExitRunError, report.status());
   if (!report->random_inputs.empty()) {
@@ -422,6 +426,7 @@ int Run(const ParsedArgs& args) {
   ExecutableOptions exe_options;
   exe_options.profile = true;
   exe_options.placement.strict = s.strict;
+  exe_options.placement.disabled_ops = s.disabled_ops;
   using Clock = std::chrono::steady_clock;
   const auto create_start = Clock::now();
   auto exe = Executable::Create(std::move(*graph), backends, exe_options);

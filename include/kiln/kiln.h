@@ -292,6 +292,9 @@ struct PrepareOptions {
   bool profile = false;
   // Move lone nodes to their neighbours' backend when that saves transfers.
   bool merge_islands = true;
+  // "backend:op" pairs (e.g. "vulkan:flash_attn"): that backend does not run
+  // that op even where it could. An unknown backend or op fails Prepare.
+  std::vector<std::string> disabled_ops;
   // Use constants in host memory in place where the backend can (the CPU),
   // instead of copying them.
   bool wrap_constants = true;

@@ -367,6 +367,41 @@ TEST(MultiBackendTest, StrictModeListsEveryNodeLeavingTheFirstBackend) {
   EXPECT_EQ((*e)->placement().UsedBackends(), std::vector<int>{0});
 }
 
+TEST(MultiBackendTest, DisabledOpsLeaveTheBackendThatCouldRunThem) {
+  auto g = IslandGraph(3);
+  ASSERT_TRUE(g.ok());
+  auto all = PartialBackend::Create({"add", "neg"});
+  ExecutableOptions o;
+  o.placement.merge_islands = false;
+  o.placement.disabled_ops = {"partial:neg"};
+  auto e = Executable::Create(*g, {all, Cpu()}, o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  for (size_t ni = 0; ni < (*e)->graph().nodes.size(); ++ni) {
+    const bool neg = (*e)->graph().nodes[ni].op == "neg";
+    EXPECT_EQ((*e)->placement().node_backend[ni], neg ? 1 : 0) << ni;
+    if (neg) EXPECT_THAT((*e)->placement().support[ni][0].reason, HasSubstr("disabled by the placement option partial:neg"));
+  }
+
+  // Strict mode names the disabled op as the reason.
+  o.placement.strict = true;
+  e = Executable::Create(*g, {all, Cpu()}, o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(e.status().message(), HasSubstr("disabled by the placement option partial:neg"));
+
+  // A pair naming no listed backend, no op, or malformed, is refused.
+  for (const auto& [pair, message] : std::vector<std::pair<std::string, std::string>>{
+           {"vulkan:neg", "no backend 'vulkan' in the list (partial, cpu)"},
+           {"partial:nope", "no op named 'nope'"},
+           {"partial", "expected BACKEND:OP"},
+           {"partial:neg:x", "expected BACKEND:OP"}}) {
+    ExecutableOptions bad;
+    bad.placement.disabled_ops = {pair};
+    e = Executable::Create(*g, {all, Cpu()}, bad);
+    ASSERT_FALSE(e.ok()) << pair;
+    EXPECT_THAT(e.status().message(), HasSubstr(message)) << pair;
+  }
+}
+
 TEST(MultiBackendTest, ATensorIsCopiedOncePerReadingSplit) {
   // n is made on the CPU, read by three partial nodes in one split, then
   // by one in a later partial split.
