@@ -83,7 +83,8 @@ shared float red_ml[RED * GMAX * 2];
         else { dst[at + 2 * j_] = uintBitsToFloat(r0[j_] << 16); dst[at + 2 * j_ + 1] = uintBitsToFloat(r0[j_] & 0xffff0000u); } \
       } \
     } }
-const int UNR = 4;  // keys per pass of a key group
+// UNR: keys per pass of a key group (their K and V loads all in flight).
+layout(constant_id = 16) const int UNR = 4;
 
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4), Hkv = P(5);
