@@ -134,19 +134,13 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const TensorArg& out = ctx.out(kFlashAttnOut);
   const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], D = q.dims[3];
   const int64_t Skv = k.dims[1], Hkv = k.dims[2];
-  if (Sq > kDecodeRows || v.dims[3] != D || D % 8 || Skv == 0 || !ctx.facts.subgroup_shuffle) return false;
+  if (Sq > kDecodeRows || v.dims[3] != D || D % 8 || Skv == 0) return false;
   if (!DecodeLoads(k) || !DecodeLoads(v)) return false;
   const bool generic = ctx.facts.generic_kernels;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  // LPK: the power of 2 that covers D/8 runs of 8, within the subgroup (and
-  // 32); NCH runs per lane. One run per lane on a GPU for every D <= 256:
-  // few registers (D with odd D/8 and one lane per key made the NVIDIA
-  // compiler's job and the registers 9x larger).
-  int lpk = 1;
-  while (lpk < D / 8 && lpk * 2 <= 32 && lpk * 2 <= static_cast<int>(ctx.facts.subgroup_size)) lpk *= 2;
-  const int nch = static_cast<int>((D / 8 + lpk - 1) / lpk);
-  // CPU devices (lavapipe) switch every invocation at a barrier: small groups.
-  const int wg = cpu ? std::max(32, lpk) : 128;
+  // One key per invocation in a tile of WG keys; CPU devices (lavapipe)
+  // switch every invocation at a barrier: small groups there.
+  const int wg = cpu ? 32 : 128;
   const int64_t gqa = Hq / Hkv;
   const int gmax = generic ? 4 : 8;
   int G = 1;
@@ -171,7 +165,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   int64_t per_split = (Skv + splits - 1) / splits;
   per_split = (per_split + 127) / 128 * 128;
   splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
-  const int unr = static_cast<int>(std::min<int64_t>(16, EnvInt("KILN_VULKAN_FA_UNR", 4)));
+  const int unr = static_cast<int>(std::min<int64_t>(32, EnvInt("KILN_VULKAN_FA_UNR", 8)));
 
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
@@ -186,7 +180,8 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
                                       ctx.node.GetBool("causal") ? 1 : 0,
                                       DtCode(out.dtype()),
                                       G};
-  std::vector<int32_t> spec = {wg, lpk, nch};
+  // D/8 (generic: from the params) and its bound for shared memory.
+  std::vector<int32_t> spec = {wg, generic ? 0 : static_cast<int32_t>(D / 8), generic ? 32 : static_cast<int32_t>(D / 8)};
   if (generic) {
     spec.insert(spec.end(), {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
   } else {
