@@ -140,9 +140,9 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
   // One key per invocation in a tile of WG keys; CPU devices (lavapipe)
   // switch every invocation at a barrier: small groups there.
-  const int wg = cpu ? 32 : 128;
+  const int wg = cpu ? 32 : static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_VULKAN_FA_WG", 128), 32, 256));
   const int64_t gqa = Hq / Hkv;
-  const int gmax = generic ? 4 : 8;
+  const int gmax = static_cast<int>(std::min<int64_t>(generic ? 4 : 8, EnvInt("KILN_VULKAN_FA_G", 8)));
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
@@ -153,10 +153,13 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   // a mask, one split per 128 keys so that a row's live keys (a block of a
   // shared cache) spread over as many workgroups as a lone sequence's.
   // KILN_VULKAN_FA_SPLIT_KEYS (tuning, tests: also on CPU devices) sets the
-  // keys per split.
+  // keys per split; KILN_VULKAN_FA_TARGET_WGS, _WG, _G and _UNR are tuning
+  // knobs too (workgroups to aim at, keys per tile, heads per workgroup,
+  // loads in flight).
   int64_t splits = 1;
   if (!cpu && Skv >= 256) {
-    const int64_t want = mask.present() ? Skv / 128 : (1024 + wgs - 1) / wgs;
+    const int64_t target = EnvInt("KILN_VULKAN_FA_TARGET_WGS", 512);
+    const int64_t want = mask.present() ? Skv / 128 : (target + wgs - 1) / wgs;
     splits = std::max<int64_t>(1, std::min<int64_t>({want, Skv / 128, 256}));
   }
   if (const int64_t keys = EnvInt("KILN_VULKAN_FA_SPLIT_KEYS", 0); keys > 0) {

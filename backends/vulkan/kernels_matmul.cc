@@ -16,7 +16,7 @@ constexpr int kGemvRows = 8;
 int GemvLoads() {
   const char* v = std::getenv("KILN_VULKAN_GEMV_NV");
   const int n = v ? std::atoi(v) : 0;
-  return n >= 1 && n <= 32 ? n : 8;
+  return n >= 1 && n <= 32 ? n : 4;
 }
 
 Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& facts) {
