@@ -142,7 +142,10 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   // switch every invocation at a barrier: small groups there.
   const int wg = cpu ? 32 : static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_VULKAN_FA_WG", 128), 32, 256));
   const int64_t gqa = Hq / Hkv;
-  const int gmax = static_cast<int>(std::min<int64_t>(generic ? 4 : 8, EnvInt("KILN_VULKAN_FA_G", 8)));
+  // Heads per workgroup: on a GPU 2 (their K rows read once per pair, the
+  // next pair's read from the L2) beat 4 on the H200 (more workgroups, less
+  // work each, bench/RESULTS.md).
+  const int gmax = static_cast<int>(std::min<int64_t>(generic ? 4 : cpu ? 8 : 2, EnvInt("KILN_VULKAN_FA_G", 8)));
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
