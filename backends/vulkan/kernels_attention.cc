@@ -2,6 +2,7 @@
 // gated_delta_net (gated_delta_net.comp, the fused recurrence).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "backends/vulkan/vk_kernels.h"
@@ -42,6 +43,15 @@ Support SupportsFlashAttn(const Graph& graph, const Node& node, const DeviceFact
   return Support::Yes();
 }
 
+// A tuning and testing knob from the environment (unset or invalid: `dflt`).
+int64_t EnvInt(const char* name, int64_t dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  char* end = nullptr;
+  const long long x = std::strtoll(v, &end, 10);
+  return end && *end == 0 && x > 0 ? x : dflt;
+}
+
 // Query rows up to which flash_attn_decode.comp is used (each row's
 // workgroups read the KV head's K/V; beyond this the tiled kernel's reuse
 // across rows wins).
@@ -66,8 +76,10 @@ absl::Status AddMerge(KernelContext& ctx, Dispatch& d, const Slot& partials, int
   const TensorArg& out = ctx.out(kFlashAttnOut);
   const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], Dv = v.dims[3];
   d.Bind(5, partials);
+  // One workgroup per row and 32 output elements (flash_attn_merge.comp's DCH).
   Dispatch& m = ctx.Add("flash_attn_merge",
-                        {static_cast<int32_t>(Dv), sinks.present() ? 1 : 0, DtCode(out.dtype())}, B * Hq * Sq);
+                        {static_cast<int32_t>(Dv), sinks.present() ? 1 : 0, DtCode(out.dtype())}, B * Hq * Sq,
+                        (Dv + 31) / 32);
   m.U(B).U(Sq).U(Hq).U(splits).T(out).U(sinks.present() ? sinks.offset : 0);
   m.Bind(0, partials).Bind(5, out);
   if (sinks.present()) m.Bind(4, sinks);
@@ -122,38 +134,44 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const TensorArg& out = ctx.out(kFlashAttnOut);
   const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], D = q.dims[3];
   const int64_t Skv = k.dims[1], Hkv = k.dims[2];
-  if (Sq > kDecodeRows || v.dims[3] != D || D % 8 || Skv == 0 || !ctx.facts.subgroup_shuffle) return false;
+  if (Sq > kDecodeRows || v.dims[3] != D || D % 8 || Skv == 0) return false;
   if (!DecodeLoads(k) || !DecodeLoads(v)) return false;
   const bool generic = ctx.facts.generic_kernels;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  // LPK: the power of 2 that covers D/8 runs of 8, within the subgroup (and
-  // 32); NCH runs per lane. One run per lane on a GPU for every D <= 256:
-  // few registers (D with odd D/8 and one lane per key made the NVIDIA
-  // compiler's job and the registers 9x larger).
-  int lpk = 1;
-  while (lpk < D / 8 && lpk * 2 <= 32 && lpk * 2 <= static_cast<int>(ctx.facts.subgroup_size)) lpk *= 2;
-  const int nch = static_cast<int>((D / 8 + lpk - 1) / lpk);
-  // CPU devices (lavapipe) switch every invocation at a barrier: small groups.
-  const int wg = cpu ? std::max(32, lpk) : 128;
+  // One key per invocation in a tile of WG keys; CPU devices (lavapipe)
+  // switch every invocation at a barrier: small groups there.
+  const int wg = cpu ? 32 : static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_VULKAN_FA_WG", 128), 32, 256));
   const int64_t gqa = Hq / Hkv;
-  const int gmax = generic ? 4 : 8;
+  // Heads per workgroup: on a GPU 2 (their K rows read once per pair, the
+  // next pair's read from the L2) beat 4 on the H200 (more workgroups, less
+  // work each, bench/RESULTS.md).
+  const int gmax = static_cast<int>(std::min<int64_t>(generic ? 4 : cpu ? 8 : 2, EnvInt("KILN_VULKAN_FA_G", 8)));
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
   }
   const int64_t head_groups = gqa / G;
   const int64_t wgs = B * Hkv * head_groups * Sq;
-  // Splits of at least 128 keys: enough workgroups to fill a GPU; with a
-  // mask, one split per 128 keys so that a row's live keys (a block of a
+  // Splits of a multiple of 128 keys: enough workgroups to fill a GPU; with
+  // a mask, one split per 128 keys so that a row's live keys (a block of a
   // shared cache) spread over as many workgroups as a lone sequence's.
+  // KILN_VULKAN_FA_SPLIT_KEYS (tuning, tests: also on CPU devices) sets the
+  // keys per split; KILN_VULKAN_FA_TARGET_WGS, _WG, _G and _UNR are tuning
+  // knobs too (workgroups to aim at, keys per tile, heads per workgroup,
+  // loads in flight).
   int64_t splits = 1;
   if (!cpu && Skv >= 256) {
-    const int64_t want = mask.present() ? Skv / 128 : (1024 + wgs - 1) / wgs;
+    const int64_t target = EnvInt("KILN_VULKAN_FA_TARGET_WGS", 512);
+    const int64_t want = mask.present() ? Skv / 128 : (target + wgs - 1) / wgs;
     splits = std::max<int64_t>(1, std::min<int64_t>({want, Skv / 128, 256}));
+  }
+  if (const int64_t keys = EnvInt("KILN_VULKAN_FA_SPLIT_KEYS", 0); keys > 0) {
+    splits = std::min<int64_t>(256, (Skv + keys - 1) / keys);
   }
   int64_t per_split = (Skv + splits - 1) / splits;
   per_split = (per_split + 127) / 128 * 128;
   splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
+  const int unr = static_cast<int>(std::min<int64_t>(32, EnvInt("KILN_VULKAN_FA_UNR", 8)));
 
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
@@ -168,7 +186,8 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
                                       ctx.node.GetBool("causal") ? 1 : 0,
                                       DtCode(out.dtype()),
                                       G};
-  std::vector<int32_t> spec = {wg, lpk, nch};
+  // D/8 (generic: from the params) and its bound for shared memory.
+  std::vector<int32_t> spec = {wg, generic ? 0 : static_cast<int32_t>(D / 8), generic ? 32 : static_cast<int32_t>(D / 8)};
   if (generic) {
     spec.insert(spec.end(), {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
   } else {
@@ -176,6 +195,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   }
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
+  spec.push_back(unr);
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * Sq, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);
@@ -340,9 +360,9 @@ absl::Status RecordGdn(KernelContext& ctx) {
   int kp = 1;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
   const bool generic = ctx.facts.generic_kernels;
-  // GPUs: 32 columns per workgroup (V / 32 workgroups per head, enough to
-  // fill the device at decode), up to 512 invocations.
-  const int64_t cols = !cpu && !generic ? std::min<int64_t>(V, 32) : V;
+  // GPUs: 32 columns per workgroup (V / 32 workgroups per head), 16 for
+  // decode (more workgroups than 132 SMs at H = 32), up to 512 invocations.
+  const int64_t cols = !cpu && !generic ? std::min<int64_t>(V, T <= 8 ? 16 : 32) : V;
   while (!cpu && kp * 2 <= K && cols * kp * 2 <= 512) kp *= 2;
   const int wg = generic ? 256 : static_cast<int>(cols * kp);
   const int64_t cblocks = (V + cols - 1) / cols;

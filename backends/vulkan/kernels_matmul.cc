@@ -1,5 +1,7 @@
 // matmul and linear: GEMV for up to 8 rows (weights read once, vector loads
 // when aligned), a tiled GEMM otherwise; both in shaders/matmul.comp.
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "backends/vulkan/vk_kernels.h"
 #include "ops/op_schema.h"
@@ -8,6 +10,14 @@ namespace kiln::vk {
 namespace {
 
 constexpr int kGemvRows = 8;
+
+// 16-byte weight loads per lane in flight (matmul.comp's NV);
+// KILN_VULKAN_GEMV_NV is a tuning knob.
+int GemvLoads() {
+  const char* v = std::getenv("KILN_VULKAN_GEMV_NV");
+  const int n = v ? std::atoi(v) : 0;
+  return n >= 1 && n <= 32 ? n : 4;
+}
 
 Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& facts) {
   if (node.op == "linear") {
@@ -51,6 +61,9 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
     const int64_t unit = bt == DType::kF32 ? 4 : 8;  // elements per 16-byte load
     vec = g.K % unit == 0 && g.b_off % unit == 0 && g.b[3] % unit == 0 && g.b[0] % unit == 0 &&
           g.b[1] % unit == 0;
+  } else if (gemv && bt == DType::kQ8_0) {
+    // Pairs of blocks from word-aligned starts (offsets and strides in bytes).
+    vec = g.K % 64 == 0 && g.b_off % 4 == 0 && g.b[3] % 4 == 0 && g.b[0] % 4 == 0 && g.b[1] % 4 == 0;
   }
   if (!gemv && HasCoopmat16(ctx.facts) && (bt == DType::kF16 || bt == DType::kBF16) &&
       g.A->dtype() != DType::kQ8_0) {
@@ -87,7 +100,8 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
   Dispatch& d = ctx.Add("matmul",
                         {gemv ? 0 : 1, DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0,
                          g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows,
-                         vec && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0},
+                         gemv && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0,
+                         GemvLoads()},
                         gx, gy, batches);
   d.U(g.M).U(g.N).U(g.K).U(g.b1);
   d.U(g.a_off);

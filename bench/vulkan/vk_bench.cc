@@ -6,6 +6,19 @@
 //
 // Warm by default: the GPU is kept busy before and while it is timed (see
 // TimeGraph); --cold times isolated runs, as a lone decode step would see.
+//
+// Two figures per case, both GPU timestamps over N instances of the node on
+// distinct tensors in one command buffer (a full barrier between nodes, as
+// between any two dependent nodes of a graph):
+//   node:   the sum of each node's own bracket (timestamp, dispatches,
+//           barrier, timestamp) / N: includes each node's drain and launch;
+//   stream: the first node's start to the last node's end / N: the time a
+//           node adds to a graph of such nodes (the throughput a real graph
+//           sees);
+//   wall:   the same graph prepared without timings (no timestamps), runs
+//           submitted back to back, host wall clock / (runs * N): the cost
+//           without the timestamps (an upper bound: includes the host's
+//           submission when the GPU is faster).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,11 +43,18 @@ struct Result {
   double bytes = 0;  // bytes the kernel must read/write
   double flops = 0;
   std::string note;
+  double stream_us = 0;  // see the header comment
+  double wall_us = 0;
+};
+
+// Per-node sum and first-start-to-last-end span of one run (us).
+struct Timing {
+  double node = 0, span = 0, wall = 0;
 };
 
 int g_iters = 20;
-bool g_cold = false;
-int64_t g_copy_mib = 1024;  // --copy-mib: the copy bandwidth's size  // --cold: the GPU idle between runs
+bool g_cold = false;         // --cold: the GPU idle between runs
+int64_t g_copy_mib = 1024;  // --copy-mib: the copy bandwidth's size
 
 void Die(const absl::Status& st, const char* what) {
   if (!st.ok()) {
@@ -43,10 +63,10 @@ void Die(const absl::Status& st, const char* what) {
   }
 }
 
-// Runs the graph's nodes as one split; returns the median GPU time (us) of
-// the sum of its node timings. Inputs are filled with the byte 0x3c (small
+// Runs the graph's nodes as one split; returns the medians (us) of the sum
+// of its node timings and of their span. Inputs are filled with the byte 0x3c (small
 // finite values in every dtype) unless `init` uploads something.
-double TimeGraph(Backend& be, const Graph& g,
+Timing TimeGraph(Backend& be, const Graph& g,
                  const std::function<void(Backend&, int, Buffer&)>& init = nullptr) {
   Bindings bindings;
   bindings.tensors.resize(g.tensors.size());
@@ -74,7 +94,7 @@ double TimeGraph(Backend& be, const Graph& g,
   Die(prepared.status(), "Prepare");
   ExecuteOptions eo;
   eo.timings = true;
-  auto run = [&](int times) -> double {  // submits back to back, waits; the last run's GPU time
+  auto run = [&](int times) -> Timing {  // submits back to back, waits; the last run's GPU times
     SyncPoint last = 0;
     for (int i = 0; i < times; ++i) {
       auto p = be.Execute(**prepared, eo);
@@ -84,30 +104,73 @@ double TimeGraph(Backend& be, const Graph& g,
     Die(be.Wait(last), "Wait");
     std::vector<NodeTiming> t;
     Die(be.ReadTimings(**prepared, &t), "ReadTimings");
-    double sum = 0;
-    for (const NodeTiming& n : t) sum += n.duration_us;
-    return sum;
+    Timing r;
+    double first = 1e300, end = 0;
+    for (const NodeTiming& n : t) {
+      r.node += n.duration_us;
+      first = std::min(first, n.start_us);
+      end = std::max(end, n.start_us + n.duration_us);
+    }
+    r.span = t.empty() ? 0 : end - first;
+    return r;
   };
-  std::vector<double> us;
+  std::vector<double> us, span;
   if (g_cold) {
     // One run at a time after an idle host round trip: the GPU's clocks
     // stay low for short kernels (the first version of this bench).
     for (int it = 0; it < g_iters + 3; ++it) {
-      const double t = run(1);
-      if (it >= 3) us.push_back(t);
+      const Timing t = run(1);
+      if (it >= 3) {
+        us.push_back(t.node);
+        span.push_back(t.span);
+      }
     }
   } else {
     // Warm: ~300 ms of back-to-back runs raise the clocks (the H200 idles
     // at 345 MHz), then each sample is the last of a batch of back-to-back
     // runs lasting ~2 ms, so the GPU is busy when it is timed.
-    double est = run(3);
+    double est = run(3).node;
     const auto t0 = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 0.3) est = run(8);
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 0.3) est = run(8).node;
     const int batch = std::clamp(static_cast<int>(2000.0 / std::max(est, 1.0)), 2, 64);
-    for (int it = 0; it < g_iters; ++it) us.push_back(run(batch));
+    for (int it = 0; it < g_iters; ++it) {
+      const Timing t = run(batch);
+      us.push_back(t.node);
+      span.push_back(t.span);
+    }
   }
   std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
+  std::sort(span.begin(), span.end());
+  Timing r{us[us.size() / 2], span[span.size() / 2], 0};
+  // Wall: the split without timestamps, `reps` runs back to back.
+  PrepareOptions po2;
+  auto untimed = be.Prepare(split, bindings, po2);
+  Die(untimed.status(), "Prepare");
+  const int reps = std::clamp(static_cast<int>(20000.0 / std::max(r.span, 1.0)), 2, 256);
+  std::vector<double> walls;
+  for (int it = 0; it < 3; ++it) {
+    const auto t0 = std::chrono::steady_clock::now();
+    SyncPoint last = 0;
+    for (int k = 0; k < reps; ++k) {
+      auto p = be.Execute(**untimed, ExecuteOptions{});
+      Die(p.status(), "Execute");
+      last = *p;
+    }
+    Die(be.Wait(last), "Wait");
+    walls.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps);
+  }
+  std::sort(walls.begin(), walls.end());
+  r.wall = walls[walls.size() / 2];
+  return r;
+}
+
+// Fills r's two figures from a graph of `copies` instances.
+void TimeCopies(Backend& be, const Graph& g, int copies, Result& r,
+                const std::function<void(Backend&, int, Buffer&)>& init = nullptr) {
+  const Timing t = TimeGraph(be, g, init);
+  r.us = t.node / copies;
+  r.stream_us = t.span / copies;
+  r.wall_us = t.wall / copies;
 }
 
 Graph MustBuild(GraphBuilder& b) {
@@ -127,7 +190,7 @@ double CopyBandwidth(Backend& be) {
   auto x = b.Input("x", DType::kF32, {n});
   b.Output(b.Op1("contiguous", {x}));
   Graph g = MustBuild(b);
-  const double us = TimeGraph(be, g);
+  const double us = TimeGraph(be, g).node;
   return 2.0 * 4.0 * static_cast<double>(n) / (us * 1e-6);
 }
 
@@ -159,12 +222,29 @@ Attrs FaAttrs(bool causal = false) { return {{"causal", causal}}; }
 // `copies` nodes on distinct tensors, each timed, the time per node: what
 // one node reads then comes from memory, not from the L2 (50 MB on the
 // H200) left warm by the previous run of the same node.
-int CopiesFor(double bytes) { return bytes >= 256e6 ? 1 : static_cast<int>(std::ceil(256e6 / bytes)); }
+int CopiesFor(double bytes, int most = 16) {
+  return std::min(most, bytes >= 256e6 ? 1 : static_cast<int>(std::ceil(256e6 / bytes)));
+}
+
+// The fixed cost of a node: `copies` 64-byte copies (one tiny dispatch each).
+Result Tiny(Backend& be) {
+  const int copies = 64;
+  GraphBuilder b("tiny");
+  for (int c = 0; c < copies; ++c) {
+    auto x = b.Input(absl::StrCat("x", c), DType::kF32, {16});
+    b.Output(b.Op1("contiguous", {x}));
+  }
+  Graph g = MustBuild(b);
+  Result r{"tiny: a 64-byte copy node (the fixed cost)"};
+  TimeCopies(be, g, copies, r);
+  r.bytes = 128;
+  return r;
+}
 
 Result FaDecode(Backend& be, int64_t skv, DType kv) {
   GraphBuilder b("fa_decode");
   const double bytes = 2.0 * skv * 8 * 128 * (kv == DType::kF16 ? 2 : 4);
-  const int copies = std::min(8, CopiesFor(bytes));
+  const int copies = CopiesFor(bytes);
   for (int c = 0; c < copies; ++c) {
     auto q = b.Input(absl::StrCat("q", c), DType::kF32, {1, 1, 32, 128});
     auto k = b.Input(absl::StrCat("k", c), kv, {1, skv, 8, 128});
@@ -173,8 +253,29 @@ Result FaDecode(Backend& be, int64_t skv, DType kv) {
   }
   Graph g = MustBuild(b);
   Result r{absl::StrCat("fa_decode Hq32 Hkv8 D128 ", DTypeName(kv), " Skv=", skv)};
-  r.us = TimeGraph(be, g) / copies;
-  r.bytes = 2.0 * skv * 8 * 128 * (kv == DType::kF16 ? 2 : 4);
+  TimeCopies(be, g, copies, r);
+  r.bytes = bytes;
+  return r;
+}
+
+// Decode (1 query row) or prefill (512 rows, causal) at a KV depth: the
+// cache holds `depth` cells before the new rows.
+Result FaDepth(Backend& be, int64_t sq, int64_t depth) {
+  GraphBuilder b("fa_depth");
+  const int64_t skv = depth + sq;
+  const double bytes = 2.0 * skv * 8 * 128 * 2;
+  const int copies = sq == 1 ? CopiesFor(bytes) : 1;
+  for (int c = 0; c < copies; ++c) {
+    auto q = b.Input(absl::StrCat("q", c), DType::kF32, {1, sq, 32, 128});
+    auto k = b.Input(absl::StrCat("k", c), DType::kF16, {1, skv, 8, 128});
+    auto v = b.Input(absl::StrCat("v", c), DType::kF16, {1, skv, 8, 128});
+    b.Output(b.Op1("flash_attn", {q, k, v}, FaAttrs(sq > 1)));
+  }
+  Graph g = MustBuild(b);
+  Result r{absl::StrCat(sq == 1 ? "fa decode" : "fa prefill Sq=512 causal", " at depth ", depth, " (Skv=", skv, ")")};
+  TimeCopies(be, g, copies, r);
+  r.bytes = bytes;
+  r.flops = 4.0 * sq * (sq == 1 ? skv : depth + sq / 2.0) * 128 * 32;
   return r;
 }
 
@@ -191,7 +292,7 @@ Result FaMultiSeq(Backend& be, int64_t nseq, int64_t L) {
   Graph g = MustBuild(b);
   const int mask_id = g.FindTensor("mask");
   Result r{absl::StrCat("fa_decode ", nseq, " seqs x ", L, " cells, block-diagonal mask")};
-  r.us = TimeGraph(be, g, [&](Backend& be2, int id, Buffer& buf) {
+  TimeCopies(be, g, 1, r, [&](Backend& be2, int id, Buffer& buf) {
     if (id != mask_id) return;
     std::vector<uint16_t> mask(static_cast<size_t>(nseq * cells), 0xfc00);  // -inf
     for (int64_t i = 0; i < nseq; ++i) {
@@ -211,14 +312,14 @@ Result FaPrefill(Backend& be, int64_t sq, int64_t skv) {
   b.Output(b.Op1("flash_attn", {q, k, v}, FaAttrs(false)));
   Graph g = MustBuild(b);
   Result r{absl::StrCat("fa_prefill Sq=", sq, " Skv=", skv, " Hq32 Hkv8 D128 f16 KV")};
-  r.us = TimeGraph(be, g);
+  TimeCopies(be, g, 1, r);
   r.flops = 4.0 * sq * skv * 128 * 32;
   return r;
 }
 
 Result Linear(Backend& be, int64_t tokens, int64_t n, int64_t k, DType w) {
   GraphBuilder b("linear");
-  const int copies = tokens > 8 ? 1 : std::min(8, CopiesFor(static_cast<double>(ContiguousBytes(w, {n, k}))));
+  const int copies = tokens > 8 ? 1 : CopiesFor(static_cast<double>(ContiguousBytes(w, {n, k})));
   auto x = b.Input("x", DType::kF32, {1, tokens, k});
   for (int c = 0; c < copies; ++c) {
     auto wt = b.Input(absl::StrCat("w", c), w, {n, k});
@@ -226,7 +327,7 @@ Result Linear(Backend& be, int64_t tokens, int64_t n, int64_t k, DType w) {
   }
   Graph g = MustBuild(b);
   Result r{absl::StrCat("linear ", tokens, " tok x ", DTypeName(w), " [", n, ",", k, "]")};
-  r.us = TimeGraph(be, g) / copies;
+  TimeCopies(be, g, copies, r);
   r.bytes = static_cast<double>(ContiguousBytes(w, {n, k}));
   r.flops = 2.0 * tokens * n * k;
   return r;
@@ -235,19 +336,23 @@ Result Linear(Backend& be, int64_t tokens, int64_t n, int64_t k, DType w) {
 Result GdnDecode(Backend& be, int64_t T) {
   GraphBuilder b("gdn");
   const int64_t H = 32, K = 128;
-  auto q = b.Input("q", DType::kF32, {1, T, H, K});
-  auto k = b.Input("k", DType::kF32, {1, T, H, K});
-  auto v = b.Input("v", DType::kF32, {1, T, H, K});
-  auto gg = b.Input("g", DType::kF32, {1, T, H});
-  auto beta = b.Input("beta", DType::kF32, {1, T, H});
-  auto s = b.Input("state", DType::kF32, {1, H, K, K});
-  auto outs = b.Op("gated_delta_net", {q, k, v, gg, beta, s}, {{"l2norm_qk", true}});
-  b.Output(outs[0]);
-  b.Output(outs[1]);
+  const double bytes = 2.0 * H * K * K * 4;
+  const int copies = T == 1 ? CopiesFor(bytes, 32) : 1;  // distinct states: none stays in the L2
+  for (int c = 0; c < copies; ++c) {
+    auto q = b.Input(absl::StrCat("q", c), DType::kF32, {1, T, H, K});
+    auto k = b.Input(absl::StrCat("k", c), DType::kF32, {1, T, H, K});
+    auto v = b.Input(absl::StrCat("v", c), DType::kF32, {1, T, H, K});
+    auto gg = b.Input(absl::StrCat("g", c), DType::kF32, {1, T, H});
+    auto beta = b.Input(absl::StrCat("beta", c), DType::kF32, {1, T, H});
+    auto s = b.Input(absl::StrCat("state", c), DType::kF32, {1, H, K, K});
+    auto outs = b.Op("gated_delta_net", {q, k, v, gg, beta, s}, {{"l2norm_qk", true}});
+    b.Output(outs[0]);
+    b.Output(outs[1]);
+  }
   Graph g = MustBuild(b);
   Result r{absl::StrCat("gdn H32 K=V=128 B1 T=", T)};
-  r.us = TimeGraph(be, g);
-  r.bytes = 2.0 * H * K * K * 4;
+  TimeCopies(be, g, copies, r);
+  r.bytes = bytes;
   return r;
 }
 
@@ -275,6 +380,7 @@ int main(int argc, char** argv) {
   std::printf("vkCmdCopyBuffer: %.0f GB/s (wall clock, for comparison)\n\n", TransferCopyBandwidth(b) / 1e9);
   std::vector<Result> rs;
   auto want = [&](const char* n) { return only.empty() || only == n; };
+  if (want("tiny")) rs.push_back(Tiny(b));
   if (want("fa_decode")) {
     rs.push_back(FaDecode(b, 16384, DType::kF16));
     rs.push_back(FaDecode(b, 4096, DType::kF16));
@@ -283,7 +389,8 @@ int main(int argc, char** argv) {
     for (int64_t L : {512, 2048, 16384}) {
       Result one = FaMultiSeq(b, 1, L);
       Result eight = FaMultiSeq(b, 8, L);
-      eight.note = absl::StrFormat("%.2fx one sequence", eight.us / one.us);
+      eight.note = absl::StrFormat("%.2fx one sequence (stream; node %.2fx)", eight.stream_us / one.stream_us,
+                                   eight.us / one.us);
       rs.push_back(one);
       rs.push_back(eight);
     }
@@ -297,15 +404,24 @@ int main(int argc, char** argv) {
     rs.push_back(GdnDecode(b, 512));
   }
   if (want("fa_prefill")) rs.push_back(FaPrefill(b, 512, 8192));
-  std::printf("%-58s %10s %10s %9s %10s  %s\n", "case", "us", "GB/s", "% copy", "TFLOP/s", "note");
+  if (only == "depth") {  // not in the default run: issue 8's specialization sweep
+    for (int64_t d : {0, 8192, 32768}) rs.push_back(FaDepth(b, 1, d));
+    for (int64_t d : {0, 8192, 32768}) rs.push_back(FaDepth(b, 512, d));
+  }
+  // GB/s, % copy and TFLOP/s are of the stream figure.
+  std::printf("%-58s %9s %9s %9s %9s %8s %9s  %s\n", "case", "node us", "stream us", "wall us", "GB/s", "% copy",
+              "TFLOP/s", "note");
   std::string json = "[";
   for (const Result& r : rs) {
-    const double gbs = r.bytes / (r.us * 1e-6) / 1e9;
-    const double tf = r.flops / (r.us * 1e-6) / 1e12;
-    std::printf("%-58s %10.1f %10.0f %8.0f%% %10.2f  %s\n", r.name.c_str(), r.us, gbs, 100 * r.bytes / (r.us * 1e-6) / copy_bw,
-                tf, r.note.c_str());
-    absl::StrAppendFormat(&json, "%s{\"case\":\"%s\",\"us\":%.3f,\"GBps\":%.1f,\"copy_frac\":%.3f,\"TFLOPs\":%.3f}",
-                          json.size() > 1 ? "," : "", r.name, r.us, gbs, r.bytes / (r.us * 1e-6) / copy_bw, tf);
+    const double gbs = r.bytes / (r.stream_us * 1e-6) / 1e9;
+    const double tf = r.flops / (r.stream_us * 1e-6) / 1e12;
+    std::printf("%-58s %9.1f %9.1f %9.1f %9.0f %7.0f%% %9.2f  %s\n", r.name.c_str(), r.us, r.stream_us, r.wall_us, gbs,
+                100 * r.bytes / (r.stream_us * 1e-6) / copy_bw, tf, r.note.c_str());
+    absl::StrAppendFormat(&json,
+                          "%s{\"case\":\"%s\",\"node_us\":%.3f,\"stream_us\":%.3f,\"wall_us\":%.3f,\"GBps\":%.1f,"
+                          "\"copy_frac\":%.3f,\"TFLOPs\":%.3f}",
+                          json.size() > 1 ? "," : "", r.name, r.us, r.stream_us, r.wall_us, gbs, r.bytes / (r.stream_us * 1e-6) / copy_bw,
+                          tf);
   }
   json += "]\n";
   if (!json_path.empty()) std::ofstream(json_path) << json;

@@ -1,6 +1,7 @@
 // The Vulkan backend: memory, ordering, fills, device errors and a sample of
 // ops against their references (the conformance grid covers every op).
 // Skipped where no Vulkan device is present.
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -116,6 +117,22 @@ TEST_F(VulkanBackendTest, Ops) {
   };
   uint32_t seed = 1;
   for (const OpCase& c : cases) EXPECT_TRUE(MatchesReference(*backend_, c, seed++));
+}
+
+// CPU devices (lavapipe, CI) run FA decode unsplit; KILN_VULKAN_FA_SPLIT_KEYS
+// splits it there too, so the split path and flash_attn_merge.comp (a
+// partial last split, two head groups, the mask, the sinks) are checked.
+TEST_F(VulkanBackendTest, SplitKvDecode) {
+  ::setenv("KILN_VULKAN_FA_SPLIT_KEYS", "128", 1);
+  std::vector<OpCase> cases = {
+      {"flash_attn", {In(kF32, {1, 1, 8, 64}), In(kF16, {1, 300, 1, 64}), In(kF16, {1, 300, 1, 64})}},
+      {"flash_attn",
+       {In(kF32, {1, 3, 4, 32}), In(kF16, {1, 260, 2, 32}), In(kF16, {1, 260, 2, 32}), In(kF16, {1, 1, 3, 260}),
+        In(kF32, {4})}},
+  };
+  uint32_t seed = 100;
+  for (const OpCase& c : cases) EXPECT_TRUE(MatchesReference(*backend_, c, seed++));
+  ::unsetenv("KILN_VULKAN_FA_SPLIT_KEYS");
 }
 
 }  // namespace

@@ -1,11 +1,16 @@
 #version 450
 // Combines the split-KV partials (m, l, acc) of flash_attn.comp and
-// flash_attn_decode.comp per (b, h, i) row; sinks join here. The split
-// weights exp(m_s - M) are computed once into shared memory, then each
-// invocation sums its output elements over the splits (coalesced reads).
+// flash_attn_decode.comp per (b, h, i) row; sinks join here. One workgroup
+// per (row, block of DCH output elements): the split weights exp(m_s - M)
+// go once into shared memory, then SGR groups of invocations each sum every
+// SGR-th split for the block's elements (loads issued unconditionally, so
+// that many are in flight; a split of weight 0 adds 0, its values unused)
+// and the groups' sums are added through shared memory.
 #include "common.glsl"
 #define NINF uintBitsToFloat(0xff800000u)
-layout(local_size_x = 128) in;
+const int DCH = 32;  // output elements per workgroup
+const int SGR = 8;   // split groups
+layout(local_size_x = 256) in;  // DCH * SGR
 layout(constant_id = 0) const int DV = 128;
 layout(constant_id = 1) const int HAS_SINKS = 0;
 layout(constant_id = 2) const int DTO = 0;
@@ -14,7 +19,23 @@ DECLARE_SLOT(4, Sk)
 DECLARE_SLOT(5, O)
 const uint MAX_SPLITS = 256u;  // kernels_attention.cc keeps splits within this
 shared float w_s[MAX_SPLITS];
-shared float red[128];
+shared float red[256];
+shared float sums[SGR * DCH];
+
+// The workgroup's max (op 0) or sum (op 1) of v.
+float WgReduce(float v, bool sum) {
+  const uint t = gl_LocalInvocationID.x;
+  red[t] = v;
+  barrier();
+  for (uint w = 128u; w > 0u; w >>= 1) {
+    if (t < w) red[t] = sum ? red[t] + red[t + w] : max(red[t], red[t + w]);
+    barrier();
+  }
+  const float r = red[0];
+  barrier();
+  return r;
+}
+
 // params: 1 B, 2 Sq, 3 Hq, 4 splits, 5 out T, 10 sinks off
 void main() {
   const uint Sq = P(2), Hq = P(3), NS = P(4);
@@ -23,42 +44,30 @@ void main() {
   const uint t = gl_LocalInvocationID.x;
   const uint rec = uint(DV + 2);
   const uint base = row * NS * rec;
-  // M = max over the splits' m (and the sink).
-  float mx = NINF;
-  for (uint s = t; s < NS; s += 128u) mx = max(mx, Part_f[base + s * rec]);
-  red[t] = mx;
-  barrier();
-  for (uint w = 64u; w > 0u; w >>= 1) {
-    if (t < w) red[t] = max(red[t], red[t + w]);
-    barrier();
-  }
-  float M = red[0];
+  // M = max over the splits' m (and the sink); NS <= 256: one split each.
+  const float ms = t < NS ? Part_f[base + t * rec] : NINF;
+  const float ls = t < NS ? Part_f[base + t * rec + 1u] : 0.0;
+  float M = WgReduce(ms, false);
   float sink = NINF;
   if (HAS_SINKS != 0) { sink = Sk_f[P(10) + h]; M = max(M, sink); }
+  const float w = ms == NINF ? 0.0 : exp(ms - M);
+  if (t < NS) w_s[t] = w;
+  const float L = WgReduce(w != 0.0 ? ls * w : 0.0, true) + (HAS_SINKS != 0 && M != NINF ? exp(sink - M) : 0.0);
+  // w_s is visible: WgReduce ends with a barrier.
+  const uint dl = t % uint(DCH), g = t / uint(DCH);
+  const uint d = gl_WorkGroupID.y * uint(DCH) + dl;
+  const uint dc = min(d, uint(DV) - 1u);  // past DV: read in range, not stored
+  float v = 0.0;
+  for (uint s = g; s < NS; s += uint(SGR)) {
+    const float x = Part_f[base + s * rec + 2u + dc];
+    const float ws = w_s[s];
+    v += ws != 0.0 ? x * ws : 0.0;
+  }
+  sums[g * uint(DCH) + dl] = v;
   barrier();
-  // Weights and L = sum l_s * w_s (+ the sink's exp).
-  float lsum = 0.0;
-  for (uint s = t; s < NS; s += 128u) {
-    const float m = Part_f[base + s * rec];
-    const float w = m == NINF ? 0.0 : exp(m - M);
-    w_s[s] = w;
-    if (w != 0.0) lsum += Part_f[base + s * rec + 1u] * w;
-  }
-  red[t] = lsum;
-  barrier();
-  for (uint w = 64u; w > 0u; w >>= 1) {
-    if (t < w) red[t] += red[t + w];
-    barrier();
-  }
-  const float L = red[0] + (HAS_SINKS != 0 && M != NINF ? exp(sink - M) : 0.0);
-  for (uint d = t; d < uint(DV); d += 128u) {
-    float v = 0.0;
-    for (uint s = 0; s < NS; ++s) {
-      const float w = w_s[s];
-      if (w != 0.0) v += Part_f[base + s * rec + 2u + d] * w;
-    }
-    const float res = L == 0.0 ? 0.0 : v / L;
-    const uint o = P(5) + b * P(6) + i * P(7) + h * P(8) + d;
-    STOREF(O, DTO, o, res);
-  }
+  if (g != 0u || d >= uint(DV)) return;
+  for (int k = 1; k < SGR; ++k) v += sums[uint(k * DCH) + dl];
+  const float res = L == 0.0 ? 0.0 : v / L;
+  const uint o = P(5) + b * P(6) + i * P(7) + h * P(8) + d;
+  STOREF(O, DTO, o, res);
 }

@@ -50,25 +50,26 @@ DECLARE_SLOT(7, Fs)
 //   6 q (off, s_b, s_t, s_h)  10 k  14 v  18 g  22 beta  26 state (off, s_b, s_h, s_i)
 //   30 out (off, s_b, s_t, s_h)  34 final state (off, s_b, s_h, s_i)
 shared float qs[KDMAX], ks[KDMAX], gs[KDMAX];
-shared float part_u[KP * VDMAX];
-shared float part_o[KP * VDMAX];
-shared float red_[64];
-shared float norms[2];
+const int CWMAX = COLS > 0 ? COLS : VDMAX;
+shared float part_u[KP * CWMAX];
+shared float part_o[KP * CWMAX];
+shared vec2 red_[64];
 
-float WgMax(float v) {
+// q's and k's reductions together (one pair of barriers for both).
+vec2 WgMax(vec2 v) {
   v = subgroupMax(v);
   if (gl_SubgroupInvocationID == 0u) red_[gl_SubgroupID] = v;
   barrier();
-  float s = red_[0];
+  vec2 s = red_[0];
   for (uint i = 1; i < gl_NumSubgroups; ++i) s = max(s, red_[i]);
   barrier();
   return s;
 }
-float WgSum(float v) {
+vec2 WgSum(vec2 v) {
   v = subgroupAdd(v);
   if (gl_SubgroupInvocationID == 0u) red_[gl_SubgroupID] = v;
   barrier();
-  float s = 0.0;
+  vec2 s = vec2(0.0);
   for (uint i = 0; i < gl_NumSubgroups; ++i) s += red_[i];
   barrier();
   return s;
@@ -95,6 +96,10 @@ void main() {
     s[r] = (live_col && F_STATE != 0 && i < uint(Kd)) ? St_f[P(26) + b * P(27) + hv * P(28) + i * P(29) + j] : 0.0;
   }
   for (uint t = 0; t < T; ++t) {
+    // The token's scalars and v first: their loads overlap the norms'.
+    const float beta = Bt_f[P(22) + b * P(23) + t * P(24) + hv * P(25)];
+    const float decay = F_KDA != 0 ? 1.0 : exp(Gb_f[P(18) + b * P(19) + t * P(20) + hv * P(21)]);
+    const float v = live_col ? LOADF(Vb, DT_V, P(14) + b * P(15) + t * P(16) + hv * P(17) + j) : 0.0;
     float qa = 0.0, ka = 0.0;
     for (uint e = tid; e < uint(Kd); e += uint(WG)) {
       const float qv = LOADF(Qb, DT_Q, P(6) + b * P(7) + t * P(8) + kh * P(9) + e);
@@ -108,22 +113,22 @@ void main() {
     float qn = 1.0, kn = 1.0;
     if (F_L2 != 0) {
       // 1 / sqrt(sum x^2 + eps) without overflow: scale by the row's max |x|.
-      qa = WgMax(qa);
-      ka = WgMax(ka);
+      const vec2 mx = WgMax(vec2(qa, ka));
+      qa = mx.x;
+      ka = mx.y;
       float q2 = 0.0, k2 = 0.0;
       for (uint e = tid; e < uint(Kd); e += uint(WG)) {
         if (qa > 0.0) { const float x = qs[e] / qa; q2 += x * x; }
         if (ka > 0.0) { const float x = ks[e] / ka; k2 += x * x; }
       }
-      q2 = WgSum(q2);
-      k2 = WgSum(k2);
+      const vec2 sq = WgSum(vec2(q2, k2));
+      q2 = sq.x;
+      k2 = sq.y;
       qn = qa > 0.0 ? 1.0 / (qa * sqrt(q2 + 1e-6 / (qa * qa))) : 1000.0;
       kn = ka > 0.0 ? 1.0 / (ka * sqrt(k2 + 1e-6 / (ka * ka))) : 1000.0;
     } else {
       barrier();
     }
-    const float beta = Bt_f[P(22) + b * P(23) + t * P(24) + hv * P(25)];
-    const float decay = F_KDA != 0 ? 1.0 : exp(Gb_f[P(18) + b * P(19) + t * P(20) + hv * P(21)]);
     float pu = 0.0;
     for (int r = 0; r < RPT; ++r) {
       const uint i = i0 + uint(r);
@@ -135,7 +140,6 @@ void main() {
     barrier();
     float u = 0.0;
     for (int p = 0; p < KP; ++p) u += part_u[uint(p) * uint(CW) + jl];
-    const float v = live_col ? LOADF(Vb, DT_V, P(14) + b * P(15) + t * P(16) + hv * P(17) + j) : 0.0;
     const float dlt = beta * (v - u);
     float po = 0.0;
     for (int r = 0; r < RPT; ++r) {

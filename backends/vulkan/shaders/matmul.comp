@@ -2,7 +2,7 @@
 // out[z][m][n] = sum_k A[z][m][k] * B[z][k][n] (+ bias[n]), f32 out.
 // MODE 0 (GEMV, M <= 8 rows): one subgroup per output column n reads B's
 // column (a weight row of `linear`) once for all M rows, vector loads when
-// the row is contiguous and aligned (VEC). MODE 1: 64x64 tiles through
+// the row is contiguous and aligned (VEC; q8_0: word loads of block pairs). MODE 1: 64x64 tiles through
 // shared memory, 4x4 outputs per invocation.
 #include "common.glsl"
 layout(local_size_x = 256) in;
@@ -15,6 +15,8 @@ layout(constant_id = 5) const int VEC = 0;
 layout(constant_id = 6) const int MROWS = 1;
 // VECA: f32 A rows contiguous in k and 16-byte aligned (GEMV reads them as vectors).
 layout(constant_id = 7) const int VECA = 0;
+// GEMV: 16-byte weight loads per lane in flight.
+layout(constant_id = 8) const int NV = 4;
 
 DECLARE_SLOT(0, A)
 DECLARE_SLOT(1, B)
@@ -52,7 +54,39 @@ void gemv() {
   float acc[MROWS];
   for (int m = 0; m < MROWS; ++m) acc[m] = 0.0;
   const uint rowB = P(10) + zb0 * P(11) + zb1 * P(12) + n * P(14);  // element (bytes for q8_0) of B(0, n)
-  if (DTB == DT_Q8) {
+  if (DTB == DT_Q8 && VEC != 0) {
+    // Rows of whole pairs of blocks (68 bytes, 17 words) at word-aligned
+    // starts: a lane loads a pair's 17 words at once, then unpacks them.
+    const uint pairs = K / 64u;
+    for (uint pi = lane; pi < pairs; pi += sg) {
+      const uint wb = (rowB >> 2) + pi * 17u;
+      uint w[17];
+      for (int j = 0; j < 17; ++j) w[j] = B_u[wb + uint(j)];
+      const float d0 = f16_to_f32(w[0] & 0xffffu), d1 = f16_to_f32(w[8] >> 16);
+      for (int m = 0; m < MROWS; ++m) {
+        if (m >= int(M)) break;
+        float s0 = 0.0, s1 = 0.0;
+        for (int j = 0; j < 8; ++j) {
+          // Block 0's int8 run starts at byte 2, block 1's at byte 36.
+          const uint q0 = (w[j] >> 16) | (w[j + 1] << 16), q1 = w[9 + j];
+          const vec4 f0 = vec4(int(q0 << 24) >> 24, int(q0 << 16) >> 24, int(q0 << 8) >> 24, int(q0) >> 24);
+          const vec4 f1 = vec4(int(q1 << 24) >> 24, int(q1 << 16) >> 24, int(q1 << 8) >> 24, int(q1) >> 24);
+          const uint k0 = pi * 64u + uint(4 * j), k1 = k0 + 32u;
+          vec4 x0, x1;
+          if (VECA != 0) {
+            x0 = A_f4[AAt(m, k0) >> 2];
+            x1 = A_f4[AAt(m, k1) >> 2];
+          } else {
+            x0 = vec4(LoadA(m, k0), LoadA(m, k0 + 1u), LoadA(m, k0 + 2u), LoadA(m, k0 + 3u));
+            x1 = vec4(LoadA(m, k1), LoadA(m, k1 + 1u), LoadA(m, k1 + 2u), LoadA(m, k1 + 3u));
+          }
+          s0 += dot(f0, x0);
+          s1 += dot(f1, x1);
+        }
+        acc[m] += d0 * s0 + d1 * s1;
+      }
+    }
+  } else if (DTB == DT_Q8) {
     // A lane takes whole blocks: the f16 scale and 16 pairs of int8.
     const uint blocks = K / 32u;
     for (uint bi = lane; bi < blocks; bi += sg) {
@@ -70,15 +104,15 @@ void gemv() {
       for (int m = 0; m < MROWS; ++m) acc[m] += d * part[m];
     }
   } else if (VEC != 0 && (DTB == DT_F16 || DTB == DT_BF16)) {
-    // 4 weight vectors per lane in flight before their use.
+    // NV weight vectors per lane in flight before their use.
     const uint chunks = K / 8u;
-    for (uint c0 = lane; c0 < chunks; c0 += 4u * sg) {
-      uvec4 w4[4];
-      for (uint u = 0u; u < 4u; ++u) {
+    for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
+      uvec4 w4[NV];
+      for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         w4[u] = c < chunks ? B_v4[(rowB >> 3) + c] : uvec4(0u);
       }
-      for (uint u = 0u; u < 4u; ++u) {
+      for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         if (c >= chunks) break;
         float wf[8];
@@ -112,12 +146,25 @@ void gemv() {
     }
   } else if (VEC != 0 && DTB == DT_F32) {
     const uint chunks = K / 4u;
-    for (uint c = lane; c < chunks; c += sg) {
-      const vec4 w = B_f4[(rowB >> 2) + c];
-      for (int m = 0; m < MROWS; ++m) {
-        if (m >= int(M)) break;
-        acc[m] += w.x * LoadA(m, 4u * c) + w.y * LoadA(m, 4u * c + 1u) + w.z * LoadA(m, 4u * c + 2u) +
-                  w.w * LoadA(m, 4u * c + 3u);
+    for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
+      vec4 w4[NV];
+      for (uint u = 0u; u < uint(NV); ++u) {
+        const uint c = c0 + u * sg;
+        w4[u] = c < chunks ? B_f4[(rowB >> 2) + c] : vec4(0.0);
+      }
+      for (uint u = 0u; u < uint(NV); ++u) {
+        const uint c = c0 + u * sg;
+        if (c >= chunks) break;
+        const vec4 w = w4[u];
+        for (int m = 0; m < MROWS; ++m) {
+          if (m >= int(M)) break;
+          if (VECA != 0) {
+            acc[m] += dot(w, A_f4[AAt(m, 4u * c) >> 2]);
+          } else {
+            acc[m] += w.x * LoadA(m, 4u * c) + w.y * LoadA(m, 4u * c + 1u) + w.z * LoadA(m, 4u * c + 2u) +
+                      w.w * LoadA(m, 4u * c + 3u);
+          }
+        }
       }
     }
   } else {
