@@ -8,6 +8,8 @@
 // one per shape.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "dispatch.h"
@@ -31,6 +33,16 @@ struct FaConfig {
 // (KILN_OPENCL_FA_NK, to measure).
 int FaDecodeKeys() { return EnvInt("KILN_OPENCL_FA_NK", 4) == 8 ? 8 : 4; }
 
+// SHFL in flash_attn_dec.cl (the dot product summed by warp shuffles, no
+// barrier per tile), off by default: on the H200 it ran no faster than the
+// barrier path (bench/RESULTS.md). KILN_OPENCL_FA_SHFL=1 sets it in every
+// decode program: PTX shuffles in NVIDIA's fast program, emulated through
+// local memory elsewhere (to test the algorithm on PoCL; slow).
+bool FaShuffle() {
+  const char* v = std::getenv("KILN_OPENCL_FA_SHFL");
+  return v && std::string_view(v) == "1";
+}
+
 FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
   FaConfig c;
   const int64_t dmax = std::max(Dk, Dv);
@@ -48,6 +60,7 @@ FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
     c.BC = kpp * FaDecodeKeys();
     const size_t ns = size_t(c.BC) * c.QR;
     c.local_bytes = sizeof(float) * (size_t(tpk) * (ns + 1) + 2 * ns + size_t(kpp) * c.QR * (2 + c.D));
+    if (FaShuffle()) c.local_bytes += sizeof(float) * ns / kpp * kFaWorkGroup;  // the emulation's xch
     return c;
   }
   c.QR = 16;
@@ -111,8 +124,10 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   const int64_t target = 8 * std::max(1, ctx.device->compute_units);
   int64_t split_len = 0;
   if (c.decode) {
-    const int64_t max_len = RoundUp(EnvInt("KILN_OPENCL_FA_SPLIT", 256), c.BC);
-    split_len = std::clamp<int64_t>(RoundUp((Skv * rows + target - 1) / target, c.BC), c.BC, max_len);
+    // KILN_OPENCL_FA_SPLIT: this split length (rounded to tiles), to measure.
+    const int64_t forced = EnvInt("KILN_OPENCL_FA_SPLIT", 0);
+    split_len = forced > 0 ? RoundUp(forced, c.BC)
+                           : std::clamp<int64_t>(RoundUp((Skv * rows + target - 1) / target, c.BC), c.BC, 256);
   } else {
     const int64_t nsplit0 =
         std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 127) / 128));
@@ -142,6 +157,7 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
     const bool fast = (kt == DType::kF16 || kt == DType::kBF16) && v.info->dtype == kt && Rows16(k) && Rows16(v);
     options = absl::StrCat(dopt, " -DQR=", c.QR, FaDecodeKeys() == 4 ? "" : " -DNK=8");
     if (fast) absl::StrAppend(&options, " -DKDT=", int(kt), " -DVDT=", int(kt), " -DVEC=1", PtxOption(*ctx.device));
+    if (FaShuffle()) absl::StrAppend(&options, " -DSHFL=1");
   } else {
     options = absl::StrCat(dopt, " -DQR=", c.QR, " -DBC=", c.BC);
   }
