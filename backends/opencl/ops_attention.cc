@@ -1,6 +1,7 @@
 // flash_attn (kernels/flash_attn_dec.cl for up to 16 queries,
 // kernels/flash_attn.cl tiles for more, kernels/flash_attn_merge.cl for
-// KV splits) and gated_delta_net (kernels/gated_delta_net.cl).
+// KV splits) and gated_delta_net (kernels/gated_delta_net.cl recurrent,
+// kernels/gated_delta_net_chunk.cl chunked for long T).
 // Specializations are few on purpose: head dims are rounded up to a bucket
 // (64/128/256; GDN 32..256), flags and most dtypes are kernel arguments (the
 // decode kernel's K/V dtypes and row alignment are -D, so its loads have no
@@ -214,6 +215,66 @@ Support GdnSupports(const Graph& g, const Node& n, const DeviceFacts& dev) {
   return Support::Yes();
 }
 
+// The chunked form (kernels/gated_delta_net_chunk.cl) for T >= kGdnChunkMinT
+// (KILN_OPENCL_GDN_CHUNK_T sets another threshold, to measure): below it the
+// recurrent kernel's single pass is cheaper than the chunk set-up (and decode
+// is T = 1).
+constexpr int64_t kGdnChunk = 64, kGdnChunkMinT = 64;  // C in gated_delta_net_chunk.cl
+constexpr size_t kGdnChunkPrepLocal = sizeof(float) * (4 * 64 + 64 * 65 + 3 * 64 * 33);
+// Scratch above this (long T times many heads) falls back to the recurrent
+// kernel rather than holding gigabytes.
+constexpr size_t kGdnChunkMaxScratch = size_t{1} << 30;
+
+size_t GdnChunkScratch(int64_t B, int64_t T, int64_t Hv, int64_t K, int64_t V) {
+  const int64_t nc = (T + kGdnChunk - 1) / kGdnChunk;
+  return sizeof(float) * size_t(B * Hv * nc * (kGdnChunk * (4 * K + V + kGdnChunk) + K));
+}
+
+// Whether the node runs chunked: long enough, and the device has the local
+// memory and the scratch fits.
+bool GdnChunked(const DeviceFacts& dev, int64_t B, int64_t T, int64_t Hv, int64_t K, int64_t V) {
+  if (T < EnvInt("KILN_OPENCL_GDN_CHUNK_T", kGdnChunkMinT) || K > 256) return false;
+  if (dev.local_mem < kGdnChunkPrepLocal) return false;
+  const size_t bytes = GdnChunkScratch(B, T, Hv, K, V);
+  return bytes <= kGdnChunkMaxScratch && bytes <= dev.max_alloc;
+}
+
+absl::Status PrepareGdnChunked(PrepareContext& ctx) {
+  const TensorArg &q = ctx.in[kGdnQ], &k = ctx.in[kGdnK], &v = ctx.in[kGdnV], &g = ctx.in[kGdnG],
+                  &beta = ctx.in[kGdnBeta];
+  const TensorArg state = ctx.in.size() > kGdnState ? ctx.in[kGdnState] : TensorArg{};
+  const TensorArg &out = ctx.out[kGdnOut], &fs = ctx.out[kGdnFinalState];
+  const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3), Hv = v.dim(2), V = v.dim(3);
+  const bool kda = GdnIsKda(g.rank());
+  const int64_t nc = (T + kGdnChunk - 1) / kGdnChunk;
+  auto ws = ctx.Scratch(GdnChunkScratch(B, T, Hv, K, V));
+  if (!ws.ok()) return ws.status();
+  auto s3 = [](const TensorArg& t) { return Int4{t.stride(0), t.stride(1), t.stride(2), 0}; };
+  const std::string options = PtxOption(*ctx.device);
+  auto p = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_prep");
+  if (!p.ok()) return p.status();
+  KernelArgs a((*p)->kernel);
+  a.tensor(q, ctx.dummy).i4(s3(q)).i32(int(q.info->dtype));
+  a.tensor(k, ctx.dummy).i4(s3(k)).i32(int(k.info->dtype)).tensor(v, ctx.dummy).i4(s3(v)).i32(int(v.info->dtype));
+  a.tensor(g, ctx.dummy).i4({g.stride(0), g.stride(1), g.stride(2), kda ? g.stride(3) : 0}).i32(kda);
+  a.tensor(beta, ctx.dummy).i4(s3(beta)).mem(*ws);
+  a.i32(T).i32(Hk).i32(Hv).i32(K).i32(V).i32(nc);
+  a.i32(ctx.node->GetBool("l2norm_qk")).i32(GdnHeadMapOf(*ctx.node) == GdnHeadMap::kTiled);
+  if (!a.status().ok()) return a.status();
+  (*p)->local = {128, 1, 1};
+  (*p)->global = {size_t(B * Hv * nc) * 128, 1, 1};
+  auto s = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_state");
+  if (!s.ok()) return s.status();
+  KernelArgs b((*s)->kernel);
+  b.tensor(out, ctx.dummy).i32(int(out.info->dtype)).mem(*ws).tensor(state, ctx.dummy);
+  b.i4(state.present() ? Int4{state.stride(0), state.stride(1), state.stride(2), state.stride(3)} : Int4{0, 0, 0, 0});
+  b.i32(state.present()).tensor(fs, ctx.dummy);
+  b.i32(T).i32(Hv).i32(K).i32(V).i32(nc).f32(EffectiveScale(*ctx.node, K));
+  (*s)->local = {128, 1, 1};
+  (*s)->global = {size_t(B * Hv * ((V + 15) / 16)) * 128, 1, 1};  // VC = 16 value columns per work-group
+  return b.status();
+}
+
 absl::Status PrepareGdn(PrepareContext& ctx) {
   const TensorArg &q = ctx.in[kGdnQ], &k = ctx.in[kGdnK], &v = ctx.in[kGdnV], &g = ctx.in[kGdnG],
                   &beta = ctx.in[kGdnBeta];
@@ -221,6 +282,7 @@ absl::Status PrepareGdn(PrepareContext& ctx) {
   const TensorArg &out = ctx.out[kGdnOut], &fs = ctx.out[kGdnFinalState];
   const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3), Hv = v.dim(2), V = v.dim(3);
   if (B * Hv * V == 0) return absl::OkStatus();
+  if (GdnChunked(*ctx.device, B, T, Hv, K, V)) return PrepareGdnChunked(ctx);
   const bool kda = GdnIsKda(g.rank());
   const int vc = GdnColumns();
   auto d = ctx.Add("gated_delta_net",
