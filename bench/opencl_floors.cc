@@ -5,15 +5,21 @@
 //   fa_decode  flash_attn Hq=32 Hkv=8 D=128, f16 K/V, Skv=16384, one token:
 //              K/V bytes / time, as a fraction of the copy bandwidth (>= 50%)
 //   linear     one token x f16 W 4096x4096: W bytes / time (>= 60%)
-//   gdn        gated_delta_net decode H=32 K=V=128 B=1 (< 8 us)
+//   gdn        gated_delta_net decode H=32 K=V=128 B=1 (< 8 us); prefill of
+//              T=1024 tokens, chunked (the default from T=64) and recurrent
 //   seqN       N sequences decoding over one shared cache of N*L cells
 //              (block-diagonal mask) vs one over L cells (<= 1.5x), and one
 //              over N*L cells (the same live bytes, read densely)
+// Each case's throughput wall/N (timings off) is measured twice: on the
+// usual queue (profiling enabled) and on a second backend created with the
+// flag profiling=off (a queue without CL_QUEUE_PROFILING_ENABLE), to tell
+// whether profiling costs per-kernel time on the device.
 // Usage: kiln_opencl_floors [--iters N] [--device D]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -90,7 +96,7 @@ struct Bench {
       const double w = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       std::vector<NodeTiming> t;
       if (auto st = backend.ReadTimings(**prepared, &t); !st.ok()) return st;
-      double first = 1e30, last = 0;
+      double first = t.empty() ? 0 : 1e30, last = 0;  // no timings: a queue without profiling
       for (const NodeTiming& nt : t) {
         first = std::min(first, nt.start_us);
         last = std::max(last, nt.start_us + nt.duration_us);
@@ -177,15 +183,15 @@ absl::StatusOr<Graph> LinearGraph(DType wdt, int copies, int64_t rows = 1) {
   return b.Build();
 }
 
-absl::StatusOr<Graph> GdnGraph(int copies) {
+absl::StatusOr<Graph> GdnGraph(int copies, int64_t T = 1) {
   GraphBuilder b("gdn");
   for (int c = 0; c < copies; ++c) {
     auto in = [&](const char* name, std::vector<int64_t> dims) {
       return b.Input(absl::StrCat(name, c), DType::kF32, dims);
     };
     auto outs = b.Op("gated_delta_net",
-                     {in("q", {1, 1, 32, 128}), in("k", {1, 1, 32, 128}), in("v", {1, 1, 32, 128}),
-                      in("g", {1, 1, 32}), in("beta", {1, 1, 32}), in("state", {1, 32, 128, 128})},
+                     {in("q", {1, T, 32, 128}), in("k", {1, T, 32, 128}), in("v", {1, T, 32, 128}),
+                      in("g", {1, T, 32}), in("beta", {1, T, 32}), in("state", {1, 32, 128, 128})},
                      {{"l2norm_qk", true}});
     for (Tensor t : outs) b.Output(t);
   }
@@ -218,6 +224,14 @@ int Main(int argc, char** argv) {
   Backend& be = **backend;
   std::printf("device: %s (%s)\n", be.device().name.c_str(), be.device().driver.c_str());
   Bench bench{be, iters};
+  BackendOptions np_options = options;
+  np_options.flags["profiling"] = "off";
+  auto np_backend = CreateBackend("opencl", np_options);
+  if (!np_backend.ok()) {
+    std::fprintf(stderr, "%s\n", np_backend.status().ToString().c_str());
+    return 1;
+  }
+  Bench np_bench{**np_backend, iters};
 
   // Copy bandwidth: 1 GiB (256 MiB where the device is small), best of runs.
   size_t bytes = size_t{1} << 30;
@@ -254,8 +268,10 @@ int Main(int argc, char** argv) {
     }
     auto r1 = bench.Run(*g1, fixed, 1);
     auto rn = bench.Run(*gn, fixed, copies);
-    if (!r1.ok() || !rn.ok()) {
-      std::printf("%s: %s\n", what.c_str(), (r1.ok() ? rn.status() : r1.status()).ToString().c_str());
+    auto rp = np_bench.Run(*gn, fixed, copies);
+    if (!r1.ok() || !rn.ok() || !rp.ok()) {
+      const absl::Status& st = !r1.ok() ? r1.status() : !rn.ok() ? rn.status() : rp.status();
+      std::printf("%s: %s\n", what.c_str(), st.ToString().c_str());
       return;
     }
     auto pct = [&](double us) {
@@ -263,9 +279,12 @@ int Main(int argc, char** argv) {
       const double gbs = bytes_read / (us * 1e-6) / 1e9;
       return absl::StrFormat(" (%.0f GB/s, %.0f%%)", gbs, 100.0 * gbs / copy_gbs);
     };
-    std::printf("%s: event %.2f us%s [wall %.2f]; throughput x%d: %.2f us%s, wall %.2f us%s (floor %s)\n",
-                what.c_str(), r1->device_us, pct(r1->device_us).c_str(), r1->wall_us, copies, rn->span_us,
-                pct(rn->span_us).c_str(), rn->wall_off_us, pct(rn->wall_off_us).c_str(), floor);
+    std::printf(
+        "%s: event %.2f us%s [wall %.2f]; throughput x%d: %.2f us%s, wall %.2f us%s; no-profiling queue: wall %.2f "
+        "us%s (floor %s)\n",
+        what.c_str(), r1->device_us, pct(r1->device_us).c_str(), r1->wall_us, copies, rn->span_us,
+        pct(rn->span_us).c_str(), rn->wall_off_us, pct(rn->wall_off_us).c_str(), rp->wall_off_us,
+        pct(rp->wall_off_us).c_str(), floor);
     std::fflush(stdout);
   };
 
@@ -285,8 +304,34 @@ int Main(int argc, char** argv) {
          static_cast<double>(ContiguousBytes(DType::kF16, {4096, 4096})), "-");
   {
     std::vector<float> gate(32, -0.1f), bt(32, 0.5f);
-    report("gdn decode H=32 K=V=128 B=1", GdnGraph, {{"g", Floats(gate)}, {"beta", Floats(bt)}}, 32,
+    report("gdn decode H=32 K=V=128 B=1", [](int c) { return GdnGraph(c); },
+           {{"g", Floats(gate)}, {"beta", Floats(bt)}}, 32,
            2.0 * 32 * 128 * 128 * 4, "< 8 us");
+  }
+  {
+    // GDN prefill, the chunked form against the recurrent kernel: the
+    // threshold (KILN_OPENCL_GDN_CHUNK_T) is read when the node is prepared.
+    constexpr int64_t T = 1024;
+    const std::string what = absl::StrCat("gdn prefill H=32 K=V=128 B=1 T=", T);
+    if (only.empty() || what.find(only) != std::string::npos) {
+      auto g = GdnGraph(1, T);
+      std::vector<float> gate(T * 32, -0.1f), bt(T * 32, 0.5f);
+      const char* old = std::getenv("KILN_OPENCL_GDN_CHUNK_T");
+      const std::string saved = old ? old : "";
+      for (bool chunked : {true, false}) {
+        setenv("KILN_OPENCL_GDN_CHUNK_T", chunked ? "64" : "1000000000", 1);
+        auto r = g.ok() ? bench.Run(*g, {{"g", Floats(gate)}, {"beta", Floats(bt)}}) : g.status();
+        if (!r.ok()) {
+          std::printf("%s: %s\n", what.c_str(), r.status().ToString().c_str());
+          break;
+        }
+        std::printf("%s, %s: event %.1f us [wall %.1f us, timings off]\n", what.c_str(),
+                    chunked ? "chunked" : "recurrent", r->device_us, r->wall_off_us);
+        std::fflush(stdout);
+      }
+      if (old) setenv("KILN_OPENCL_GDN_CHUNK_T", saved.c_str(), 1);
+      else unsetenv("KILN_OPENCL_GDN_CHUNK_T");
+    }
   }
   for (int64_t L : {512, 4096}) {
     // N sequences over N*L cells (their own cells live), and one over the

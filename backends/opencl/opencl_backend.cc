@@ -1,4 +1,6 @@
-// The OpenCL backend: device buffers, one in-order queue (profiling on) with
+// The OpenCL backend: device buffers, one in-order queue (profiling on
+// unless the backend flag profiling=off turns it off; then runs record no
+// node timings) with
 // marker events as sync points, programs through ProgramCache, and prepared
 // splits that own their kernels (a cl_kernel holds its arguments) so that
 // Execute only enqueues.
@@ -510,12 +512,25 @@ class OpenClBackend : public Backend {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateOpenClBackend(const BackendOptions& options) {
-  if (auto st = CheckBackendFlags("opencl", options.flags, {}); !st.ok()) return st;
+  if (auto st = CheckBackendFlags("opencl", options.flags, {"profiling"}); !st.ok()) return st;
   auto devices = opencl::EnumerateDevices();
   if (!devices.ok()) return devices.status();
   auto index = opencl::PickDevice(*devices, options.device);
   if (!index.ok()) return index.status();
-  auto b = OpenClBackend::Create((*devices)[*index], options.cache_dir);
+  // profiling=off: a queue without CL_QUEUE_PROFILING_ENABLE, for a process
+  // that never reads node timings. The queue's properties are fixed at its
+  // creation and a backend serves any number of executables (each with its
+  // own allow_timings), so the choice is the backend's, made when it is
+  // created; one queue keeps every command ordered.
+  opencl::DeviceFacts facts = (*devices)[*index];
+  if (auto it = options.flags.find("profiling"); it != options.flags.end()) {
+    if (it->second != "on" && it->second != "off") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("opencl: flag profiling='", it->second, "' is neither 'on' nor 'off'"));
+    }
+    if (it->second == "off") facts.profiling = false;
+  }
+  auto b = OpenClBackend::Create(std::move(facts), options.cache_dir);
   if (!b.ok()) return b.status();
   return std::unique_ptr<Backend>(std::move(*b));
 }

@@ -93,7 +93,10 @@ void gdn_chunk_prep(gin q, long q_off, int4 qs, int qdt, gin k, long k_off, int4
     __local float* ql = R + C * LDS;
     __local float* gl = R + 2 * C * LDS;
     const int ps = lid % C, pt = lid / C;
-    float aa[C / 2], pp[C / 2];
+    float aa[C / 2], pp[C / 2];  // registers where the loops over m unroll (NVIDIA)
+#ifdef KILN_PTX
+#pragma unroll
+#endif
     for (int m = 0; m < C / 2; ++m) aa[m] = pp[m] = 0.0f;
     for (int i0 = 0; i0 < K; i0 += SL) {
       for (int e = lid; e < C * SL; e += WG) {
@@ -119,6 +122,9 @@ void gdn_chunk_prep(gin q, long q_off, int4 qs, int qdt, gin k, long k_off, int4
       }
       barrier(CLK_LOCAL_MEM_FENCE);
     }
+#ifdef KILN_PTX
+#pragma unroll
+#endif
     for (int m = 0; m < C / 2; ++m) {
       const int t = pt + 2 * m, s = ps;
       const float e = kda ? 1.0f : exp(t >= s ? gg[t] - gg[s] : -1e30f);
