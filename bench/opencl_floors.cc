@@ -6,7 +6,8 @@
 //              K/V bytes / time, as a fraction of the copy bandwidth (>= 50%)
 //   linear     one token x f16 W 4096x4096: W bytes / time (>= 60%)
 //   gdn        gated_delta_net decode H=32 K=V=128 B=1 (< 8 us); prefill of
-//              T=1024 tokens, chunked (the default from T=64) and recurrent
+//              T=64/256/1024 tokens, chunked (the default from T=64) and
+//              recurrent
 //   seqN       N sequences decoding over one shared cache of N*L cells
 //              (block-diagonal mask) vs one over L cells (<= 1.5x), and one
 //              over N*L cells (the same live bytes, read densely)
@@ -308,10 +309,10 @@ int Main(int argc, char** argv) {
            {{"g", Floats(gate)}, {"beta", Floats(bt)}}, 32,
            2.0 * 32 * 128 * 128 * 4, "< 8 us");
   }
-  {
-    // GDN prefill, the chunked form against the recurrent kernel: the
-    // threshold (KILN_OPENCL_GDN_CHUNK_T) is read when the node is prepared.
-    constexpr int64_t T = 1024;
+  for (int64_t T : {64, 256, 1024}) {
+    // GDN prefill, the chunked form against the recurrent kernel (where the
+    // threshold should be): KILN_OPENCL_GDN_CHUNK_T is read when the node is
+    // prepared.
     const std::string what = absl::StrCat("gdn prefill H=32 K=V=128 B=1 T=", T);
     if (only.empty() || what.find(only) != std::string::npos) {
       auto g = GdnGraph(1, T);
