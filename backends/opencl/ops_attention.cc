@@ -220,6 +220,7 @@ Support GdnSupports(const Graph& g, const Node& n, const DeviceFacts& dev) {
 // recurrent kernel's single pass is cheaper than the chunk set-up (and decode
 // is T = 1).
 constexpr int64_t kGdnChunk = 64, kGdnChunkMinT = 64;  // C in gated_delta_net_chunk.cl
+constexpr int64_t kGdnChunkColumns = 16;               // VC there: value columns per state work-group
 constexpr size_t kGdnChunkPrepLocal = sizeof(float) * (4 * 64 + 64 * 65 + 3 * 64 * 33);
 // Scratch above this (long T times many heads) falls back to the recurrent
 // kernel rather than holding gigabytes.
@@ -271,7 +272,7 @@ absl::Status PrepareGdnChunked(PrepareContext& ctx) {
   b.i32(state.present()).tensor(fs, ctx.dummy);
   b.i32(T).i32(Hv).i32(K).i32(V).i32(nc).f32(EffectiveScale(*ctx.node, K));
   (*s)->local = {128, 1, 1};
-  (*s)->global = {size_t(B * Hv * ((V + 15) / 16)) * 128, 1, 1};  // VC = 16 value columns per work-group
+  (*s)->global = {size_t(B * Hv * ((V + kGdnChunkColumns - 1) / kGdnChunkColumns)) * 128, 1, 1};
   return b.status();
 }
 
