@@ -222,22 +222,21 @@ Support GdnSupports(const Graph& g, const Node& n, const DeviceFacts& dev) {
 constexpr int64_t kGdnChunk = 64, kGdnChunkMinT = 64;  // C in gated_delta_net_chunk.cl
 constexpr int64_t kGdnChunkColumns = 16;               // VC there: value columns per state work-group
 constexpr size_t kGdnChunkPrepLocal = sizeof(float) * (4 * 64 + 64 * 65 + 3 * 64 * 33);
-// Scratch above this (long T times many heads) falls back to the recurrent
-// kernel rather than holding gigabytes.
-constexpr size_t kGdnChunkMaxScratch = size_t{1} << 30;
+// Chunks go through the kernels in windows whose scratch stays under this
+// (at least one chunk a window): each node owns its scratch for the life of
+// the prepared split, so a model's GDN layers must not each hold gigabytes.
+constexpr size_t kGdnChunkWindowBytes = size_t{64} << 20;
 
-size_t GdnChunkScratch(int64_t B, int64_t T, int64_t Hv, int64_t K, int64_t V) {
-  const int64_t nc = (T + kGdnChunk - 1) / kGdnChunk;
-  return sizeof(float) * size_t(B * Hv * nc * (kGdnChunk * (4 * K + V + kGdnChunk) + K));
+// Scratch of one chunk for every (batch row, value head).
+size_t GdnChunkBytes(int64_t B, int64_t Hv, int64_t K, int64_t V) {
+  return sizeof(float) * size_t(B * Hv * (kGdnChunk * (4 * K + V + kGdnChunk) + K));
 }
 
 // Whether the node runs chunked: long enough, and the device has the local
-// memory and the scratch fits.
+// memory and room for one chunk's scratch.
 bool GdnChunked(const DeviceFacts& dev, int64_t B, int64_t T, int64_t Hv, int64_t K, int64_t V) {
   if (T < EnvInt("KILN_OPENCL_GDN_CHUNK_T", kGdnChunkMinT) || K > 256) return false;
-  if (dev.local_mem < kGdnChunkPrepLocal) return false;
-  const size_t bytes = GdnChunkScratch(B, T, Hv, K, V);
-  return bytes <= kGdnChunkMaxScratch && bytes <= dev.max_alloc;
+  return dev.local_mem >= kGdnChunkPrepLocal && GdnChunkBytes(B, Hv, K, V) <= dev.max_alloc;
 }
 
 absl::Status PrepareGdnChunked(PrepareContext& ctx) {
@@ -248,32 +247,50 @@ absl::Status PrepareGdnChunked(PrepareContext& ctx) {
   const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3), Hv = v.dim(2), V = v.dim(3);
   const bool kda = GdnIsKda(g.rank());
   const int64_t nc = (T + kGdnChunk - 1) / kGdnChunk;
-  auto ws = ctx.Scratch(GdnChunkScratch(B, T, Hv, K, V));
+  const size_t chunk_bytes = GdnChunkBytes(B, Hv, K, V);
+  // KILN_OPENCL_GDN_CHUNK_WINDOW: chunks per window (to test several windows
+  // on small cases, or to measure).
+  const int64_t window = std::clamp<int64_t>(
+      EnvInt("KILN_OPENCL_GDN_CHUNK_WINDOW", int64_t(kGdnChunkWindowBytes / chunk_bytes)), 1, nc);
+  auto ws = ctx.Scratch(chunk_bytes * size_t(window));
   if (!ws.ok()) return ws.status();
   auto s3 = [](const TensorArg& t) { return Int4{t.stride(0), t.stride(1), t.stride(2), 0}; };
   const std::string options = PtxOption(*ctx.device);
-  auto p = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_prep");
-  if (!p.ok()) return p.status();
-  KernelArgs a((*p)->kernel);
-  a.tensor(q, ctx.dummy).i4(s3(q)).i32(int(q.info->dtype));
-  a.tensor(k, ctx.dummy).i4(s3(k)).i32(int(k.info->dtype)).tensor(v, ctx.dummy).i4(s3(v)).i32(int(v.info->dtype));
-  a.tensor(g, ctx.dummy).i4({g.stride(0), g.stride(1), g.stride(2), kda ? g.stride(3) : 0}).i32(kda);
-  a.tensor(beta, ctx.dummy).i4(s3(beta)).mem(*ws);
-  a.i32(T).i32(Hk).i32(Hv).i32(K).i32(V).i32(nc);
-  a.i32(ctx.node->GetBool("l2norm_qk")).i32(GdnHeadMapOf(*ctx.node) == GdnHeadMap::kTiled);
-  if (!a.status().ok()) return a.status();
-  (*p)->local = {128, 1, 1};
-  (*p)->global = {size_t(B * Hv * nc) * 128, 1, 1};
-  auto s = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_state");
-  if (!s.ok()) return s.status();
-  KernelArgs b((*s)->kernel);
-  b.tensor(out, ctx.dummy).i32(int(out.info->dtype)).mem(*ws).tensor(state, ctx.dummy);
-  b.i4(state.present() ? Int4{state.stride(0), state.stride(1), state.stride(2), state.stride(3)} : Int4{0, 0, 0, 0});
-  b.i32(state.present()).tensor(fs, ctx.dummy);
-  b.i32(T).i32(Hv).i32(K).i32(V).i32(nc).f32(EffectiveScale(*ctx.node, K));
-  (*s)->local = {128, 1, 1};
-  (*s)->global = {size_t(B * Hv * ((V + kGdnChunkColumns - 1) / kGdnChunkColumns)) * 128, 1, 1};
-  return b.status();
+  // Windows run in queue order on one scratch; after the first, the state
+  // comes from final_state (contiguous), where the window before left it.
+  for (int64_t c0 = 0; c0 < nc; c0 += window) {
+    const int64_t n = std::min(window, nc - c0);
+    auto p = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_prep");
+    if (!p.ok()) return p.status();
+    KernelArgs a((*p)->kernel);
+    a.tensor(q, ctx.dummy).i4(s3(q)).i32(int(q.info->dtype));
+    a.tensor(k, ctx.dummy).i4(s3(k)).i32(int(k.info->dtype)).tensor(v, ctx.dummy).i4(s3(v)).i32(int(v.info->dtype));
+    a.tensor(g, ctx.dummy).i4({g.stride(0), g.stride(1), g.stride(2), kda ? g.stride(3) : 0}).i32(kda);
+    a.tensor(beta, ctx.dummy).i4(s3(beta)).mem(*ws);
+    a.i32(T).i32(Hk).i32(Hv).i32(K).i32(V).i32(c0).i32(n);
+    a.i32(ctx.node->GetBool("l2norm_qk")).i32(GdnHeadMapOf(*ctx.node) == GdnHeadMap::kTiled);
+    if (!a.status().ok()) return a.status();
+    (*p)->local = {128, 1, 1};
+    (*p)->global = {size_t(B * Hv * n) * 128, 1, 1};
+    auto s = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_state");
+    if (!s.ok()) return s.status();
+    KernelArgs b((*s)->kernel);
+    b.tensor(out, ctx.dummy).i32(int(out.info->dtype)).mem(*ws);
+    if (c0 == 0) {
+      b.tensor(state, ctx.dummy);
+      b.i4(state.present() ? Int4{state.stride(0), state.stride(1), state.stride(2), state.stride(3)}
+                           : Int4{0, 0, 0, 0});
+      b.i32(state.present());
+    } else {
+      b.tensor(fs, ctx.dummy).i4({Hv * K * V, K * V, V, 1}).i32(1);
+    }
+    b.tensor(fs, ctx.dummy);
+    b.i32(T).i32(Hv).i32(K).i32(V).i32(c0).i32(n).f32(EffectiveScale(*ctx.node, K));
+    (*s)->local = {128, 1, 1};
+    (*s)->global = {size_t(B * Hv * ((V + kGdnChunkColumns - 1) / kGdnChunkColumns)) * 128, 1, 1};
+    if (!b.status().ok()) return b.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PrepareGdn(PrepareContext& ctx) {

@@ -5,8 +5,12 @@
 // never positive, whatever the chunk's gates (no overflow; FLA keeps its
 // exponents bounded the same way, relative to the chunk).
 //
-// gdn_chunk_prep: one work-group per (batch row, value head, chunk), every
-// chunk at once. With q, k rows normalized (l2norm_qk) and beta:
+// The host runs the two over windows of NC chunks starting at chunk c0 (a
+// bounded scratch whatever T), the state carried from one window to the next
+// in final_state.
+//
+// gdn_chunk_prep: one work-group per (batch row, value head, chunk of the
+// window), all at once. With q, k rows normalized (l2norm_qk) and beta:
 //   A[t][s] = beta_t sum_i k_t[i] k_s[i] exp(G_t[i] - G_s[i])   (s < t)
 //   P[t][s] =        sum_i q_t[i] k_s[i] exp(G_t[i] - G_s[i])   (s <= t)
 //   Tm = (I + A)^-1 by forward substitution (unit lower triangular)
@@ -19,7 +23,7 @@
 // block of VC value columns) runs the chunks in order with its K x VC slice
 // of the state in local memory.
 //
-// Scratch, per (b, hv, chunk) slot: G [C][K] (GDA: column 0), W, Qg, Kr
+// Scratch, per (b, hv, chunk of the window) slot: G [C][K] (GDA: column 0), W, Qg, Kr
 // [C][K], U [C][V], P [C][C], gam [K]; rows of tokens past T are zero.
 #define C 64
 #define WG 128
@@ -36,7 +40,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gdn_chunk_prep(gin q, long q_off, int4 qs, int qdt, gin k, long k_off, int4 kst, int kdt, gin v, long v_off,
                     int4 vst, int vdt, __global const float* g, long g_off, int4 gs, int kda,
                     __global const float* beta, long be_off, int4 bes, __global float* ws, int T, int Hk, int Hv,
-                    int K, int V, int NC, int l2norm, int tiled) {
+                    int K, int V, int c0, int NC, int l2norm, int tiled) {
   __local float bl[C], rq[C], rk[C], gg[C];  // beta, 1/norms, G (GDA)
   __local float Al[C * LDA];
   __local float R[3 * C * LDS];  // k, q and G slices for A and P; then Tm and a W/U slice
@@ -44,7 +48,7 @@ void gdn_chunk_prep(gin q, long q_off, int4 qs, int qdt, gin k, long k_off, int4
   const int z = get_group_id(0);
   const int c = z % NC, hv = (z / NC) % Hv, b = z / NC / Hv;
   const int kh = tiled ? hv % Hk : hv / (Hv / Hk);
-  const int t0 = c * C;
+  const int t0 = (c0 + c) * C;
   const int Tc = min(C, T - t0);
   __global float* Gw = ws + (long)z * slot_floats(K, V);
   __global float* Ww = Gw + C * K;
@@ -191,8 +195,8 @@ void gdn_chunk_prep(gin q, long q_off, int4 qs, int qdt, gin k, long k_off, int4
 // first chunk and writes the same elements after the last.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gdn_chunk_state(gout out, long o_off, int odt, __global const float* ws, __global const float* state, long s_off,
-                     int4 ss, int has_state, __global float* fstate, long f_off, int T, int Hv, int K, int V, int NC,
-                     float scale) {
+                     int4 ss, int has_state, __global float* fstate, long f_off, int T, int Hv, int K, int V, int c0,
+                     int NC, float scale) {
   __local float Sl[KMAX * VC];
   __local float dl[C * VC], hl[C * VC];
   const int lid = get_local_id(0);
@@ -209,7 +213,8 @@ void gdn_chunk_state(gout out, long o_off, int odt, __global const float* ws, __
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int c = 0; c < NC; ++c) {
-    const int Tc = min(C, T - c * C);
+    const int t0 = (c0 + c) * C;
+    const int Tc = min(C, T - t0);
     __global const float* W = ws + ((long)(b * Hv + hv) * NC + c) * slot_floats(K, V) + C * K;
     __global const float* Qg = W + C * K;
     __global const float* Kr = W + 2 * C * K;
@@ -232,7 +237,7 @@ void gdn_chunk_state(gout out, long o_off, int odt, __global const float* ws, __
     for (int t = grp; t < Tc; t += TG) {
       float acc = hl[t * VC + col];
       for (int s = 0; s <= t; ++s) acc = fma(P[t * C + s], dl[s * VC + col], acc);
-      if (jv) st(out, odt, o_off + (((long)b * T + c * C + t) * Hv + hv) * V + j, scale * acc);
+      if (jv) st(out, odt, o_off + (((long)b * T + t0 + t) * Hv + hv) * V + j, scale * acc);
     }
     // S = gam * S0 + Kr^T d (key rows i = grp + TG n; S0 was read by all
     // before the barrier above).
