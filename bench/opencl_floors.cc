@@ -49,8 +49,9 @@ struct Bench {
   // The inputs of `fixed` are given by name; copy c of input NAME is NAMEc
   // (a name with its trailing digits removed matches). Each copy's random
   // inputs are the same bytes in distinct buffers.
+  // timed = false (a backend without profiling): only the wall figures.
   absl::StatusOr<Result> Run(const Graph& g, const std::vector<std::pair<std::string, std::vector<std::byte>>>& fixed = {},
-                             int copies = 1) {
+                             int copies = 1, bool timed = true) {
     std::vector<std::unique_ptr<Buffer>> bufs(g.tensors.size());
     std::vector<std::pair<std::string, std::vector<std::byte>>> drawn;  // first copy's random bytes by base name
     Bindings bind;
@@ -91,13 +92,13 @@ struct Bench {
     std::vector<double> dev, wall, span, wall_off;
     for (int it = 0; it < iters + 3; ++it) {
       const auto t0 = std::chrono::steady_clock::now();
-      auto point = backend.Execute(**prepared, ExecuteOptions{.timings = true});
+      auto point = backend.Execute(**prepared, ExecuteOptions{.timings = timed});
       if (!point.ok()) return point.status();
       if (auto st = backend.Wait(*point); !st.ok()) return st;
       const double w = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       std::vector<NodeTiming> t;
       if (auto st = backend.ReadTimings(**prepared, &t); !st.ok()) return st;
-      double first = t.empty() ? 0 : 1e30, last = 0;  // no timings: a queue without profiling
+      double first = t.empty() ? 0 : 1e30, last = 0;
       for (const NodeTiming& nt : t) {
         first = std::min(first, nt.start_us);
         last = std::max(last, nt.start_us + nt.duration_us);
@@ -217,6 +218,7 @@ int Main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];
     if (!std::strcmp(argv[i], "--device")) options.device = argv[i + 1];
   }
+  options.flags["profiling"] = "on";  // whatever KILN_OPENCL_PROFILING says
   auto backend = CreateBackend("opencl", options);
   if (!backend.ok()) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
@@ -269,7 +271,7 @@ int Main(int argc, char** argv) {
     }
     auto r1 = bench.Run(*g1, fixed, 1);
     auto rn = bench.Run(*gn, fixed, copies);
-    auto rp = np_bench.Run(*gn, fixed, copies);
+    auto rp = np_bench.Run(*gn, fixed, copies, /*timed=*/false);
     if (!r1.ok() || !rn.ok() || !rp.ok()) {
       const absl::Status& st = !r1.ok() ? r1.status() : !rn.ok() ? rn.status() : rp.status();
       std::printf("%s: %s\n", what.c_str(), st.ToString().c_str());
