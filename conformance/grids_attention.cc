@@ -298,6 +298,27 @@ void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
   };
   layout.strength = 2;
   grids.push_back({"gated_delta_net", std::move(layout)});
+
+  // Long T, where device backends may switch to a chunked form (OpenCL: chunks
+  // of 64 from T = 64): lengths past a chunk boundary and not a multiple of
+  // it, K != V, both gates, with and without l2norm_qk, a state in (in place
+  // or not) and strided inputs. Every pair of values is in the quick grid.
+  static const std::vector<std::pair<int64_t, int64_t>> chunk_kv = {{128, 128}, {64, 128}, {128, 64}, {32, 32}};
+  SubGrid chunked;
+  chunked.name = "gated_delta_net.chunked";
+  chunked.axes = {{"t", {65, 200}},       {"kv", Indices(chunk_kv.size())}, {"kda", {0, 1}},
+                  {"l2norm", {0, 1}},     {"state", {0, 1}},                {"inplace", {0, 1}},
+                  {"layout", {kContiguous, kPaddedPermuted}}};
+  chunked.make = [](const Point& p) -> std::optional<Case> {
+    if (p.at("inplace") && !p.at("state")) return std::nullopt;  // in place needs a state
+    const auto [k, v] = chunk_kv[p.at("kv")];
+    return GdnCase({1, p.at("t"), 2, 4, k, v},
+                   {.kda = p.at("kda") != 0, .state = p.at("state") != 0, .l2norm = p.at("l2norm") != 0,
+                    .inplace = p.at("inplace") != 0, .layout = p.at("layout")});
+  };
+  chunked.strength = 2;
+  chunked.quick_extra = 0;
+  grids.push_back({"gated_delta_net", std::move(chunked)});
 }
 
 }  // namespace

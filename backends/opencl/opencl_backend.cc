@@ -1,4 +1,6 @@
-// The OpenCL backend: device buffers, one in-order queue (profiling on) with
+// The OpenCL backend: device buffers, one in-order queue (profiling on
+// unless the backend flag profiling=off or KILN_OPENCL_PROFILING=off turns it
+// off; then runs asking for node timings are an error) with
 // marker events as sync points, programs through ProgramCache, and prepared
 // splits that own their kernels (a cl_kernel holds its arguments) so that
 // Execute only enqueues.
@@ -8,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 
@@ -303,7 +306,12 @@ class OpenClBackend : public Backend {
     if (!prepared) return absl::InvalidArgumentError("Execute: the split was not prepared by the OpenCL backend");
     std::lock_guard<std::mutex> lock(mu_);
     if (auto st = CheckLost(); !st.ok()) return st;
-    const bool timed = options.timings && facts_.profiling;
+    if (options.timings && !facts_.profiling) {
+      return absl::FailedPreconditionError(
+          "opencl: node timings were asked for, but this backend's queue has no profiling (created with "
+          "profiling=off or KILN_OPENCL_PROFILING=off)");
+    }
+    const bool timed = options.timings;
     prepared->ReleaseEvents();
     if (timed) prepared->events.assign(prepared->dispatches.size(), nullptr);
     for (size_t i = 0; i < prepared->dispatches.size(); ++i) {
@@ -510,12 +518,27 @@ class OpenClBackend : public Backend {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateOpenClBackend(const BackendOptions& options) {
-  if (auto st = CheckBackendFlags("opencl", options.flags, {}); !st.ok()) return st;
+  if (auto st = CheckBackendFlags("opencl", options.flags, {"profiling"}); !st.ok()) return st;
   auto devices = opencl::EnumerateDevices();
   if (!devices.ok()) return devices.status();
   auto index = opencl::PickDevice(*devices, options.device);
   if (!index.ok()) return index.status();
-  auto b = OpenClBackend::Create((*devices)[*index], options.cache_dir);
+  // profiling=off: a queue without CL_QUEUE_PROFILING_ENABLE, for a process
+  // that never reads node timings. The queue's properties are fixed at its
+  // creation and a backend serves any number of executables (each with its
+  // own allow_timings), so the choice is the backend's, made when it is
+  // created; one queue keeps every command ordered.
+  // The flag wins over $KILN_OPENCL_PROFILING (for tools that pass no flags).
+  opencl::DeviceFacts facts = (*devices)[*index];
+  std::string profiling = "on";
+  if (const char* env = std::getenv("KILN_OPENCL_PROFILING"); env && *env) profiling = env;
+  if (auto it = options.flags.find("profiling"); it != options.flags.end()) profiling = it->second;
+  if (profiling != "on" && profiling != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("opencl: profiling='", profiling, "' (flag or KILN_OPENCL_PROFILING) is neither 'on' nor 'off'"));
+  }
+  if (profiling == "off") facts.profiling = false;
+  auto b = OpenClBackend::Create(std::move(facts), options.cache_dir);
   if (!b.ok()) return b.status();
   return std::unique_ptr<Backend>(std::move(*b));
 }

@@ -1,6 +1,7 @@
 // flash_attn (kernels/flash_attn_dec.cl for up to 16 queries,
 // kernels/flash_attn.cl tiles for more, kernels/flash_attn_merge.cl for
-// KV splits) and gated_delta_net (kernels/gated_delta_net.cl).
+// KV splits) and gated_delta_net (kernels/gated_delta_net.cl recurrent,
+// kernels/gated_delta_net_chunk.cl chunked for long T).
 // Specializations are few on purpose: head dims are rounded up to a bucket
 // (64/128/256; GDN 32..256), flags and most dtypes are kernel arguments (the
 // decode kernel's K/V dtypes and row alignment are -D, so its loads have no
@@ -8,6 +9,8 @@
 // one per shape.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "dispatch.h"
@@ -31,6 +34,16 @@ struct FaConfig {
 // (KILN_OPENCL_FA_NK, to measure).
 int FaDecodeKeys() { return EnvInt("KILN_OPENCL_FA_NK", 4) == 8 ? 8 : 4; }
 
+// SHFL in flash_attn_dec.cl (the dot product summed by warp shuffles, no
+// barrier per tile), off by default: on the H200 it ran no faster than the
+// barrier path (bench/RESULTS.md). KILN_OPENCL_FA_SHFL=1 sets it in every
+// decode program: PTX shuffles in NVIDIA's fast program, emulated through
+// local memory elsewhere (to test the algorithm on PoCL; slow).
+bool FaShuffle() {
+  const char* v = std::getenv("KILN_OPENCL_FA_SHFL");
+  return v && std::string_view(v) == "1";
+}
+
 FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
   FaConfig c;
   const int64_t dmax = std::max(Dk, Dv);
@@ -48,6 +61,7 @@ FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
     c.BC = kpp * FaDecodeKeys();
     const size_t ns = size_t(c.BC) * c.QR;
     c.local_bytes = sizeof(float) * (size_t(tpk) * (ns + 1) + 2 * ns + size_t(kpp) * c.QR * (2 + c.D));
+    if (FaShuffle()) c.local_bytes += sizeof(float) * ns / kpp * kFaWorkGroup;  // the emulation's xch
     return c;
   }
   c.QR = 16;
@@ -111,8 +125,10 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   const int64_t target = 8 * std::max(1, ctx.device->compute_units);
   int64_t split_len = 0;
   if (c.decode) {
-    const int64_t max_len = RoundUp(EnvInt("KILN_OPENCL_FA_SPLIT", 256), c.BC);
-    split_len = std::clamp<int64_t>(RoundUp((Skv * rows + target - 1) / target, c.BC), c.BC, max_len);
+    // KILN_OPENCL_FA_SPLIT: this split length (rounded to tiles), to measure.
+    const int64_t forced = EnvInt("KILN_OPENCL_FA_SPLIT", 0);
+    split_len = forced > 0 ? RoundUp(forced, c.BC)
+                           : std::clamp<int64_t>(RoundUp((Skv * rows + target - 1) / target, c.BC), c.BC, 256);
   } else {
     const int64_t nsplit0 =
         std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 127) / 128));
@@ -142,6 +158,7 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
     const bool fast = (kt == DType::kF16 || kt == DType::kBF16) && v.info->dtype == kt && Rows16(k) && Rows16(v);
     options = absl::StrCat(dopt, " -DQR=", c.QR, FaDecodeKeys() == 4 ? "" : " -DNK=8");
     if (fast) absl::StrAppend(&options, " -DKDT=", int(kt), " -DVDT=", int(kt), " -DVEC=1", PtxOption(*ctx.device));
+    if (FaShuffle()) absl::StrAppend(&options, " -DSHFL=1");
   } else {
     options = absl::StrCat(dopt, " -DQR=", c.QR, " -DBC=", c.BC);
   }
@@ -198,6 +215,84 @@ Support GdnSupports(const Graph& g, const Node& n, const DeviceFacts& dev) {
   return Support::Yes();
 }
 
+// The chunked form (kernels/gated_delta_net_chunk.cl) for T >= kGdnChunkMinT
+// (KILN_OPENCL_GDN_CHUNK_T sets another threshold, to measure): below it the
+// recurrent kernel's single pass is cheaper than the chunk set-up (and decode
+// is T = 1).
+constexpr int64_t kGdnChunk = 64, kGdnChunkMinT = 64;  // C in gated_delta_net_chunk.cl
+constexpr int64_t kGdnChunkColumns = 16;               // VC there: value columns per state work-group
+constexpr size_t kGdnChunkPrepLocal = sizeof(float) * (4 * 64 + 64 * 65 + 3 * 64 * 33);
+// Chunks go through the kernels in windows whose scratch stays under this
+// (at least one chunk a window): each node owns its scratch for the life of
+// the prepared split, so a model's GDN layers must not each hold gigabytes.
+constexpr size_t kGdnChunkWindowBytes = size_t{64} << 20;
+
+// Scratch of one chunk for every (batch row, value head).
+size_t GdnChunkBytes(int64_t B, int64_t Hv, int64_t K, int64_t V) {
+  return sizeof(float) * size_t(B * Hv * (kGdnChunk * (4 * K + V + kGdnChunk) + K));
+}
+
+// Whether the node runs chunked: long enough, and the device has the local
+// memory and room for one chunk's scratch.
+bool GdnChunked(const DeviceFacts& dev, int64_t B, int64_t T, int64_t Hv, int64_t K, int64_t V) {
+  if (T < EnvInt("KILN_OPENCL_GDN_CHUNK_T", kGdnChunkMinT) || K > 256) return false;
+  return dev.local_mem >= kGdnChunkPrepLocal && GdnChunkBytes(B, Hv, K, V) <= dev.max_alloc;
+}
+
+absl::Status PrepareGdnChunked(PrepareContext& ctx) {
+  const TensorArg &q = ctx.in[kGdnQ], &k = ctx.in[kGdnK], &v = ctx.in[kGdnV], &g = ctx.in[kGdnG],
+                  &beta = ctx.in[kGdnBeta];
+  const TensorArg state = ctx.in.size() > kGdnState ? ctx.in[kGdnState] : TensorArg{};
+  const TensorArg &out = ctx.out[kGdnOut], &fs = ctx.out[kGdnFinalState];
+  const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3), Hv = v.dim(2), V = v.dim(3);
+  const bool kda = GdnIsKda(g.rank());
+  const int64_t nc = (T + kGdnChunk - 1) / kGdnChunk;
+  const size_t chunk_bytes = GdnChunkBytes(B, Hv, K, V);
+  // KILN_OPENCL_GDN_CHUNK_WINDOW: chunks per window (to test several windows
+  // on small cases, or to measure).
+  const int64_t window = std::clamp<int64_t>(
+      EnvInt("KILN_OPENCL_GDN_CHUNK_WINDOW", int64_t(kGdnChunkWindowBytes / chunk_bytes)), 1, nc);
+  auto ws = ctx.Scratch(chunk_bytes * size_t(window));
+  if (!ws.ok()) return ws.status();
+  auto s3 = [](const TensorArg& t) { return Int4{t.stride(0), t.stride(1), t.stride(2), 0}; };
+  const std::string options = PtxOption(*ctx.device);
+  // Windows run in queue order on one scratch; after the first, the state
+  // comes from final_state (contiguous), where the window before left it.
+  for (int64_t c0 = 0; c0 < nc; c0 += window) {
+    const int64_t n = std::min(window, nc - c0);
+    auto p = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_prep");
+    if (!p.ok()) return p.status();
+    KernelArgs a((*p)->kernel);
+    a.tensor(q, ctx.dummy).i4(s3(q)).i32(int(q.info->dtype));
+    a.tensor(k, ctx.dummy).i4(s3(k)).i32(int(k.info->dtype)).tensor(v, ctx.dummy).i4(s3(v)).i32(int(v.info->dtype));
+    a.tensor(g, ctx.dummy).i4({g.stride(0), g.stride(1), g.stride(2), kda ? g.stride(3) : 0}).i32(kda);
+    a.tensor(beta, ctx.dummy).i4(s3(beta)).mem(*ws);
+    a.i32(T).i32(Hk).i32(Hv).i32(K).i32(V).i32(c0).i32(n);
+    a.i32(ctx.node->GetBool("l2norm_qk")).i32(GdnHeadMapOf(*ctx.node) == GdnHeadMap::kTiled);
+    if (!a.status().ok()) return a.status();
+    (*p)->local = {128, 1, 1};
+    (*p)->global = {size_t(B * Hv * n) * 128, 1, 1};
+    auto s = ctx.Add("gated_delta_net_chunk", options, "gdn_chunk_state");
+    if (!s.ok()) return s.status();
+    KernelArgs b((*s)->kernel);
+    b.tensor(out, ctx.dummy).i32(int(out.info->dtype)).mem(*ws);
+    if (c0 == 0) {
+      b.tensor(state, ctx.dummy);
+      b.i4(state.present() ? Int4{state.stride(0), state.stride(1), state.stride(2), state.stride(3)}
+                           : Int4{0, 0, 0, 0});
+      b.i32(state.present());
+    } else {
+      b.tensor(fs, ctx.dummy).i4({Hv * K * V, K * V, V, 1}).i32(1);
+    }
+    b.tensor(fs, ctx.dummy);
+    b.i32(T).i32(Hv).i32(K).i32(V).i32(c0).i32(n).f32(EffectiveScale(*ctx.node, K));
+    (*s)->local = {128, 1, 1};
+    (*s)->global = {size_t(B * Hv * ((V + kGdnChunkColumns - 1) / kGdnChunkColumns)) * 128, 1, 1};
+    if (!b.status().ok()) return b.status();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PrepareGdn(PrepareContext& ctx) {
   const TensorArg &q = ctx.in[kGdnQ], &k = ctx.in[kGdnK], &v = ctx.in[kGdnV], &g = ctx.in[kGdnG],
                   &beta = ctx.in[kGdnBeta];
@@ -205,6 +300,7 @@ absl::Status PrepareGdn(PrepareContext& ctx) {
   const TensorArg &out = ctx.out[kGdnOut], &fs = ctx.out[kGdnFinalState];
   const int64_t B = q.dim(0), T = q.dim(1), Hk = q.dim(2), K = q.dim(3), Hv = v.dim(2), V = v.dim(3);
   if (B * Hv * V == 0) return absl::OkStatus();
+  if (GdnChunked(*ctx.device, B, T, Hv, K, V)) return PrepareGdnChunked(ctx);
   const bool kda = GdnIsKda(g.rank());
   const int vc = GdnColumns();
   auto d = ctx.Add("gated_delta_net",

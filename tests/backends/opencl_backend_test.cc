@@ -142,6 +142,51 @@ TEST(OpenClBackend, DeviceErrorsNameTheNode) {
   }
 }
 
+// profiling=off: a queue without profiling; runs without timings run, a run
+// asking for them is a clear error. Other values are an error.
+TEST(OpenClBackend, ProfilingOffRunsWithoutTimings) {
+  SKIP_WITHOUT_OPENCL();
+  BackendOptions bad;
+  bad.flags["profiling"] = "maybe";
+  auto rejected = CreateBackend("opencl", bad);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.status().code(), absl::StatusCode::kInvalidArgument);
+
+  GraphBuilder gb("g");
+  Tensor x = gb.Input("x", DType::kF32, {8});
+  gb.Output(gb.Op1("add", {x, x}));
+  auto g = gb.Build();
+  ASSERT_TRUE(g.ok()) << g.status();
+  BackendOptions o;
+  o.flags["profiling"] = "off";
+  auto b = Make(o);
+  ASSERT_NE(b, nullptr);
+  std::vector<std::unique_ptr<Buffer>> bufs;
+  Bindings bind;
+  bind.tensors.resize(g->tensors.size());
+  for (size_t i = 0; i < g->tensors.size(); ++i) {
+    auto buf = b->Allocate(32, BufferUsage::kArena, "t");
+    ASSERT_TRUE(buf.ok());
+    bind.tensors[i] = {buf->get(), 0};
+    bufs.push_back(std::move(*buf));
+  }
+  std::vector<float> in(8);
+  std::iota(in.begin(), in.end(), 1.0f);
+  ASSERT_TRUE(b->Upload(*bufs[x.id], 0, in.data(), 32).ok());
+  auto prepared = b->Prepare(Split{&*g, {0}}, bind, PrepareOptions{});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  auto timed = b->Execute(**prepared, ExecuteOptions{.timings = true});
+  ASSERT_FALSE(timed.ok());
+  EXPECT_EQ(timed.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(timed.status().message().find("profiling"), std::string::npos) << timed.status();
+  auto point = b->Execute(**prepared, ExecuteOptions{.timings = false});
+  ASSERT_TRUE(point.ok()) << point.status();
+  ASSERT_TRUE(b->Wait(*point).ok());
+  std::vector<float> out(8);
+  ASSERT_TRUE(b->Download(*bufs[g->outputs[0]], 0, out.data(), 32).ok());
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], 2.0f * in[i]);
+}
+
 TEST(OpenClBackend, ProgramsComeFromDiskTheSecondTime) {
   SKIP_WITHOUT_OPENCL();
   const std::string dir = ::testing::TempDir() + "/kiln_opencl_cache_test";

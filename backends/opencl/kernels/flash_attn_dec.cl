@@ -19,6 +19,16 @@
 // local memory, and the block writes the output (one split) or (o, m, l)
 // partials for flash_attn_merge.
 //
+// SHFL=1 (KILN_OPENCL_FA_SHFL=1; measured no faster on the H200, so not the
+// default): no barrier and no local memory per tile. The
+// TPK work-items of a key are consecutive lanes of one warp, so the dot
+// product's partial sums meet by a butterfly of xor shuffles (every lane of
+// the key ends with the same sum, so each computes the same scores and
+// softmax), and a tile is skipped when no key of the warp is live (a warp
+// vote). With KILN_PTX these are PTX shfl.sync / vote.sync; without it they
+// are emulated through local memory over the whole work-group (barriers; a
+// test of the algorithm on any device, not a fast path).
+//
 // A masked (p == 0) key never multiplies V and its K is never read, so NaN
 // in unwritten cache cells cannot reach the output.
 //
@@ -45,6 +55,26 @@
 #define KILN_UNROLL _Pragma("unroll")
 #else
 #define KILN_UNROLL
+#endif
+#ifndef SHFL
+#define SHFL 0
+#endif
+#if SHFL && defined(KILN_PTX)
+// v summed with the value of lane (lane ^ m): a butterfly step.
+inline float shfl_xor(float v, int m) {
+  float r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(m));
+  return r;
+}
+// Whether p is nonzero for any lane of the warp.
+inline int warp_any(int p) {
+  int r;
+  asm volatile("{\n\t.reg .pred a, b;\n\tsetp.ne.s32 a, %1, 0;\n\tvote.sync.any.pred b, a, 0xffffffff;\n\t"
+               "selp.s32 %0, 1, 0, b;\n\t}"
+               : "=r"(r)
+               : "r"(p));
+  return r;
+}
 #endif
 #ifdef KDT
 #define KD KDT
@@ -112,11 +142,16 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
                     long s_off, int has_sinks, __global float* part, int B, int Sq, int Skv, int Hq, int Hkv, int dk,
                     int dv, float scale, float softcap, float max_bias, int n_alibi, int causal, int nsplit,
                     int split_len, int n_rowblocks) {
+#if !SHFL
   __local float red[TPK][NS + 1];  // partial dot products (+1: fewer bank conflicts)
   __local float mvl[NS], sc[NS];   // mask values, final scores: [key][row]
+#endif
   __local float ml[KPP][QR][2];    // per key group (m, l)
   __local float ob[KPP][QR * D];   // per key group o, weighted
   __local int tile_live[3];        // see the KV loop
+#if SHFL && !defined(KILN_PTX)
+  __local float xch[NK * QR][WG];  // the emulated shuffles' exchange
+#endif
 
   const int lid = get_local_id(0);
   const int s = lid % TPK, kg = lid / TPK;
@@ -150,6 +185,11 @@ KILN_UNROLL
     l[r] = 0.0f;
   }
 
+#if SHFL
+  float slope[QR];
+KILN_UNROLL
+  for (int r = 0; r < QR; ++r) slope[r] = alibi_slope(kvh * G + (rb * QR + r) % G, max_bias, n_alibi);
+#endif
   const int i_max = min(Sq - 1, (rb * QR + QR - 1) / G);
   const int j_begin = split * split_len;
   int j_end = min(Skv, j_begin + split_len);
@@ -168,7 +208,9 @@ KILN_UNROLL
 
   int tile = 0;
   for (int j0 = j_begin; j0 < j_end; j0 += BC, ++tile) {
+#if !SHFL
     if (lid == 0) tile_live[(tile + 1) % 3] = 0;
+#endif
     // Mask values of this work-item's keys, then its K/V loads, all issued
     // before any is used.
     float mv[NK][QR];
@@ -199,6 +241,58 @@ KILN_UNROLL
       if (live && kn > 0) kr[x] = load8(k, KD, kbase + (long)j * ks.y, d0, kn);
       if (live && vn > 0) vr[x] = load8(v, VD, vbase + (long)j * vs.y, d0, vn);
     }
+#if SHFL
+    // Skip the tile where no key of the warp (emulated: work-group) is live.
+#ifdef KILN_PTX
+    if (!warp_any(any_live)) continue;
+#else
+    if (lid == 0) tile_live[0] = 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (any_live) tile_live[0] = 1;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int tile_any = tile_live[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!tile_any) continue;
+#endif
+    float sc[NK][QR];
+KILN_UNROLL
+    for (int x = 0; x < NK; ++x) {
+      const float8 kf = cvt8(kr[x], KD);
+KILN_UNROLL
+      for (int r = 0; r < QR; ++r) sc[x][r] = dot8(qv[r], kf);
+    }
+    // Partial sums over the key's TPK lanes (aligned groups of a warp).
+KILN_UNROLL
+    for (int off = 1; off < TPK; off <<= 1) {
+#ifdef KILN_PTX
+KILN_UNROLL
+      for (int x = 0; x < NK; ++x)
+KILN_UNROLL
+        for (int r = 0; r < QR; ++r) sc[x][r] += shfl_xor(sc[x][r], off);
+#else
+      for (int x = 0; x < NK; ++x)
+        for (int r = 0; r < QR; ++r) xch[x * QR + r][lid] = sc[x][r];
+      barrier(CLK_LOCAL_MEM_FENCE);
+      for (int x = 0; x < NK; ++x)
+        for (int r = 0; r < QR; ++r) sc[x][r] += xch[x * QR + r][lid ^ off];
+      barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+    }
+KILN_UNROLL
+    for (int x = 0; x < NK; ++x) {
+KILN_UNROLL
+      for (int r = 0; r < QR; ++r) {
+        float score = -INFINITY;
+        if (mv[x][r] != -INFINITY) {
+          score = scale * sc[x][r];
+          if (softcap > 0.0f) score = softcap * tanh(score / softcap);
+          score += slope[r] * mv[x][r];
+        }
+        sc[x][r] = score;
+      }
+    }
+#define SCORE(x, r) sc[x][r]
+#else
 KILN_UNROLL
     for (int x = 0; x < NK; ++x) {
       const float8 kf = cvt8(kr[x], KD);
@@ -226,6 +320,8 @@ KILN_UNROLL
       sc[e] = score;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
+#define SCORE(x, r) sc[(kg + KPP * (x)) * QR + (r)]
+#endif
     // Online softmax over this work-item's keys of the tile: the new row
     // maxima first, then each key's V converted once for all rows.
     float mn[QR];
@@ -233,7 +329,7 @@ KILN_UNROLL
     for (int r = 0; r < QR; ++r) {
       float mt = -INFINITY;
 KILN_UNROLL
-      for (int x = 0; x < NK; ++x) mt = fmax(mt, sc[(kg + KPP * x) * QR + r]);
+      for (int x = 0; x < NK; ++x) mt = fmax(mt, SCORE(x, r));
       mn[r] = fmax(m[r], mt);
       if (mt != -INFINITY) {
         const float alpha = exp(m[r] - mn[r]);  // m[r] == -inf: 0, and l, o are 0
@@ -247,7 +343,7 @@ KILN_UNROLL
       const float8 vf = cvt8(vr[x], VD);
 KILN_UNROLL
       for (int r = 0; r < QR; ++r) {
-        const float sv = sc[(kg + KPP * x) * QR + r];
+        const float sv = SCORE(x, r);
         if (sv == -INFINITY) continue;
         const float p = exp(sv - m[r]);
         l[r] += p;

@@ -80,9 +80,15 @@ void gemm(__global float* y, long y_off, gin a, long a_off, int4 a_rdims, int4 a
 #endif
 #define GWG 128
 #define TPR (GWG / GR)  // work-items per row of W
-#define MAXM 4
+#ifndef MAXM
+#define MAXM 4  // rows of x (the host sets 8 for 5-8 rows: more registers)
+#endif
 #define GU 8    // 8-element loads of W per work-item issued together
 #define GU2 16  // the same for 2-byte weights held raw (VEC)
+#define QCB 128  // q8_0 blocks of a row staged at a time (a multiple of 8: whole 16-byte pieces)
+#ifndef QVEC
+#define QVEC 0
+#endif
 
 // 8 elements from element i. VEC: one 16-byte load (two for f32) from an
 // address the host checked is aligned; otherwise vload (element alignment).
@@ -112,6 +118,9 @@ __kernel __attribute__((reqd_work_group_size(GWG, 1, 1)))
 void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x_rstr, int xdt_unused, gin w, long w_off, long w_row,
           gin bias, long bias_off, int has_bias, int M, int N, int K) {
   __local float red[MAXM * GR][TPR + 1];
+#if WDT == DT_Q8
+  __local uint4 wq[GR][QCB * 34 / 16];  // QCB blocks of each row
+#endif
   const int l = get_local_id(0);
   const int r = l / TPR, t = l % TPR;
   const int n = get_group_id(0) * GR + r;
@@ -124,19 +133,54 @@ void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x
 #pragma unroll
   for (int m = 0; m < MAXM; ++m) acc[m] = 0.0f;
 #if WDT == DT_Q8
-  for (int blk = t; blk < K / 32; blk += TPR) {
-    const long base = row + (long)blk * 34;
-    const float d = vload_half(0, (__global const half*)(w + base));
-    const float16 q0 = convert_float16(vload16(0, (__global const char*)(w + base + 2)));
-    const float16 q1 = convert_float16(vload16(0, (__global const char*)(w + base + 18)));
-#pragma unroll
-    for (int m = 0; m < MAXM; ++m) {
-      if (m >= M) continue;
-      const long k = xr[m] + blk * 32;
-      const float s = dot8(q0.lo, ld8(x, XDT, k)) + dot8(q0.hi, ld8(x, XDT, k + 8)) +
-                      dot8(q1.lo, ld8(x, XDT, k + 16)) + dot8(q1.hi, ld8(x, XDT, k + 24));
-      acc[m] += d * s;
+  // The GR rows' q8_0 blocks go through local memory QCB blocks at a time:
+  // the work-group reads them as consecutive 16-byte pieces (QVEC: rows
+  // 16-byte aligned and QCB-chunks whole 16-byte pieces, checked by the
+  // host; otherwise bytes), then each work-item decodes whole blocks (a
+  // 34-byte block is only 2-byte aligned, so direct wide loads are not
+  // possible).
+  const int nb = K / 32;
+  __local uchar* wb = (__local uchar*)wq;
+  for (int cb0 = 0; cb0 < nb; cb0 += QCB) {
+    const int nbytes = min(QCB, nb - cb0) * 34;
+#if QVEC
+    const int n16 = nbytes / 16;
+    for (int e = l; e < GR * n16; e += GWG) {
+      const int rr = e / n16, o = e % n16;
+      const int nn = get_group_id(0) * GR + rr;
+      wq[rr][o] = nn < N ? *(const __global uint4*)(w + w_off + (long)nn * w_row + (long)cb0 * 34 + 16 * o) : (uint4)(0u);
     }
+#else
+    for (int e = l; e < GR * nbytes; e += GWG) {
+      const int rr = e / nbytes, o = e % nbytes;
+      const int nn = get_group_id(0) * GR + rr;
+      wb[rr * QCB * 34 + o] = nn < N ? w[w_off + (long)nn * w_row + (long)cb0 * 34 + o] : (uchar)0;
+    }
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int blk = t; blk < nbytes / 34; blk += TPR) {
+      const __local ushort* bp = (const __local ushort*)(wb + r * QCB * 34 + blk * 34);
+      const float d = h2f(bp[0]);
+      float qf[32];
+      for (int i = 0; i < 16; ++i) {
+        const char2 qq = as_char2(bp[1 + i]);
+        qf[2 * i] = (float)qq.x;
+        qf[2 * i + 1] = (float)qq.y;
+      }
+      const float8 q0 = (float8)(qf[0], qf[1], qf[2], qf[3], qf[4], qf[5], qf[6], qf[7]);
+      const float8 q1 = (float8)(qf[8], qf[9], qf[10], qf[11], qf[12], qf[13], qf[14], qf[15]);
+      const float8 q2 = (float8)(qf[16], qf[17], qf[18], qf[19], qf[20], qf[21], qf[22], qf[23]);
+      const float8 q3 = (float8)(qf[24], qf[25], qf[26], qf[27], qf[28], qf[29], qf[30], qf[31]);
+#pragma unroll
+      for (int m = 0; m < MAXM; ++m) {
+        if (m >= M) continue;
+        const long k = xr[m] + (long)(cb0 + blk) * 32;
+        const float s = dot8(q0, ld8(x, XDT, k)) + dot8(q1, ld8(x, XDT, k + 8)) + dot8(q2, ld8(x, XDT, k + 16)) +
+                        dot8(q3, ld8(x, XDT, k + 24));
+        acc[m] += d * s;
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
   }
 #else
   const int K8 = K & ~7;
