@@ -4,20 +4,21 @@
 // query rows of one head: G query heads of one GQA group (the same rows)
 // times 4/G row blocks, so the subgroups walk the same K/V tiles (32 keys)
 // together, through shared memory (KV_SHARED: one global read per
-// workgroup) or through L1 (each subgroup loads its matrices).
+// workgroup, the next tile's loads in flight while this one computes) or
+// through L1 (each subgroup loads its matrices).
 // Per tile and subgroup: S = Q K^T (Q kept in matrices, scaled, f16); the
 // tile's bias (mask * slope, causal) per lane; the online softmax in f32
 // per row (two lanes a row); P (f16) through shared memory. O lives in
-// accumulator matrices: the rescale divides them by a matrix whose rows
-// hold exp(m_new - m_old) (skipped when no row's max moved; a max moves
-// only when it grows by more than 8), and P V adds
-// into them by matrices where every cell of the tile is live; a tile with
-// masked cells sums P V by scalar code that skips P == 0 (so a masked
-// key's V, NaN say, is never multiplied in) and adds that through shared
-// memory. Masked S cells are replaced by -inf, never used. A tile with no
-// live cell for the workgroup's rows is skipped without reading its K/V;
-// past the causal diagonal the walk ends. Keys past Skv (a last partial
-// tile, KV_SHARED only) are masked.
+// accumulator matrices and P V adds into them by matrices where every cell
+// of the tile is live. O goes through shared memory only to be rescaled
+// (when a row max moved; it moves only when it grows by more than 8) and
+// on tiles with masked cells, whose P V is summed by scalar code that
+// skips P == 0 (so a masked key's V, NaN say, is never multiplied in).
+// Masked S cells are replaced by -inf, never used. A tile with no live cell
+// for the workgroup's rows is skipped without reading its K/V (the one tile
+// after a live tile is read ahead, used or not); past the causal diagonal
+// the walk ends. Keys past Skv (a last partial tile, KV_SHARED only) are
+// masked.
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -40,6 +41,7 @@ const int NQ = D / 16;     // 16-wide blocks of the head dim
 const uint BC = 32u;       // keys per tile
 const uint LDK = uint(D) + 8u;  // f16 row stride of Q / K / V in shared memory
 const uint LDP = BC + 8u;
+const uint LDS = BC + 4u;  // S's f32 row stride (fewer bank conflicts in the row reads)
 const uint RB = 4u / uint(G);   // 16-row blocks per workgroup
 
 DECLARE_SLOT(0, Q)
@@ -55,8 +57,8 @@ DECLARE_SLOT(5, O)
 //   13 q T, 18 k T, 23 v T, 28 mask T, 33 out T, 38 sinks off, 64.. ALiBi slopes
 // KVs: Q staging at the start, then the K tile (BC x D) and the V tile.
 shared float16_t KVs[2u * BC * LDK];
-// Per subgroup (1024 floats from sg * 1024): S (16 x 32) at 0 and the
-// rescale matrix (16 x 16) at 512; later a 16 x 64 block of P V or O.
+// Per subgroup (1024 floats from sg * 1024): S (16 x 32, row stride LDS),
+// later a 16 x 64 block of O.
 shared float SP[4u * 1024u];
 shared float16_t Ps[4u * 16u * LDP];
 shared uint live_flags[2][4];  // per tile parity and subgroup: bit 0 any live cell
@@ -65,18 +67,29 @@ shared uint live_flags[2][4];  // per tile parity and subgroup: bit 0 any live c
 #define ACC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
 #define HALF fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
 
-// The K and V tile of keys j0.. into shared memory, 8 halves per load.
-void StageKV(uint kbase, uint vbase, uint j0) {
-  const uint CH = uint(D) / 8u;
-  for (uint e = gl_LocalInvocationID.x; e < BC * CH; e += 128u) {
-    const uint row = e / CH, ch = e % CH;
-    uvec4 kq = uvec4(0u), vq = uvec4(0u);  // keys past Skv: zeros, never used
-    if (j0 + row < P(3)) {
-      kq = K4[(kbase + (j0 + row) * P(20) + ch * 8u) >> 3];
-      vq = V4[(vbase + (j0 + row) * P(25) + ch * 8u) >> 3];
+// The K and V tile of keys j0..: global loads into registers (8 halves
+// each; issued a tile ahead, so they fly while the current tile computes),
+// then into shared memory.
+const uint CH = uint(D) / 8u;
+const uint NLD = (BC * CH + 127u) / 128u;
+uvec4 kq[NLD], vq[NLD];
+void LoadKV(uint kbase, uint vbase, uint j0) {
+  for (uint u = 0u; u < NLD; ++u) {
+    const uint e = gl_LocalInvocationID.x + 128u * u, row = e / CH, ch = e % CH;
+    kq[u] = uvec4(0u);  // keys past Skv: zeros, never used
+    vq[u] = uvec4(0u);
+    if (e < BC * CH && j0 + row < P(3)) {
+      kq[u] = K4[(kbase + (j0 + row) * P(20) + ch * 8u) >> 3];
+      vq[u] = V4[(vbase + (j0 + row) * P(25) + ch * 8u) >> 3];
     }
+  }
+}
+void StoreKV() {
+  for (uint u = 0u; u < NLD; ++u) {
+    const uint e = gl_LocalInvocationID.x + 128u * u, row = e / CH, ch = e % CH;
+    if (e >= BC * CH) break;
     for (uint w = 0u; w < 4u; ++w) {
-      const f16vec2 kh = unpackFloat2x16(kq[w]), vh = unpackFloat2x16(vq[w]);
+      const f16vec2 kh = unpackFloat2x16(kq[u][w]), vh = unpackFloat2x16(vq[u][w]);
       const uint at = row * LDK + ch * 8u + w * 2u;
       KVs[at] = kh.x;
       KVs[at + 1u] = kh.y;
@@ -125,8 +138,10 @@ void main() {
   // K/V as matrices: from shared memory, or from the buffers.
   const uint kst = KV_SHARED != 0 ? LDK : P(20), vst = KV_SHARED != 0 ? LDK : P(25);
 
-  for (uint j0 = 0u; j0 < Skv; j0 += BC) {
-    if (CAUSAL != 0 && j0 > (KV_SHARED != 0 ? wlast : ilast) + (Skv - Sq)) break;  // every later tile is masked
+  // The causal end: every tile from here on is masked.
+  const uint jend = CAUSAL != 0 ? min(Skv, (KV_SHARED != 0 ? wlast : ilast) + (Skv - Sq) + 1u) : Skv;
+  bool held = false;  // kq/vq hold tile j0 (prefetched by the previous live tile)
+  for (uint j0 = 0u; j0 < jend; j0 += BC) {
     // 1. Bias of this lane's 16 cells (row i, keys c0..c0+15).
     const uint c0 = half_ * 16u;
     float bias[16];
@@ -153,9 +168,15 @@ void main() {
       const uint par = (j0 / BC) & 1u;
       if (lane == 0u) live_flags[par][sg] = live ? 1u : 0u;
       barrier();
-      if ((live_flags[par][0] | live_flags[par][1] | live_flags[par][2] | live_flags[par][3]) == 0u) continue;
-      StageKV(kbase, vbase, j0);
+      if ((live_flags[par][0] | live_flags[par][1] | live_flags[par][2] | live_flags[par][3]) == 0u) {
+        held = false;  // a run of masked tiles: nothing read ahead
+        continue;
+      }
+      if (!held) LoadKV(kbase, vbase, j0);
+      StoreKV();
       barrier();
+      held = j0 + BC < jend;
+      if (held) LoadKV(kbase, vbase, j0 + BC);
       kb = 0u;
       vb = BC * LDK;
     }
@@ -169,7 +190,7 @@ void main() {
           else coopMatLoadNV(km, K16, kb + uint(n) * 16u * kst + uint(k) * 16u, kst, true);
           s = coopMatMulAddNV(qm[k], km, s);
         }
-        coopMatStoreNV(s, SP, so + uint(n) * 16u, BC, false);
+        coopMatStoreNV(s, SP, so + uint(n) * 16u, LDS, false);
       }
       subgroupMemoryBarrierShared();
       subgroupBarrier();
@@ -180,7 +201,7 @@ void main() {
       for (uint c = 0u; c < 16u; ++c) {
         float x = NINF;
         if (bias[c] != NINF) {
-          x = SP[so + r * BC + c0 + c];
+          x = SP[so + r * LDS + c0 + c];
           if (SOFTCAP != 0) x = softcap * tanh(x / softcap);
           x += bias[c];
         }
@@ -191,8 +212,8 @@ void main() {
       // The row max moves only when it grows by more than 8 (P <= e^8, far
       // inside f16's range): the rescale below is rare after the first tiles.
       const float mnew = (m == NINF || mx > m + 8.0) ? max(m, mx) : m;
-      // O / inv = O * exp(m - mnew); O is 0 while m is -inf.
-      const float inv = (m == NINF || mnew == NINF) ? 1.0 : exp(mnew - m);
+      // O * alpha; O is 0 while m is -inf.
+      const float alpha = (m == NINF || mnew == NINF) ? 1.0 : exp(m - mnew);
       float ps = 0.0;
       for (uint c = 0u; c < 16u; ++c) {
         const float16_t p = float16_t(sv[c] == NINF ? 0.0 : exp(sv[c] - mnew));
@@ -200,20 +221,47 @@ void main() {
         ps += float(p);
       }
       ps += subgroupShuffleXor(ps, 1u);
-      l = (m == NINF ? 0.0 : l / inv) + ps;
+      l = l * alpha + ps;
       m = mnew;
-      if (!subgroupAll(inv == 1.0)) {
-        for (uint e = 0u; e < 8u; ++e) SP[so + 512u + r * 16u + half_ * 8u + e] = inv;
-        subgroupMemoryBarrierShared();
-        subgroupBarrier();
-        ACC am;
-        coopMatLoadNV(am, SP, so + 512u, 16u, false);
-        for (int n = 0; n < NQ; ++n) o[n] = o[n] / am;
-      }
+      const bool rescale = !subgroupAll(alpha == 1.0);
       subgroupMemoryBarrierShared();
       subgroupBarrier();
 
-      // 4. O += P V.
+      // 4. O = O * alpha + P V.
+      if (rescale || !dense) {
+        // Through shared memory, 64 columns at a time: lane (r, half) scales
+        // 32 of row r's and (a tile with masked cells) adds their P V,
+        // summed by scalar code that skips P == 0.
+        for (int n0 = 0; n0 < NQ; n0 += 4) {
+          for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatStoreNV(o[n], SP, so + uint(n - n0) * 16u, 64u, false);
+          subgroupMemoryBarrierShared();
+          subgroupBarrier();
+          float acc[32];
+          for (int e = 0; e < 32; ++e) acc[e] = 0.0;
+          const uint cb = uint(n0) * 16u + half_ * 32u;
+          if (!dense) {
+            for (uint c = 0u; c < BC; ++c) {
+              const float p = float(Ps[po + r * LDP + c]);
+              if (p == 0.0) continue;
+              for (uint e = 0u; e < 32u; ++e) {
+                if (cb + e >= uint(D)) break;
+                const float vv = KV_SHARED != 0 ? float(KVs[vb + c * vst + cb + e]) : float(V16[vb + c * vst + cb + e]);
+                acc[e] += p * vv;
+              }
+            }
+          }
+          for (uint e = 0u; e < 32u; ++e) {
+            if (cb + e >= uint(D)) break;
+            const uint at = so + r * 64u + half_ * 32u + e;
+            SP[at] = SP[at] * alpha + acc[e];
+          }
+          subgroupMemoryBarrierShared();
+          subgroupBarrier();
+          for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatLoadNV(o[n], SP, so + uint(n - n0) * 16u, 64u, false);
+          subgroupMemoryBarrierShared();
+          subgroupBarrier();
+        }
+      }
       if (dense) {
         HALF pm[2];
         for (int kk = 0; kk < 2; ++kk) coopMatLoadNV(pm[kk], Ps, po + uint(kk) * 16u, LDP, false);
@@ -224,32 +272,6 @@ void main() {
             else coopMatLoadNV(vm, V16, vb + uint(kk) * 16u * vst + uint(n) * 16u, vst, false);
             o[n] = coopMatMulAddNV(pm[kk], vm, o[n]);
           }
-        }
-      } else {
-        // 64 columns at a time: lane (r, half) sums 32 of row r's, skipping P == 0.
-        for (int n0 = 0; n0 < NQ; n0 += 4) {
-          float acc[32];
-          for (int e = 0; e < 32; ++e) acc[e] = 0.0;
-          const uint cb = uint(n0) * 16u + half_ * 32u;
-          for (uint c = 0u; c < BC; ++c) {
-            const float p = float(Ps[po + r * LDP + c]);
-            if (p == 0.0) continue;
-            for (uint e = 0u; e < 32u; ++e) {
-              if (cb + e >= uint(D)) break;
-              const float vv = KV_SHARED != 0 ? float(KVs[vb + c * vst + cb + e]) : float(V16[vb + c * vst + cb + e]);
-              acc[e] += p * vv;
-            }
-          }
-          for (uint e = 0u; e < 32u; ++e) SP[so + r * 64u + half_ * 32u + e] = acc[e];
-          subgroupMemoryBarrierShared();
-          subgroupBarrier();
-          for (int n = n0; n < min(n0 + 4, NQ); ++n) {
-            ACC t;
-            coopMatLoadNV(t, SP, so + uint(n - n0) * 16u, 64u, false);
-            o[n] = o[n] + t;
-          }
-          subgroupMemoryBarrierShared();
-          subgroupBarrier();
         }
       }
     }
