@@ -2,8 +2,6 @@
 // gated_delta_net (gated_delta_net.comp, the fused recurrence).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "backends/vulkan/kernels_gdn_chunked.h"
@@ -213,12 +211,6 @@ bool RecordFlashAttnCoopmat(KernelContext& ctx) {
   if (!HasCoopmat16(ctx.facts) || !ctx.facts.subgroup_shuffle || Sq <= kDecodeRows) return false;
   if (k.dtype() != DType::kF16 || v.dtype() != DType::kF16 || v.dims[3] != D || D % 16 || D > 128) return false;
   if (Skv == 0 || !DecodeLoads(k) || !DecodeLoads(v)) return false;
-  // K/V tiles through shared memory (read once per workgroup; any Skv), or
-  // loaded by each subgroup through L1 (KILN_VULKAN_FA_KV=l1: the
-  // comparison in bench/RESULTS.md; needs whole tiles of 32 keys).
-  const char* env = std::getenv("KILN_VULKAN_FA_KV");
-  const bool kv_shared = !(env && std::string(env) == "l1");
-  if (!kv_shared && Skv % 32) return false;
   // G query heads of one GQA group per workgroup: they share every K/V tile.
   const int64_t gqa = Hq / Hkv;
   const int G = gqa % 4 == 0 ? 4 : gqa % 2 == 0 ? 2 : 1;
@@ -228,8 +220,7 @@ bool RecordFlashAttnCoopmat(KernelContext& ctx) {
   Dispatch& d = ctx.Add("flash_attn_cm",
                         {static_cast<int32_t>(D), DtCode(q.dtype()), mask.present() ? 1 : 0,
                          mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
-                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G,
-                         kv_shared ? 1 : 0},
+                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G},
                         (Sq + rows - 1) / rows, Hq / G, B);
   PushFlashAttnHeader(ctx, d, 1, Skv);
   while (d.params.size() < 64) d.U(0);
