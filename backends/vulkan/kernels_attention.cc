@@ -318,9 +318,11 @@ Support SupportsGdn(const Graph& graph, const Node& node, const DeviceFacts& fac
   const int64_t T = graph.tensors[node.inputs[kGdnQ]].dims[1];
   if (facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU && node.GetBool("l2norm_qk") && T > 32 &&
       !GdnChunkedFor(T, facts)) {
-    // Both GDN kernels give NaN on lavapipe (Mesa 22.3) after ~10^4 normalized
-    // key values per head, while the H200 matches the reference on the same
-    // cases: declined there until the lavapipe cause is found.
+    // The recurrence kernels give NaN on lavapipe (Mesa 22.3) after ~10^4
+    // normalized key values per head, while the H200 matches the reference
+    // on the same cases; the chunked kernel takes these lengths there where
+    // the device has the shuffles it needs (kernels_gdn_chunked.cc), else
+    // they are declined until the lavapipe cause is found.
     return Support::No("l2norm_qk with T > 32 on a CPU Vulkan device (lavapipe NaN, see kernels_attention.cc)");
   }
   const TensorInfo& fs = graph.tensors[node.outputs[kGdnFinalState]];
