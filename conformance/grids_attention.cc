@@ -285,6 +285,22 @@ void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
   model.quick_extra = 0;
   grids.push_back({"gated_delta_net", std::move(model)});
 
+  // Long T, where a backend may switch to a chunked algorithm (the Vulkan
+  // one from T = 128, in chunks of 64): lengths that are not multiples of
+  // 64, both gates, with and without l2norm_qk.
+  static const std::vector<std::pair<int64_t, int64_t>> chunk_kv = {{64, 64}, {128, 128}, {128, 32}, {32, 16}, {256, 64}};
+  SubGrid chunked;
+  chunked.name = "gated_delta_net.chunked";
+  chunked.axes = {{"t", {130, 200}}, {"kda", {0, 1}}, {"l2norm", {0, 1}}, {"kv", Indices(chunk_kv.size())},
+                  {"state", {0, 1}}, {"dtype", DTypes({DType::kF32, DType::kBF16})}};
+  chunked.make = [](const Point& p) -> std::optional<Case> {
+    const auto [k, v] = chunk_kv[p.at("kv")];
+    return GdnCase({1, p.at("t"), 1, 2, k, v}, {.kda = p.at("kda") != 0, .state = p.at("state") != 0,
+                                                .l2norm = p.at("l2norm") != 0, .dtype = AsDType(p.at("dtype"))});
+  };
+  chunked.strength = 2;
+  grids.push_back({"gated_delta_net", std::move(chunked)});
+
   static const std::vector<std::pair<int64_t, int64_t>> kv_sizes = {{128, 64}, {64, 128}, {128, 128}};
   SubGrid layout;
   layout.name = "gated_delta_net.layout";

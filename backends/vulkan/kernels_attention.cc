@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "backends/vulkan/kernels_gdn_chunked.h"
 #include "backends/vulkan/vk_kernels.h"
 #include "ops/attention_scale.h"
 #include "ops/flash_attn.h"
@@ -226,17 +227,21 @@ bool RecordFlashAttnCoopmat(KernelContext& ctx) {
   const TensorArg& sinks = ctx.in(kFlashAttnSinks);
   const TensorArg& out = ctx.out(kFlashAttnOut);
   const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], D = q.dims[3];
-  const int64_t Skv = k.dims[1];
+  const int64_t Skv = k.dims[1], Hkv = k.dims[2];
   if (!HasCoopmat16(ctx.facts) || !ctx.facts.subgroup_shuffle || Sq <= kDecodeRows) return false;
   if (k.dtype() != DType::kF16 || v.dtype() != DType::kF16 || v.dims[3] != D || D % 16 || D > 128) return false;
-  if (Skv == 0 || Skv % 32 || !DecodeLoads(k) || !DecodeLoads(v)) return false;
+  if (Skv == 0 || !DecodeLoads(k) || !DecodeLoads(v)) return false;
+  // G query heads of one GQA group per workgroup: they share every K/V tile.
+  const int64_t gqa = Hq / Hkv;
+  const int G = gqa % 4 == 0 ? 4 : gqa % 2 == 0 ? 2 : 1;
+  const int64_t rows = 64 / G;
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
   Dispatch& d = ctx.Add("flash_attn_cm",
                         {static_cast<int32_t>(D), DtCode(q.dtype()), mask.present() ? 1 : 0,
                          mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
-                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype())},
-                        (Sq + 63) / 64, Hq, B);
+                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G},
+                        (Sq + rows - 1) / rows, Hq / G, B);
   PushFlashAttnHeader(ctx, d, 1, Skv);
   while (d.params.size() < 64) d.U(0);
   PushAlibiSlopes(ctx, d);
@@ -330,17 +335,46 @@ Support SupportsGdn(const Graph& graph, const Node& node, const DeviceFacts& fac
   }
   const int64_t K = graph.tensors[node.inputs[kGdnK]].dims[3], V = graph.tensors[node.inputs[kGdnV]].dims[3];
   if (K > 256 || V > 256) return Support::No("K or V above 256");
-  if (facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU && node.GetBool("l2norm_qk") &&
-      graph.tensors[node.inputs[kGdnQ]].dims[1] > 32) {
-    // Both GDN kernels give NaN on lavapipe (Mesa 22.3) after ~10^4 normalized
-    // key values per head, while the H200 matches the reference on the same
-    // cases: declined there until the lavapipe cause is found.
+  const int64_t T = graph.tensors[node.inputs[kGdnQ]].dims[1];
+  if (facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU && node.GetBool("l2norm_qk") && T > 32 &&
+      !GdnChunkedFor(T, facts)) {
+    // The recurrence kernels give NaN on lavapipe (Mesa 22.3) after ~10^4
+    // normalized key values per head, while the H200 matches the reference
+    // on the same cases; the chunked kernel takes these lengths there where
+    // the device has the shuffles it needs (kernels_gdn_chunked.cc), else
+    // they are declined until the lavapipe cause is found.
     return Support::No("l2norm_qk with T > 32 on a CPU Vulkan device (lavapipe NaN, see kernels_attention.cc)");
   }
   const TensorInfo& fs = graph.tensors[node.outputs[kGdnFinalState]];
   if (fs.strides.back() != 4) return Support::No("final_state rows must be contiguous");
   return Support::Yes();
 }
+
+}  // namespace
+
+void PushGdnParams(KernelContext& ctx, Dispatch& d) {
+  const TensorArg& q = ctx.in(kGdnQ);
+  const TensorArg& g = ctx.in(kGdnG);
+  const TensorArg& beta = ctx.in(kGdnBeta);
+  const TensorArg& state = ctx.in(kGdnState);
+  d.U(q.dims[0]).U(q.dims[1]).U(q.dims[2]).U(ctx.in(kGdnV).dims[2]).F(EffectiveScale(ctx.node, q.dims[3]));
+  auto bthd = [&](const TensorArg& t) { d.U(t.offset).U(t.strides[0]).U(t.strides[1]).U(t.strides[2]); };
+  bthd(q);
+  bthd(ctx.in(kGdnK));
+  bthd(ctx.in(kGdnV));
+  if (g.rank == 4) {  // KDA
+    bthd(g);
+  } else {  // [B, T, Hv] padded to [1, B, T, Hv]
+    d.U(g.offset).U(g.strides[1]).U(g.strides[2]).U(g.strides[3]);
+  }
+  d.U(beta.offset).U(beta.strides[1]).U(beta.strides[2]).U(beta.strides[3]);
+  if (state.present()) bthd(state); else d.U(0).U(0).U(0).U(0);
+  bthd(ctx.out(kGdnOut));
+  bthd(ctx.out(kGdnFinalState));
+  while (d.params.size() < 40) d.U(0);
+}
+
+namespace {
 
 absl::Status RecordGdn(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kGdnQ);
@@ -351,9 +385,10 @@ absl::Status RecordGdn(KernelContext& ctx) {
   const TensorArg& state = ctx.in(kGdnState);
   const TensorArg& out = ctx.out(kGdnOut);
   const TensorArg& fs = ctx.out(kGdnFinalState);
-  const int64_t B = q.dims[0], T = q.dims[1], Hk = q.dims[2], K = q.dims[3];
+  const int64_t B = q.dims[0], K = q.dims[3];
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (B * Hv == 0) return absl::OkStatus();
+  if (auto chunked = RecordGdnChunked(ctx); !chunked.ok() || *chunked) return chunked.status();
   // Invocation (j, part) holds rows part*K/kp.. of state column j. On a CPU
   // device (lavapipe) every barrier switches all invocations: one per
   // column there.
@@ -385,21 +420,7 @@ absl::Status RecordGdn(KernelContext& ctx) {
   Dispatch& d = generic && ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU
                     ? ctx.Add("gated_delta_net_columns", {}, (B * Hv * V + 31) / 32)
                     : ctx.Add("gated_delta_net", spec, Hv * cblocks, B);
-  d.U(B).U(T).U(Hk).U(Hv).F(EffectiveScale(ctx.node, K));
-  auto bthd = [&](const TensorArg& t) { d.U(t.offset).U(t.strides[0]).U(t.strides[1]).U(t.strides[2]); };
-  bthd(q);
-  bthd(k);
-  bthd(v);
-  if (kda) {
-    bthd(g);
-  } else {  // [B, T, Hv] padded to [1, B, T, Hv]
-    d.U(g.offset).U(g.strides[1]).U(g.strides[2]).U(g.strides[3]);
-  }
-  d.U(beta.offset).U(beta.strides[1]).U(beta.strides[2]).U(beta.strides[3]);
-  if (state.present()) bthd(state); else d.U(0).U(0).U(0).U(0);
-  bthd(out);
-  bthd(fs);
-  while (d.params.size() < 40) d.U(0);
+  PushGdnParams(ctx, d);
   for (int32_t v : shape) d.U(static_cast<uint32_t>(v));
   d.U(DtCode(out.dtype()));
   d.Bind(0, q).Bind(1, k).Bind(2, v).Bind(3, g).Bind(4, beta).Bind(6, out).Bind(7, fs);

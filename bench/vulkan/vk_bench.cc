@@ -304,16 +304,18 @@ Result FaMultiSeq(Backend& be, int64_t nseq, int64_t L) {
   return r;
 }
 
-Result FaPrefill(Backend& be, int64_t sq, int64_t skv) {
+Result FaPrefill(Backend& be, int64_t sq, int64_t skv, bool causal = false) {
   GraphBuilder b("fa_prefill");
   auto q = b.Input("q", DType::kF32, {1, sq, 32, 128});
   auto k = b.Input("k", DType::kF16, {1, skv, 8, 128});
   auto v = b.Input("v", DType::kF16, {1, skv, 8, 128});
-  b.Output(b.Op1("flash_attn", {q, k, v}, FaAttrs(false)));
+  b.Output(b.Op1("flash_attn", {q, k, v}, FaAttrs(causal)));
   Graph g = MustBuild(b);
-  Result r{absl::StrCat("fa_prefill Sq=", sq, " Skv=", skv, " Hq32 Hkv8 D128 f16 KV")};
+  Result r{absl::StrCat("fa_prefill Sq=", sq, " Skv=", skv, " Hq32 Hkv8 D128 f16 KV", causal ? " causal" : "")};
   TimeCopies(be, g, 1, r);
-  r.flops = 4.0 * sq * skv * 128 * 32;
+  // Causal: the live cells only (the last Sq keys form a triangle).
+  const double cells = causal ? sq * (skv - sq) + sq * (sq + 1) / 2.0 : static_cast<double>(sq) * skv;
+  r.flops = 4.0 * cells * 128 * 32;
   return r;
 }
 
@@ -408,8 +410,15 @@ int main(int argc, char** argv) {
     for (int64_t d : {0, 8192, 32768}) rs.push_back(FaDepth(b, 1, d));
     for (int64_t d : {0, 8192, 32768}) rs.push_back(FaDepth(b, 512, d));
   }
+  if (only == "fa_prefill_depths") {  // prefill chunks at several cache depths, causal (asked for by name)
+    for (int64_t skv : {512, 2048, 8192, 32768}) rs.push_back(FaPrefill(b, 512, skv, true));
+  }
+  if (only == "gdn_long") {  // by name; KILN_VULKAN_GDN=recurrent times the fused recurrence
+    for (int64_t T : {64, 128, 256, 512, 1024, 4096}) rs.push_back(GdnDecode(b, T));
+  }
   // GB/s, % copy and TFLOP/s are of the stream figure.
-  std::printf("%-58s %9s %9s %9s %9s %8s %9s  %s\n", "case", "node us", "stream us", "wall us", "GB/s", "% copy",
+  std::printf("%-58s %9s %9s %9s %9s %8s %9s  %s
+", "case", "node us", "stream us", "wall us", "GB/s", "% copy",
               "TFLOP/s", "note");
   std::string json = "[";
   for (const Result& r : rs) {
