@@ -285,22 +285,6 @@ void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
   model.quick_extra = 0;
   grids.push_back({"gated_delta_net", std::move(model)});
 
-  // Long T, where a backend may switch to a chunked algorithm (the Vulkan
-  // one from T = 128, in chunks of 64): lengths that are not multiples of
-  // 64, both gates, with and without l2norm_qk.
-  static const std::vector<std::pair<int64_t, int64_t>> chunk_kv = {{64, 64}, {128, 128}, {128, 32}, {32, 16}, {256, 64}};
-  SubGrid chunked;
-  chunked.name = "gated_delta_net.chunked";
-  chunked.axes = {{"t", {130, 200}}, {"kda", {0, 1}}, {"l2norm", {0, 1}}, {"kv", Indices(chunk_kv.size())},
-                  {"state", {0, 1}}, {"dtype", DTypes({DType::kF32, DType::kBF16})}};
-  chunked.make = [](const Point& p) -> std::optional<Case> {
-    const auto [k, v] = chunk_kv[p.at("kv")];
-    return GdnCase({1, p.at("t"), 1, 2, k, v}, {.kda = p.at("kda") != 0, .state = p.at("state") != 0,
-                                                .l2norm = p.at("l2norm") != 0, .dtype = AsDType(p.at("dtype"))});
-  };
-  chunked.strength = 2;
-  grids.push_back({"gated_delta_net", std::move(chunked)});
-
   static const std::vector<std::pair<int64_t, int64_t>> kv_sizes = {{128, 64}, {64, 128}, {128, 128}};
   SubGrid layout;
   layout.name = "gated_delta_net.layout";
@@ -315,22 +299,24 @@ void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
   layout.strength = 2;
   grids.push_back({"gated_delta_net", std::move(layout)});
 
-  // Long T, where device backends may switch to a chunked form (OpenCL: chunks
-  // of 64 from T = 64): lengths past a chunk boundary and not a multiple of
-  // it, K != V, both gates, with and without l2norm_qk, a state in (in place
-  // or not) and strided inputs. Every pair of values is in the quick grid.
-  static const std::vector<std::pair<int64_t, int64_t>> chunk_kv = {{128, 128}, {64, 128}, {128, 64}, {32, 32}};
+  // Long T, where device backends switch to a chunked form in chunks of 64
+  // (OpenCL from T = 64, Vulkan from 128, 33 on CPU devices): lengths past a
+  // chunk boundary and not a multiple of it, K != V up to 256, both gates,
+  // with and without l2norm_qk, a state in (in place or not), strided
+  // inputs, bf16 data. Every pair of values is in the quick grid.
+  static const std::vector<std::pair<int64_t, int64_t>> chunk_kv = {
+      {128, 128}, {64, 128}, {128, 64}, {32, 32}, {64, 64}, {128, 32}, {32, 16}, {256, 64}};
   SubGrid chunked;
   chunked.name = "gated_delta_net.chunked";
-  chunked.axes = {{"t", {65, 200}},       {"kv", Indices(chunk_kv.size())}, {"kda", {0, 1}},
+  chunked.axes = {{"t", {65, 130, 200}},  {"kv", Indices(chunk_kv.size())}, {"kda", {0, 1}},
                   {"l2norm", {0, 1}},     {"state", {0, 1}},                {"inplace", {0, 1}},
-                  {"layout", {kContiguous, kPaddedPermuted}}};
+                  {"layout", {kContiguous, kPaddedPermuted}}, {"dtype", DTypes({DType::kF32, DType::kBF16})}};
   chunked.make = [](const Point& p) -> std::optional<Case> {
     if (p.at("inplace") && !p.at("state")) return std::nullopt;  // in place needs a state
     const auto [k, v] = chunk_kv[p.at("kv")];
     return GdnCase({1, p.at("t"), 2, 4, k, v},
                    {.kda = p.at("kda") != 0, .state = p.at("state") != 0, .l2norm = p.at("l2norm") != 0,
-                    .inplace = p.at("inplace") != 0, .layout = p.at("layout")});
+                    .inplace = p.at("inplace") != 0, .dtype = AsDType(p.at("dtype")), .layout = p.at("layout")});
   };
   chunked.strength = 2;
   chunked.quick_extra = 0;

@@ -385,7 +385,7 @@ absl::Status RecordGdn(KernelContext& ctx) {
   const TensorArg& state = ctx.in(kGdnState);
   const TensorArg& out = ctx.out(kGdnOut);
   const TensorArg& fs = ctx.out(kGdnFinalState);
-  const int64_t B = q.dims[0], K = q.dims[3];
+  const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (B * Hv == 0) return absl::OkStatus();
   if (auto chunked = RecordGdnChunked(ctx); !chunked.ok() || *chunked) return chunked.status();
