@@ -417,8 +417,7 @@ int main(int argc, char** argv) {
     for (int64_t T : {64, 128, 256, 512, 1024, 4096}) rs.push_back(GdnDecode(b, T));
   }
   // GB/s, % copy and TFLOP/s are of the stream figure.
-  std::printf("%-58s %9s %9s %9s %9s %8s %9s  %s
-", "case", "node us", "stream us", "wall us", "GB/s", "% copy",
+  std::printf("%-58s %9s %9s %9s %9s %8s %9s  %s\n", "case", "node us", "stream us", "wall us", "GB/s", "% copy",
               "TFLOP/s", "note");
   std::string json = "[";
   for (const Result& r : rs) {
