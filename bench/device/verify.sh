@@ -28,7 +28,7 @@ done
 check_backend() {  # $1: vulkan or opencl
   local b=$1
   echo "== $b: conformance quick grid"
-  (time kiln conformance --backend "$b" --json "$out/conformance-$b.json") 2>&1 | grep -E "^total|passed|failed|real" | tail -4
+  (time timeout ${GRID_TIMEOUT:-200} kiln conformance --backend "$b" --json "$out/conformance-$b.json") 2>&1 | grep -E "^total|passed|failed|real" | tail -4
   "$py" -c "import json,collections;d=json.load(open('$out/conformance-$b.json'));print(collections.Counter(c['result'] for c in d['cases']))" || status=1
   for e in $examples; do
     echo "== $b: $e --strict vs cpu"
