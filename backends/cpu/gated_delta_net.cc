@@ -50,6 +50,9 @@
 namespace kiln::cpu::gdn {
 
 inline constexpr int64_t kChunkTokens = 64;  // tokens prepared at once
+// Prefill from this many tokens on takes the chunked form (measured:
+// bench/RESULTS.md).
+inline constexpr int64_t kChunkedMinTokens = 64;
 
 // Everything a kernel instance needs, resolved once per call.
 struct Problem {
@@ -108,6 +111,8 @@ struct VariantTable {
 #include "hwy/highway.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
+#include "backends/cpu/gated_delta_net_chunked-inl.h"
+#include "backends/cpu/simd_math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu::gdn {
@@ -161,7 +166,7 @@ HWY_INLINE void ProjectKeys(const float* HWY_RESTRICT kd, size_t K, const float*
 // (kNext) u_next = S^T kd_next, in one sweep over the K rows. S is read from
 // Sin (rows si floats apart) and written to Sout (rows so apart), which may
 // be the same memory: each row is read before it is written.
-template <size_t kC, bool kKda, bool kNext>
+template <size_t kC, bool kKda, bool kNext, bool kStream = false>
 HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
                      const float* HWY_RESTRICT decay, const float* HWY_RESTRICT kd_next, size_t K,
                      const VF* d, const float* Sin, size_t si, float* Sout, size_t so, VF* o,
@@ -181,7 +186,11 @@ HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
     float* out = Sout + i * so;
     for (size_t c = 0; c < kC; ++c) {
       const VF s = hn::MulAdd(di, hn::LoadU(df, in + c * N), hn::Mul(ki, d[c]));
-      hn::StoreU(s, df, out + c * N);
+      if (kStream) {
+        hn::Stream(s, df, out + c * N);
+      } else {
+        hn::StoreU(s, df, out + c * N);
+      }
       oa[c] = hn::MulAdd(qi, s, oa[c]);
       if (kNext) na[c] = hn::MulAdd(hn::Set(df, kd_next[i]), s, na[c]);
     }
@@ -224,7 +233,9 @@ HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float
 
 // One token (decode) straight from the state rows Sin to the final_state
 // rows Sout (si, so floats apart; possibly the same memory): no local copy.
-template <size_t kC, bool kKda>
+// kStream: non-temporal stores (Sout rows of whole cache lines), so that
+// writing final_state does not first read it into the cache.
+template <size_t kC, bool kKda, bool kStream>
 HWY_INLINE void RunTokenDirect(const Chunk& ch, size_t K, size_t col, const float* Sin, size_t si,
                                float* Sout, size_t so) {
   const DF df;
@@ -233,7 +244,7 @@ HWY_INLINE void RunTokenDirect(const Chunk& ch, size_t K, size_t col, const floa
   ProjectKeys<kC>(ch.kd, K, Sin, si, u);
   const VF bt = hn::Set(df, ch.beta[0]);
   for (size_t c = 0; c < kC; ++c) d[c] = hn::Mul(bt, hn::Sub(hn::Load(df, ch.v + col + c * N), u[c]));
-  Step<kC, kKda, false>(ch.q, ch.k, ch.decay, nullptr, K, d, Sin, si, Sout, so, o, nullptr);
+  Step<kC, kKda, false, kStream>(ch.q, ch.k, ch.decay, nullptr, K, d, Sin, si, Sout, so, o, nullptr);
   for (size_t c = 0; c < kC; ++c) hn::Store(o[c], df, ch.o + col + c * N);
 }
 
@@ -257,8 +268,9 @@ class Kernel {
     const size_t blocks = (vp_ + block - 1) / block;
     // Column groups: enough work items for the threads.
     const int64_t heads = p.B * p.Hv;
+    chunked_ = p.T >= kChunkedMinTokens && V_ % hn::Lanes(DF()) == 0;
     size_t groups = 1;
-    if (p.threads > 1 && heads < 2 * p.threads) {
+    if (!chunked_ && p.threads > 1 && heads < 2 * p.threads) {
       groups = std::min<size_t>(blocks, (2 * p.threads + heads - 1) / heads);
     }
     group_width_ = (blocks + groups - 1) / groups * block;
@@ -268,7 +280,7 @@ class Kernel {
   int64_t items() const { return p_.B * p_.Hv * static_cast<int64_t>(groups_); }
 
   struct Scratch {
-    hwy::AlignedFreeUniquePtr<float[]> S, q, k, kd, decay, beta, v, o;
+    hwy::AlignedFreeUniquePtr<float[]> S, q, k, kd, decay, beta, v, o, g, chunk;
     std::vector<float> row;
   };
 
@@ -286,6 +298,10 @@ class Kernel {
     s.v = Uninitialized(tc * cw);
     s.o = Uninitialized(tc * cw);
     s.row.resize(std::max(K_, V_));
+    if (chunked_) {
+      s.g = Uninitialized(tc * (kKda ? K_ : 1));
+      s.chunk = Uninitialized(ChunkScratch::Floats(K_));
+    }
   }
 
   void Run(int64_t item, Scratch& s) const {
@@ -307,6 +323,10 @@ class Kernel {
     ch.beta = s.beta.get(), ch.v = s.v.get(), ch.o = s.o.get();
     if (Direct()) {
       RunDirect(b, hv, kh, c0, cw, ch, s.row.data());
+      return;
+    }
+    if (chunked_) {
+      RunChunked(b, hv, kh, ch, s);
       return;
     }
     float* S = s.S.get();
@@ -379,13 +399,65 @@ class Kernel {
     auto* out = reinterpret_cast<float*>(p_.final_state.data + b * p_.final_state.strides[0] +
                                          hv * p_.final_state.strides[1]) + c0;
     const size_t si = p_.state.strides[2] / 4, so = p_.final_state.strides[2] / 4;
+    // Streaming needs each block's row to be whole cache lines.
+    const bool stream = (W * 4) % 64 == 0 && (so * 4) % 64 == 0 && cw % W == 0 &&
+                        reinterpret_cast<uintptr_t>(out) % 64 == 0;
     size_t col = 0;
-    for (; col + W <= cw; col += W) {
-      RunTokenDirect<kBlockVecs, kKda>(ch, K_, col, in + col, si, out + col, so);
+    if (stream) {
+      for (; col + W <= cw; col += W) {
+        RunTokenDirect<kBlockVecs, kKda, true>(ch, K_, col, in + col, si, out + col, so);
+      }
+      hwy::FlushStream();
     }
-    for (; col < cw; col += N) RunTokenDirect<1, kKda>(ch, K_, col, in + col, si, out + col, so);
+    for (; col + W <= cw; col += W) {
+      RunTokenDirect<kBlockVecs, kKda, false>(ch, K_, col, in + col, si, out + col, so);
+    }
+    for (; col < cw; col += N) RunTokenDirect<1, kKda, false>(ch, K_, col, in + col, si, out + col, so);
     std::byte* dst = p_.out.data + b * p_.out.strides[0] + hv * p_.out.strides[2];
     StoreRow(p_.out.dtype, ch.o, cw, dst + c0 * ElementSize(p_.out.dtype));
+  }
+
+  // Prefill in the chunked form (gated_delta_net_chunked-inl.h) on a local
+  // row-major copy of the (b, hv) state; a chunk whose gates are not all
+  // finite runs the recurrence on that copy instead.
+  void RunChunked(int64_t b, int64_t hv, int64_t kh, Chunk& ch, Scratch& s) const {
+    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N, gk = kKda ? K_ : 1;
+    float* S = s.S.get();
+    for (size_t i = 0; i < K_; ++i) {
+      if (p_.state.present()) {
+        const std::byte* src = At(p_.state, b, hv, i);
+        std::memcpy(S + i * V_, src, V_ * sizeof(float));
+      } else {
+        std::fill(S + i * V_, S + (i + 1) * V_, 0.0f);
+      }
+    }
+    ChunkScratch cs;
+    cs.Carve(s.chunk.get(), K_);
+    for (int64_t t0 = 0; t0 < p_.T; t0 += kChunkTokens) {
+      ch.tokens = std::min<int64_t>(kChunkTokens, p_.T - t0);
+      Prepare(b, hv, kh, t0, 0, V_, V_, ch, s.row.data(), /*decays=*/false);
+      for (size_t t = 0; t < ch.tokens; ++t) std::memcpy(s.g.get() + t * gk, At(p_.g, b, t0 + t, hv), gk * 4);
+      const ChunkIo io{.n = ch.tokens, .K = K_, .V = V_, .q = ch.q, .k = ch.k, .g = s.g.get(),
+                       .beta = ch.beta, .x = ch.v, .o = ch.o};
+      if (CumulativeGates<kKda>(io, cs)) {
+        ChunkStep<kKda>(io, cs, S);
+      } else {
+        PrepareDecays(b, hv, t0, ch);
+        size_t col = 0;
+        for (; col + W <= V_; col += W) RunBlock<kBlockVecs, kKda>(ch, K_, V_, col, S + col, V_);
+        for (; col < V_; col += N) RunBlock<1, kKda>(ch, K_, V_, col, S + col, V_);
+      }
+      for (size_t t = 0; t < ch.tokens; ++t) {
+        std::byte* dst = p_.out.data + b * p_.out.strides[0] + (t0 + t) * p_.out.strides[1] +
+                         hv * p_.out.strides[2];
+        StoreRow(p_.out.dtype, ch.o + t * V_, V_, dst);
+      }
+    }
+    for (size_t i = 0; i < K_; ++i) {
+      std::byte* dst = p_.final_state.data + b * p_.final_state.strides[0] +
+                       hv * p_.final_state.strides[1] + i * p_.final_state.strides[2];
+      std::memcpy(dst, S + i * V_, V_ * sizeof(float));
+    }
   }
 
   static hwy::AlignedFreeUniquePtr<float[]> Uninitialized(size_t n) {
@@ -423,21 +495,24 @@ class Kernel {
     if (kKda) rows(p_.g, hv, 4 * K_);
   }
 
-  void Prepare(int64_t b, int64_t hv, int64_t kh, int64_t t0, size_t c0, size_t cw, size_t cn,
-               Chunk& ch, float* row) const {
-    constexpr int64_t kAhead = 4;
-    for (int64_t t = 0; t < std::min<int64_t>(kAhead, p_.T - t0); ++t) PrefetchToken(b, t0 + t, hv, kh);
+  // decay and kd of the chunk's tokens (what the recurrence needs).
+  void PrepareDecays(int64_t b, int64_t hv, int64_t t0, Chunk& ch) const {
+    const DF df;
+    const size_t N = hn::Lanes(df);
     for (size_t t = 0; t < ch.tokens; ++t) {
       const int64_t tt = t0 + t;
-      if (tt + kAhead < p_.T) PrefetchToken(b, tt + kAhead, hv, kh);
-      LoadKeyRow(p_.q, b, tt, kh, p_.scale, ch.q + t * K_);
-      float* kt = ch.k + t * K_;
-      LoadKeyRow(p_.k, b, tt, kh, 1.0f, kt);
+      const float* kt = ch.k + t * K_;
       float* kd = ch.kd + t * K_;
       if (kKda) {
         const auto* g = reinterpret_cast<const float*>(At(p_.g, b, tt, hv));
         float* dec = ch.decay + t * K_;
-        for (size_t i = 0; i < K_; ++i) dec[i] = std::exp(g[i]), kd[i] = dec[i] * kt[i];
+        size_t i = 0;
+        for (; i + N <= K_; i += N) {
+          const VF e = kiln::cpu::HWY_NAMESPACE::SafeExp(df, hn::LoadU(df, g + i));
+          hn::StoreU(e, df, dec + i);
+          hn::StoreU(hn::Mul(e, hn::LoadU(df, kt + i)), df, kd + i);
+        }
+        for (; i < K_; ++i) dec[i] = std::exp(g[i]), kd[i] = dec[i] * kt[i];
       } else {
         float g;
         std::memcpy(&g, At(p_.g, b, tt, hv), 4);
@@ -445,6 +520,21 @@ class Kernel {
         ch.decay[t] = dec;
         for (size_t i = 0; i < K_; ++i) kd[i] = dec * kt[i];
       }
+    }
+  }
+
+  // Token rows of a chunk as f32 (q scaled, q and k l2-normalized if asked;
+  // v's columns [c0, c0 + cn) zero-padded to cw); with `decays`, also what
+  // PrepareDecays fills.
+  void Prepare(int64_t b, int64_t hv, int64_t kh, int64_t t0, size_t c0, size_t cw, size_t cn,
+               Chunk& ch, float* row, bool decays = true) const {
+    constexpr int64_t kAhead = 4;
+    for (int64_t t = 0; t < std::min<int64_t>(kAhead, p_.T - t0); ++t) PrefetchToken(b, t0 + t, hv, kh);
+    for (size_t t = 0; t < ch.tokens; ++t) {
+      const int64_t tt = t0 + t;
+      if (tt + kAhead < p_.T) PrefetchToken(b, tt + kAhead, hv, kh);
+      LoadKeyRow(p_.q, b, tt, kh, p_.scale, ch.q + t * K_);
+      LoadKeyRow(p_.k, b, tt, kh, 1.0f, ch.k + t * K_);
       std::memcpy(&ch.beta[t], At(p_.beta, b, tt, hv), 4);
       float* vt = ch.v + t * cw;
       if (c0 == 0 && cn == V_) {
@@ -455,10 +545,12 @@ class Kernel {
       }
       std::fill(vt + cn, vt + cw, 0.0f);
     }
+    if (decays) PrepareDecays(b, hv, t0, ch);
   }
 
   const Problem& p_;
   const size_t K_, V_, vp_;
+  bool chunked_ = false;
   size_t group_width_ = 0, groups_ = 1;
 };
 
