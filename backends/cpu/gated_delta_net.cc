@@ -31,7 +31,9 @@
 // runtime dispatch through a per-target table, as in flash_attn.cc.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -50,9 +52,19 @@
 namespace kiln::cpu::gdn {
 
 inline constexpr int64_t kChunkTokens = 64;  // tokens prepared at once
-// Prefill from this many tokens on takes the chunked form (measured:
-// bench/RESULTS.md).
-inline constexpr int64_t kChunkedMinTokens = 64;
+// Prefill from this many tokens on takes the chunked form. Off unless the
+// environment asks (KILN_CPU_GDN_CHUNKED_MIN_T=64): on the 2-vCPU Zen 3 this
+// was measured on, it ran 10-30% slower than the recurrence
+// (bench/RESULTS.md), so the recurrence stays the default until a quieter
+// measurement says otherwise.
+inline int64_t ChunkedMinTokens() {
+  static const int64_t v = [] {
+    const char* env = std::getenv("KILN_CPU_GDN_CHUNKED_MIN_T");
+    const long long n = env && *env ? std::atoll(env) : 0;
+    return n > 0 ? static_cast<int64_t>(n) : std::numeric_limits<int64_t>::max();
+  }();
+  return v;
+}
 
 // Everything a kernel instance needs, resolved once per call.
 struct Problem {
@@ -268,7 +280,7 @@ class Kernel {
     const size_t blocks = (vp_ + block - 1) / block;
     // Column groups: enough work items for the threads.
     const int64_t heads = p.B * p.Hv;
-    chunked_ = p.T >= kChunkedMinTokens && V_ % hn::Lanes(DF()) == 0;
+    chunked_ = p.T >= ChunkedMinTokens() && V_ % hn::Lanes(DF()) == 0;
     size_t groups = 1;
     if (!chunked_ && p.threads > 1 && heads < 2 * p.threads) {
       groups = std::min<size_t>(blocks, (2 * p.threads + heads - 1) / heads);
@@ -289,14 +301,15 @@ class Kernel {
   // Decode sizes for its one token and, in place, needs no local state.
   void Allocate(Scratch& s) const {
     const size_t tc = static_cast<size_t>(std::clamp<int64_t>(p_.T, 1, kChunkTokens)), cw = group_width_;
-    s.S = Uninitialized(Direct() ? 1 : K_ * cw);
+    const size_t rows = chunked_ ? RowStride(V_) : cw;  // floats per row of S, v, o
+    s.S = Uninitialized(Direct() ? 1 : K_ * rows);
     s.q = Uninitialized(tc * K_);
     s.k = Uninitialized(tc * K_);
     s.kd = Uninitialized(tc * K_);
     s.decay = Uninitialized(kKda ? tc * K_ : tc);
     s.beta = Uninitialized(tc);
-    s.v = Uninitialized(tc * cw);
-    s.o = Uninitialized(tc * cw);
+    s.v = Uninitialized(tc * rows);
+    s.o = Uninitialized(tc * rows);
     s.row.resize(std::max(K_, V_));
     if (chunked_) {
       s.g = Uninitialized(tc * (kKda ? K_ : 1));
@@ -421,42 +434,42 @@ class Kernel {
   // row-major copy of the (b, hv) state; a chunk whose gates are not all
   // finite runs the recurrence on that copy instead.
   void RunChunked(int64_t b, int64_t hv, int64_t kh, Chunk& ch, Scratch& s) const {
-    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N, gk = kKda ? K_ : 1;
+    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N, gk = kKda ? K_ : 1, ldv = RowStride(V_);
     float* S = s.S.get();
     for (size_t i = 0; i < K_; ++i) {
       if (p_.state.present()) {
         const std::byte* src = At(p_.state, b, hv, i);
-        std::memcpy(S + i * V_, src, V_ * sizeof(float));
+        std::memcpy(S + i * ldv, src, V_ * sizeof(float));
       } else {
-        std::fill(S + i * V_, S + (i + 1) * V_, 0.0f);
+        std::fill(S + i * ldv, S + i * ldv + V_, 0.0f);
       }
     }
     ChunkScratch cs;
     cs.Carve(s.chunk.get(), K_);
     for (int64_t t0 = 0; t0 < p_.T; t0 += kChunkTokens) {
       ch.tokens = std::min<int64_t>(kChunkTokens, p_.T - t0);
-      Prepare(b, hv, kh, t0, 0, V_, V_, ch, s.row.data(), /*decays=*/false);
+      Prepare(b, hv, kh, t0, 0, ldv, V_, ch, s.row.data(), /*decays=*/false);
       for (size_t t = 0; t < ch.tokens; ++t) std::memcpy(s.g.get() + t * gk, At(p_.g, b, t0 + t, hv), gk * 4);
-      const ChunkIo io{.n = ch.tokens, .K = K_, .V = V_, .q = ch.q, .k = ch.k, .g = s.g.get(),
+      const ChunkIo io{.n = ch.tokens, .K = K_, .V = V_, .ldv = ldv, .q = ch.q, .k = ch.k, .g = s.g.get(),
                        .beta = ch.beta, .x = ch.v, .o = ch.o};
       if (CumulativeGates<kKda>(io, cs)) {
         ChunkStep<kKda>(io, cs, S);
       } else {
         PrepareDecays(b, hv, t0, ch);
         size_t col = 0;
-        for (; col + W <= V_; col += W) RunBlock<kBlockVecs, kKda>(ch, K_, V_, col, S + col, V_);
-        for (; col < V_; col += N) RunBlock<1, kKda>(ch, K_, V_, col, S + col, V_);
+        for (; col + W <= V_; col += W) RunBlock<kBlockVecs, kKda>(ch, K_, ldv, col, S + col, ldv);
+        for (; col < V_; col += N) RunBlock<1, kKda>(ch, K_, ldv, col, S + col, ldv);
       }
       for (size_t t = 0; t < ch.tokens; ++t) {
         std::byte* dst = p_.out.data + b * p_.out.strides[0] + (t0 + t) * p_.out.strides[1] +
                          hv * p_.out.strides[2];
-        StoreRow(p_.out.dtype, ch.o + t * V_, V_, dst);
+        StoreRow(p_.out.dtype, ch.o + t * ldv, V_, dst);
       }
     }
     for (size_t i = 0; i < K_; ++i) {
       std::byte* dst = p_.final_state.data + b * p_.final_state.strides[0] +
                        hv * p_.final_state.strides[1] + i * p_.final_state.strides[2];
-      std::memcpy(dst, S + i * V_, V_ * sizeof(float));
+      std::memcpy(dst, S + i * ldv, V_ * sizeof(float));
     }
   }
 
@@ -474,8 +487,16 @@ class Kernel {
                   float* out) const {
     LoadRow(x.dtype, At(x, b, t, kh), K_, out);
     if (p_.l2norm) {
-      float sumsq = 0;
-      for (size_t i = 0; i < K_; ++i) sumsq += out[i] * out[i];
+      const DF df;
+      const size_t N = hn::Lanes(df);
+      VF acc = hn::Zero(df);
+      size_t i = 0;
+      for (; i + N <= K_; i += N) {
+        const VF x = hn::LoadU(df, out + i);
+        acc = hn::MulAdd(x, x, acc);
+      }
+      float sumsq = hn::GetLane(hn::SumOfLanes(df, acc));
+      for (; i < K_; ++i) sumsq += out[i] * out[i];
       mul /= std::sqrt(sumsq + static_cast<float>(kGdnL2Eps));
     }
     if (mul != 1.0f) {
