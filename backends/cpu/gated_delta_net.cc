@@ -14,11 +14,14 @@
 //   u'  += decay'_i k'_i * S[i]          (S^T k of token t+1, after its decay)
 // so each state element is loaded and stored once per token.
 //
-// Chunked (WY/UT) form: not used. For K = V = 128 and chunk 64 it does about
-// 1.8x the FLOPs of this recurrence (the C x C intra-chunk products and the
-// extra K x V products per chunk); this recurrence runs at about half the
-// AVX-512 FMA peak (measured; its bound is 7/8), so a GEMM-shaped chunked
-// form at ~85% of peak would come out about even on a CPU.
+// Chunked (WY/UT) form (gated_delta_net_chunked-inl.h): opt-in, see
+// ChunkedMinTokens. For K = V = 128 and chunks of 64 it does ~1.16x this
+// recurrence's FLOPs, all as FMAs, while the recurrence spends 4 vector ops
+// on its 7 FLOPs per element (bound 7/8 of peak): both have about the same
+// bound, and on the Zen 3 measured the chunked form came out 10-30% slower.
+// A chunked prefill runs on a row-major local state (rows padded to an odd
+// number of cache lines); a chunk with a non-finite gate runs the recurrence
+// on that state instead.
 //
 // q/k rows are converted, l2-normalized and scaled per chunk of tokens. The
 // state of an item is read whole into local memory before final_state is
@@ -178,7 +181,7 @@ HWY_INLINE void ProjectKeys(const float* HWY_RESTRICT kd, size_t K, const float*
 // (kNext) u_next = S^T kd_next, in one sweep over the K rows. S is read from
 // Sin (rows si floats apart) and written to Sout (rows so apart), which may
 // be the same memory: each row is read before it is written.
-template <size_t kC, bool kKda, bool kNext, bool kStream = false>
+template <size_t kC, bool kKda, bool kNext>
 HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
                      const float* HWY_RESTRICT decay, const float* HWY_RESTRICT kd_next, size_t K,
                      const VF* d, const float* Sin, size_t si, float* Sout, size_t so, VF* o,
@@ -198,11 +201,7 @@ HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
     float* out = Sout + i * so;
     for (size_t c = 0; c < kC; ++c) {
       const VF s = hn::MulAdd(di, hn::LoadU(df, in + c * N), hn::Mul(ki, d[c]));
-      if (kStream) {
-        hn::Stream(s, df, out + c * N);
-      } else {
-        hn::StoreU(s, df, out + c * N);
-      }
+      hn::StoreU(s, df, out + c * N);
       oa[c] = hn::MulAdd(qi, s, oa[c]);
       if (kNext) na[c] = hn::MulAdd(hn::Set(df, kd_next[i]), s, na[c]);
     }
@@ -245,9 +244,7 @@ HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float
 
 // One token (decode) straight from the state rows Sin to the final_state
 // rows Sout (si, so floats apart; possibly the same memory): no local copy.
-// kStream: non-temporal stores (Sout rows of whole cache lines), so that
-// writing final_state does not first read it into the cache.
-template <size_t kC, bool kKda, bool kStream>
+template <size_t kC, bool kKda>
 HWY_INLINE void RunTokenDirect(const Chunk& ch, size_t K, size_t col, const float* Sin, size_t si,
                                float* Sout, size_t so) {
   const DF df;
@@ -256,7 +253,7 @@ HWY_INLINE void RunTokenDirect(const Chunk& ch, size_t K, size_t col, const floa
   ProjectKeys<kC>(ch.kd, K, Sin, si, u);
   const VF bt = hn::Set(df, ch.beta[0]);
   for (size_t c = 0; c < kC; ++c) d[c] = hn::Mul(bt, hn::Sub(hn::Load(df, ch.v + col + c * N), u[c]));
-  Step<kC, kKda, false, kStream>(ch.q, ch.k, ch.decay, nullptr, K, d, Sin, si, Sout, so, o, nullptr);
+  Step<kC, kKda, false>(ch.q, ch.k, ch.decay, nullptr, K, d, Sin, si, Sout, so, o, nullptr);
   for (size_t c = 0; c < kC; ++c) hn::Store(o[c], df, ch.o + col + c * N);
 }
 
@@ -412,20 +409,14 @@ class Kernel {
     auto* out = reinterpret_cast<float*>(p_.final_state.data + b * p_.final_state.strides[0] +
                                          hv * p_.final_state.strides[1]) + c0;
     const size_t si = p_.state.strides[2] / 4, so = p_.final_state.strides[2] / 4;
-    // Streaming needs each block's row to be whole cache lines.
-    const bool stream = (W * 4) % 64 == 0 && (so * 4) % 64 == 0 && cw % W == 0 &&
-                        reinterpret_cast<uintptr_t>(out) % 64 == 0;
+    // Plain stores: non-temporal ones measured slower here (the bench's
+    // final_state stays in L3 between runs; in place, as models run it,
+    // they would save nothing).
     size_t col = 0;
-    if (stream) {
-      for (; col + W <= cw; col += W) {
-        RunTokenDirect<kBlockVecs, kKda, true>(ch, K_, col, in + col, si, out + col, so);
-      }
-      hwy::FlushStream();
-    }
     for (; col + W <= cw; col += W) {
-      RunTokenDirect<kBlockVecs, kKda, false>(ch, K_, col, in + col, si, out + col, so);
+      RunTokenDirect<kBlockVecs, kKda>(ch, K_, col, in + col, si, out + col, so);
     }
-    for (; col < cw; col += N) RunTokenDirect<1, kKda, false>(ch, K_, col, in + col, si, out + col, so);
+    for (; col < cw; col += N) RunTokenDirect<1, kKda>(ch, K_, col, in + col, si, out + col, so);
     std::byte* dst = p_.out.data + b * p_.out.strides[0] + hv * p_.out.strides[2];
     StoreRow(p_.out.dtype, ch.o, cw, dst + c0 * ElementSize(p_.out.dtype));
   }
