@@ -132,11 +132,11 @@ struct ChunkIo {
 // Scratch of one thread, every buffer written before it is read.
 struct ChunkScratch {
   float* G;     // [kChunk][K or 1]: cumulative log gates
-  float* kg;    // [kChunk][K]: KG, then Kend
+  float* kg;    // [kChunk][K]: KG
   float* qg;    // [kChunk][K]: QG
   float* l;     // [kBlockRows][K]: k_t exp(G_t - G_r)
   float* ql;    // [kBlockRows][K]: q_t exp(G_t - G_r)
-  float* rt;    // [K][kRtStride]: (k_s exp(G_r - G_s))^T
+  float* rt;    // [K][kRtStride]: (k_s exp(G_r - G_s))^T, then Kend^T
   float* kt;    // [K][kChunk]: k^T
   float* gt;    // [K][kChunk]: G^T (KDA)
   float* e;     // [kChunk]: exp(G_r - G_s) (GDA)
@@ -390,9 +390,11 @@ void ChunkStep(const ChunkIo& c, ChunkScratch& s, float* S) {
     MatMul<true, false>(rows, V, t1, s.pb, ld, 1, c.x, ldv, c.o + t0 * ldv, ldv);
   }
 
-  // S = exp(G_last) S0 + Kend^T D.
+  // S = exp(G_last) S0 + Kend^T D, with Kend^T built transposed (rt is free
+  // now) so that the product reads it along rows: read down columns of
+  // Kend, its rows 512 bytes apart missed L1 at every step.
   const float* Gl = s.G + (n - 1) * gk;
-  for (size_t t = 0; t < n; ++t) ScaleByDecay<kKda>(Gl, s.G + t * gk, K, c.k + t * K, s.kg + t * K);
+  RightFactors<kKda>(s, K, Gl, nullptr, 0, n, n);
   const hn::ScalableTag<float> df;
   KeyFactors<kKda>(Gl, nullptr, K, s.f);
   for (size_t i = 0; i < K; ++i) {
@@ -400,7 +402,7 @@ void ChunkStep(const ChunkIo& c, ChunkScratch& s, float* S) {
     float* row = S + i * ldv;
     for (size_t v0 = 0; v0 < V; v0 += L) hn::StoreU(hn::Mul(hn::LoadU(df, row + v0), e), df, row + v0);
   }
-  MatMul<true, false>(K, V, n, s.kg, 1, K, c.x, ldv, S, ldv);
+  MatMul<true, false>(K, V, n, s.rt, kRtStride, 1, c.x, ldv, S, ldv);
 }
 
 }  // namespace HWY_NAMESPACE
