@@ -18,7 +18,7 @@
 // ChunkedMinTokens. For K = V = 128 and chunks of 64 it does ~1.16x this
 // recurrence's FLOPs, all as FMAs, while the recurrence spends 4 vector ops
 // on its 7 FLOPs per element (bound 7/8 of peak): both have about the same
-// bound, and on the Zen 3 measured the chunked form came out 10-30% slower.
+// bound, and on the Zen 3 measured the chunked form came out 15-50% slower.
 // A chunked prefill runs on a row-major local state (rows padded to an odd
 // number of cache lines); a chunk with a non-finite gate runs the recurrence
 // on that state instead.
@@ -57,7 +57,7 @@ namespace kiln::cpu::gdn {
 inline constexpr int64_t kChunkTokens = 64;  // tokens prepared at once
 // Prefill from this many tokens on takes the chunked form. Off unless the
 // environment asks (KILN_CPU_GDN_CHUNKED_MIN_T=64): on the 2-vCPU Zen 3 this
-// was measured on, it ran 10-30% slower than the recurrence
+// was measured on, it ran 15-50% slower than the recurrence
 // (bench/RESULTS.md), so the recurrence stays the default until a quieter
 // measurement says otherwise.
 inline int64_t ChunkedMinTokens() {
