@@ -1,6 +1,6 @@
 // gated_delta_net CPU kernel benchmarks for K = V = 128 (Qwen3.5-like: 16 q/k
 // heads, 32 value heads): decode (T = 1, memory-bound on the state) and
-// prefill (T = 512, compute-bound). Counters: state bytes/s (decode) and
+// prefill (T = 512 and 4096, compute-bound; the chunked form). Counters: state bytes/s (decode) and
 // FLOP/s of the recurrence, 7 FLOPs per state element per token (decay, S^T k,
 // rank-1 update, S^T q); read them against BM_MemoryReadBandwidth and
 // BM_PeakFmaF32 (flash_attn_bench.cc).
@@ -35,10 +35,10 @@ void RunGdn(benchmark::State& state, int64_t batch, int64_t tokens, bool kda) {
 }
 
 void BM_GatedDeltaNetDecode(benchmark::State& state) { RunGdn(state, state.range(0), 1, state.range(1)); }
-BENCHMARK(BM_GatedDeltaNetDecode)->ArgsProduct({{1, 4}, {0, 1}})->ArgNames({"B", "kda"})->UseRealTime();
+BENCHMARK(BM_GatedDeltaNetDecode)->ArgsProduct({{1, 8}, {0, 1}})->ArgNames({"B", "kda"})->UseRealTime();
 
 void BM_GatedDeltaNetPrefill(benchmark::State& state) { RunGdn(state, 1, state.range(0), state.range(1)); }
-BENCHMARK(BM_GatedDeltaNetPrefill)->ArgsProduct({{512}, {0, 1}})->ArgNames({"T", "kda"})->UseRealTime();
+BENCHMARK(BM_GatedDeltaNetPrefill)->ArgsProduct({{512, 4096}, {0, 1}})->ArgNames({"T", "kda"})->UseRealTime();
 
 }  // namespace
 }  // namespace kiln::bench

@@ -14,11 +14,14 @@
 //   u'  += decay'_i k'_i * S[i]          (S^T k of token t+1, after its decay)
 // so each state element is loaded and stored once per token.
 //
-// Chunked (WY/UT) form: not used. For K = V = 128 and chunk 64 it does about
-// 1.8x the FLOPs of this recurrence (the C x C intra-chunk products and the
-// extra K x V products per chunk); this recurrence runs at about half the
-// AVX-512 FMA peak (measured; its bound is 7/8), so a GEMM-shaped chunked
-// form at ~85% of peak would come out about even on a CPU.
+// Chunked (WY/UT) form (gated_delta_net_chunked-inl.h): opt-in, see
+// ChunkedMinTokens. For K = V = 128 and chunks of 64 it does ~1.16x this
+// recurrence's FLOPs, all as FMAs, while the recurrence spends 4 vector ops
+// on its 7 FLOPs per element (bound 7/8 of peak): both have about the same
+// bound, and on the Zen 3 measured the chunked form came out 15-50% slower.
+// A chunked prefill runs on a row-major local state (rows padded to an odd
+// number of cache lines); a chunk with a non-finite gate runs the recurrence
+// on that state instead.
 //
 // q/k rows are converted, l2-normalized and scaled per chunk of tokens. The
 // state of an item is read whole into local memory before final_state is
@@ -31,7 +34,9 @@
 // runtime dispatch through a per-target table, as in flash_attn.cc.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -50,6 +55,19 @@
 namespace kiln::cpu::gdn {
 
 inline constexpr int64_t kChunkTokens = 64;  // tokens prepared at once
+// Prefill from this many tokens on takes the chunked form. Off unless the
+// environment asks (KILN_CPU_GDN_CHUNKED_MIN_T=64): on the 2-vCPU Zen 3 this
+// was measured on, it ran 15-50% slower than the recurrence
+// (bench/RESULTS.md), so the recurrence stays the default until a quieter
+// measurement says otherwise.
+inline int64_t ChunkedMinTokens() {
+  static const int64_t v = [] {
+    const char* env = std::getenv("KILN_CPU_GDN_CHUNKED_MIN_T");
+    const long long n = env && *env ? std::atoll(env) : 0;
+    return n > 0 ? static_cast<int64_t>(n) : std::numeric_limits<int64_t>::max();
+  }();
+  return v;
+}
 
 // Everything a kernel instance needs, resolved once per call.
 struct Problem {
@@ -108,6 +126,8 @@ struct VariantTable {
 #include "hwy/highway.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
+#include "backends/cpu/gated_delta_net_chunked-inl.h"
+#include "backends/cpu/simd_math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu::gdn {
@@ -257,8 +277,9 @@ class Kernel {
     const size_t blocks = (vp_ + block - 1) / block;
     // Column groups: enough work items for the threads.
     const int64_t heads = p.B * p.Hv;
+    chunked_ = p.T >= ChunkedMinTokens() && V_ % hn::Lanes(DF()) == 0;
     size_t groups = 1;
-    if (p.threads > 1 && heads < 2 * p.threads) {
+    if (!chunked_ && p.threads > 1 && heads < 2 * p.threads) {
       groups = std::min<size_t>(blocks, (2 * p.threads + heads - 1) / heads);
     }
     group_width_ = (blocks + groups - 1) / groups * block;
@@ -268,7 +289,7 @@ class Kernel {
   int64_t items() const { return p_.B * p_.Hv * static_cast<int64_t>(groups_); }
 
   struct Scratch {
-    hwy::AlignedFreeUniquePtr<float[]> S, q, k, kd, decay, beta, v, o;
+    hwy::AlignedFreeUniquePtr<float[]> S, q, k, kd, decay, beta, v, o, g, chunk;
     std::vector<float> row;
   };
 
@@ -277,15 +298,20 @@ class Kernel {
   // Decode sizes for its one token and, in place, needs no local state.
   void Allocate(Scratch& s) const {
     const size_t tc = static_cast<size_t>(std::clamp<int64_t>(p_.T, 1, kChunkTokens)), cw = group_width_;
-    s.S = Uninitialized(Direct() ? 1 : K_ * cw);
+    const size_t rows = chunked_ ? RowStride(V_) : cw;  // floats per row of S, v, o
+    s.S = Uninitialized(Direct() ? 1 : K_ * rows);
     s.q = Uninitialized(tc * K_);
     s.k = Uninitialized(tc * K_);
     s.kd = Uninitialized(tc * K_);
     s.decay = Uninitialized(kKda ? tc * K_ : tc);
     s.beta = Uninitialized(tc);
-    s.v = Uninitialized(tc * cw);
-    s.o = Uninitialized(tc * cw);
+    s.v = Uninitialized(tc * rows);
+    s.o = Uninitialized(tc * rows);
     s.row.resize(std::max(K_, V_));
+    if (chunked_) {
+      s.g = Uninitialized(tc * (kKda ? K_ : 1));
+      s.chunk = Uninitialized(ChunkScratch::Floats(K_));
+    }
   }
 
   void Run(int64_t item, Scratch& s) const {
@@ -307,6 +333,10 @@ class Kernel {
     ch.beta = s.beta.get(), ch.v = s.v.get(), ch.o = s.o.get();
     if (Direct()) {
       RunDirect(b, hv, kh, c0, cw, ch, s.row.data());
+      return;
+    }
+    if (chunked_) {
+      RunChunked(b, hv, kh, ch, s);
       return;
     }
     float* S = s.S.get();
@@ -379,6 +409,9 @@ class Kernel {
     auto* out = reinterpret_cast<float*>(p_.final_state.data + b * p_.final_state.strides[0] +
                                          hv * p_.final_state.strides[1]) + c0;
     const size_t si = p_.state.strides[2] / 4, so = p_.final_state.strides[2] / 4;
+    // Plain stores: non-temporal ones measured slower here (the bench's
+    // final_state stays in L3 between runs; in place, as models run it,
+    // they would save nothing).
     size_t col = 0;
     for (; col + W <= cw; col += W) {
       RunTokenDirect<kBlockVecs, kKda>(ch, K_, col, in + col, si, out + col, so);
@@ -386,6 +419,49 @@ class Kernel {
     for (; col < cw; col += N) RunTokenDirect<1, kKda>(ch, K_, col, in + col, si, out + col, so);
     std::byte* dst = p_.out.data + b * p_.out.strides[0] + hv * p_.out.strides[2];
     StoreRow(p_.out.dtype, ch.o, cw, dst + c0 * ElementSize(p_.out.dtype));
+  }
+
+  // Prefill in the chunked form (gated_delta_net_chunked-inl.h) on a local
+  // row-major copy of the (b, hv) state; a chunk whose gates are not all
+  // finite runs the recurrence on that copy instead.
+  void RunChunked(int64_t b, int64_t hv, int64_t kh, Chunk& ch, Scratch& s) const {
+    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N, gk = kKda ? K_ : 1, ldv = RowStride(V_);
+    float* S = s.S.get();
+    for (size_t i = 0; i < K_; ++i) {
+      if (p_.state.present()) {
+        const std::byte* src = At(p_.state, b, hv, i);
+        std::memcpy(S + i * ldv, src, V_ * sizeof(float));
+      } else {
+        std::fill(S + i * ldv, S + i * ldv + V_, 0.0f);
+      }
+    }
+    ChunkScratch cs;
+    cs.Carve(s.chunk.get(), K_);
+    for (int64_t t0 = 0; t0 < p_.T; t0 += kChunkTokens) {
+      ch.tokens = std::min<int64_t>(kChunkTokens, p_.T - t0);
+      Prepare(b, hv, kh, t0, 0, ldv, V_, ch, s.row.data(), /*decays=*/false);
+      for (size_t t = 0; t < ch.tokens; ++t) std::memcpy(s.g.get() + t * gk, At(p_.g, b, t0 + t, hv), gk * 4);
+      const ChunkIo io{.n = ch.tokens, .K = K_, .V = V_, .ldv = ldv, .q = ch.q, .k = ch.k, .g = s.g.get(),
+                       .beta = ch.beta, .x = ch.v, .o = ch.o};
+      if (CumulativeGates<kKda>(io, cs)) {
+        ChunkStep<kKda>(io, cs, S);
+      } else {
+        PrepareDecays(b, hv, t0, ch);
+        size_t col = 0;
+        for (; col + W <= V_; col += W) RunBlock<kBlockVecs, kKda>(ch, K_, ldv, col, S + col, ldv);
+        for (; col < V_; col += N) RunBlock<1, kKda>(ch, K_, ldv, col, S + col, ldv);
+      }
+      for (size_t t = 0; t < ch.tokens; ++t) {
+        std::byte* dst = p_.out.data + b * p_.out.strides[0] + (t0 + t) * p_.out.strides[1] +
+                         hv * p_.out.strides[2];
+        StoreRow(p_.out.dtype, ch.o + t * ldv, V_, dst);
+      }
+    }
+    for (size_t i = 0; i < K_; ++i) {
+      std::byte* dst = p_.final_state.data + b * p_.final_state.strides[0] +
+                       hv * p_.final_state.strides[1] + i * p_.final_state.strides[2];
+      std::memcpy(dst, S + i * ldv, V_ * sizeof(float));
+    }
   }
 
   static hwy::AlignedFreeUniquePtr<float[]> Uninitialized(size_t n) {
@@ -402,8 +478,16 @@ class Kernel {
                   float* out) const {
     LoadRow(x.dtype, At(x, b, t, kh), K_, out);
     if (p_.l2norm) {
-      float sumsq = 0;
-      for (size_t i = 0; i < K_; ++i) sumsq += out[i] * out[i];
+      const DF df;
+      const size_t N = hn::Lanes(df);
+      VF acc = hn::Zero(df);
+      size_t i = 0;
+      for (; i + N <= K_; i += N) {
+        const VF x = hn::LoadU(df, out + i);
+        acc = hn::MulAdd(x, x, acc);
+      }
+      float sumsq = hn::GetLane(hn::SumOfLanes(df, acc));
+      for (; i < K_; ++i) sumsq += out[i] * out[i];
       mul /= std::sqrt(sumsq + static_cast<float>(kGdnL2Eps));
     }
     if (mul != 1.0f) {
@@ -423,21 +507,24 @@ class Kernel {
     if (kKda) rows(p_.g, hv, 4 * K_);
   }
 
-  void Prepare(int64_t b, int64_t hv, int64_t kh, int64_t t0, size_t c0, size_t cw, size_t cn,
-               Chunk& ch, float* row) const {
-    constexpr int64_t kAhead = 4;
-    for (int64_t t = 0; t < std::min<int64_t>(kAhead, p_.T - t0); ++t) PrefetchToken(b, t0 + t, hv, kh);
+  // decay and kd of the chunk's tokens (what the recurrence needs).
+  void PrepareDecays(int64_t b, int64_t hv, int64_t t0, Chunk& ch) const {
+    const DF df;
+    const size_t N = hn::Lanes(df);
     for (size_t t = 0; t < ch.tokens; ++t) {
       const int64_t tt = t0 + t;
-      if (tt + kAhead < p_.T) PrefetchToken(b, tt + kAhead, hv, kh);
-      LoadKeyRow(p_.q, b, tt, kh, p_.scale, ch.q + t * K_);
-      float* kt = ch.k + t * K_;
-      LoadKeyRow(p_.k, b, tt, kh, 1.0f, kt);
+      const float* kt = ch.k + t * K_;
       float* kd = ch.kd + t * K_;
       if (kKda) {
         const auto* g = reinterpret_cast<const float*>(At(p_.g, b, tt, hv));
         float* dec = ch.decay + t * K_;
-        for (size_t i = 0; i < K_; ++i) dec[i] = std::exp(g[i]), kd[i] = dec[i] * kt[i];
+        size_t i = 0;
+        for (; i + N <= K_; i += N) {
+          const VF e = kiln::cpu::HWY_NAMESPACE::SafeExp(df, hn::LoadU(df, g + i));
+          hn::StoreU(e, df, dec + i);
+          hn::StoreU(hn::Mul(e, hn::LoadU(df, kt + i)), df, kd + i);
+        }
+        for (; i < K_; ++i) dec[i] = std::exp(g[i]), kd[i] = dec[i] * kt[i];
       } else {
         float g;
         std::memcpy(&g, At(p_.g, b, tt, hv), 4);
@@ -445,6 +532,21 @@ class Kernel {
         ch.decay[t] = dec;
         for (size_t i = 0; i < K_; ++i) kd[i] = dec * kt[i];
       }
+    }
+  }
+
+  // Token rows of a chunk as f32 (q scaled, q and k l2-normalized if asked;
+  // v's columns [c0, c0 + cn) zero-padded to cw); with `decays`, also what
+  // PrepareDecays fills.
+  void Prepare(int64_t b, int64_t hv, int64_t kh, int64_t t0, size_t c0, size_t cw, size_t cn,
+               Chunk& ch, float* row, bool decays = true) const {
+    constexpr int64_t kAhead = 4;
+    for (int64_t t = 0; t < std::min<int64_t>(kAhead, p_.T - t0); ++t) PrefetchToken(b, t0 + t, hv, kh);
+    for (size_t t = 0; t < ch.tokens; ++t) {
+      const int64_t tt = t0 + t;
+      if (tt + kAhead < p_.T) PrefetchToken(b, tt + kAhead, hv, kh);
+      LoadKeyRow(p_.q, b, tt, kh, p_.scale, ch.q + t * K_);
+      LoadKeyRow(p_.k, b, tt, kh, 1.0f, ch.k + t * K_);
       std::memcpy(&ch.beta[t], At(p_.beta, b, tt, hv), 4);
       float* vt = ch.v + t * cw;
       if (c0 == 0 && cn == V_) {
@@ -455,10 +557,12 @@ class Kernel {
       }
       std::fill(vt + cn, vt + cw, 0.0f);
     }
+    if (decays) PrepareDecays(b, hv, t0, ch);
   }
 
   const Problem& p_;
   const size_t K_, V_, vp_;
+  bool chunked_ = false;
   size_t group_width_ = 0, groups_ = 1;
 };
 
