@@ -1,0 +1,26 @@
+// Matrix instructions of the host CPU that Highway's targets do not cover:
+// AVX512-BF16 (vdpbf16ps) and AMX-BF16 (tile dpbf16ps). Checked with cpuid
+// and the OS's saved-state mask (XCR0); AMX also needs the kernel to grant
+// this process the tile data state (Linux arch_prctl), asked for once.
+#pragma once
+
+namespace kiln::cpu {
+
+struct MatrixUnits {
+  bool avx512_bf16 = false;  // AVX-512F + AVX512-BF16, ZMM state enabled by the OS
+  bool amx_bf16 = false;     // AMX-TILE + AMX-BF16, tile data granted to this process
+};
+
+// The host's units (computed once, thread-safe). KILN_CPU_MATRIX=off in the
+// environment reports none (the f32 FMA path everywhere), for comparisons.
+const MatrixUnits& HostMatrixUnits();
+
+// What the cpuid bits and XCR0 say, before asking the OS for AMX: the pure
+// decision, exposed for the unit test.
+struct CpuidBits {
+  bool avx512f = false, avx512_bf16 = false, amx_tile = false, amx_bf16 = false;
+  unsigned long long xcr0 = 0;  // 0 when OSXSAVE is off
+};
+MatrixUnits DecideMatrixUnits(const CpuidBits& bits, bool amx_granted);
+
+}  // namespace kiln::cpu
