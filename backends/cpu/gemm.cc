@@ -479,6 +479,7 @@ int64_t GemmNR() { return NR(); }
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "backends/cpu/gemm_amx.h"
 #include "backends/cpu/kernel_util.h"
 #include "backends/cpu/parallel.h"
 
@@ -503,6 +504,15 @@ void Gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const Ge
     ParallelFor(
         N, nt, [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvRows)(M, n0, n1, K, a, lda, b, c, ldc, accumulate); },
         4);
+    return;
+  }
+  if (AmxBf16Suits(M, N, K, b)) {
+    // bf16 weights on AMX tiles; the last N % 32 columns below.
+    const int64_t done = GemmAmxBf16(M, N, K, a, lda, b, c, ldc, accumulate, nt);
+    if (done == N) return;
+    GemmB rest = b;
+    rest.data += done * b.row_stride;
+    Gemm(M, N - done, K, a, lda, rest, c + done, ldc, accumulate, threads);
     return;
   }
   // Split the columns when each thread gets a few micro-panels, else the rows.
