@@ -50,7 +50,8 @@ MatrixUnits Detect() {
   if (env && std::strcmp(env, "off") == 0) return {};
 #if defined(__x86_64__)
   const CpuidBits bits = ReadCpuid();
-  const bool amx_possible = bits.amx_tile && bits.amx_bf16 && (bits.xcr0 & kXcr0Amx) == kXcr0Amx;
+  const bool no_amx = env && std::strcmp(env, "avx512bf16") == 0;
+  const bool amx_possible = bits.amx_tile && bits.amx_bf16 && (bits.xcr0 & kXcr0Amx) == kXcr0Amx && !no_amx;
   return DecideMatrixUnits(bits, amx_possible && RequestAmx());
 #else
   return {};

@@ -11,8 +11,9 @@ struct MatrixUnits {
   bool amx_bf16 = false;     // AMX-TILE + AMX-BF16, tile data granted to this process
 };
 
-// The host's units (computed once, thread-safe). KILN_CPU_MATRIX=off in the
-// environment reports none (the f32 FMA path everywhere), for comparisons.
+// The host's units (computed once, thread-safe). For comparisons, the
+// environment's KILN_CPU_MATRIX=off reports none (the f32 FMA path
+// everywhere) and KILN_CPU_MATRIX=avx512bf16 leaves AMX out.
 const MatrixUnits& HostMatrixUnits();
 
 // What the cpuid bits and XCR0 say, before asking the OS for AMX: the pure

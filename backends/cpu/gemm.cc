@@ -479,7 +479,7 @@ int64_t GemmNR() { return NR(); }
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include "backends/cpu/gemm_amx.h"
+#include "backends/cpu/gemm_bf16.h"
 #include "backends/cpu/kernel_util.h"
 #include "backends/cpu/parallel.h"
 
@@ -506,9 +506,9 @@ void Gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const Ge
         4);
     return;
   }
-  if (AmxBf16Suits(M, N, K, b)) {
-    // bf16 weights on AMX tiles; the last N % 32 columns below.
-    const int64_t done = GemmAmxBf16(M, N, K, a, lda, b, c, ldc, accumulate, nt);
+  if (Bf16UnitsSuit(M, N, K, b)) {
+    // bf16 weights on AMX / AVX512-BF16; the last N % 32 columns below.
+    const int64_t done = GemmBf16Units(M, N, K, a, lda, b, c, ldc, accumulate, nt);
     if (done == N) return;
     GemmB rest = b;
     rest.data += done * b.row_stride;

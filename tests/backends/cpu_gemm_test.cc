@@ -4,7 +4,7 @@
 #include "backends/cpu/gemm.h"
 
 #include "backends/cpu/cpu_features.h"
-#include "backends/cpu/gemm_amx.h"
+#include "backends/cpu/gemm_bf16.h"
 
 #include <cmath>
 #include <cstdio>
@@ -131,28 +131,30 @@ TEST(CpuGemm, WideAndDeep) {
   Check({1, 5000, 600, DType::kF16, true}, 2, false);
 }
 
-// bf16 weights with K % 32 == 0 and M >= 16 take the AMX path where the
-// host grants it (A rounded to bf16: NMSE ~1e-6, OPS.md allows 5e-4 for
+// bf16 weights with K % 32 == 0 and M >= 16 take the AMX / AVX512-BF16
+// path where the host has one (A rounded to bf16: NMSE ~1e-6, OPS.md allows 5e-4 for
 // bf16 inputs), the f32 path elsewhere; both must match. Shapes cross the
 // 32-column pass (N % 32 left to the f32 path), the 16-row tile, the
 // 512-row and 512-deep blocks.
 TEST(CpuGemm, Bf16WeightRowsOnMatrixUnits) {
-  if (!HostMatrixUnits().amx_bf16) std::printf("(no AMX here: these shapes run on the f32 path)\n");
+  const MatrixUnits& u = HostMatrixUnits();
+  const bool units = u.amx_bf16 || u.avx512_bf16;
+  std::printf("bf16 path: %s\n", u.amx_bf16 ? "AMX" : u.avx512_bf16 ? "AVX512-BF16" : "none here (f32 FMA)");
   for (int64_t m : {16, 17, 33, 64, 530}) {
     for (int64_t n : {32, 45, 96}) {
       for (int64_t k : {32, 96, 544}) {
         if (m == 530 && k == 544 && n == 96) continue;  // slow in the f64 reference, adds nothing
         const Params p{m, n, k, DType::kBF16, true};
-        EXPECT_EQ(AmxBf16Suits(m, n, k, GemmB{DType::kBF16, nullptr, 0, true}), HostMatrixUnits().amx_bf16);
+        EXPECT_EQ(Bf16UnitsSuit(m, n, k, GemmB{DType::kBF16, nullptr, 0, true}), units);
         Check(p, (m + n) % 2 ? 1 : 2, (m + k) % 3 == 0, 1e-4);
       }
     }
   }
   // Never for f16 weights, matmul's B[K, N], K % 32 != 0 or few rows.
-  EXPECT_FALSE(AmxBf16Suits(64, 64, 64, GemmB{DType::kF16, nullptr, 0, true}));
-  EXPECT_FALSE(AmxBf16Suits(64, 64, 64, GemmB{DType::kBF16, nullptr, 0, false}));
-  EXPECT_FALSE(AmxBf16Suits(64, 64, 48, GemmB{DType::kBF16, nullptr, 0, true}));
-  EXPECT_FALSE(AmxBf16Suits(15, 64, 64, GemmB{DType::kBF16, nullptr, 0, true}));
+  EXPECT_FALSE(Bf16UnitsSuit(64, 64, 64, GemmB{DType::kF16, nullptr, 0, true}));
+  EXPECT_FALSE(Bf16UnitsSuit(64, 64, 64, GemmB{DType::kBF16, nullptr, 0, false}));
+  EXPECT_FALSE(Bf16UnitsSuit(64, 64, 48, GemmB{DType::kBF16, nullptr, 0, true}));
+  EXPECT_FALSE(Bf16UnitsSuit(15, 64, 64, GemmB{DType::kBF16, nullptr, 0, true}));
 }
 
 // The decision from cpuid bits and XCR0 (the part testable on any host).

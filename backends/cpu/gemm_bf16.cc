@@ -1,9 +1,13 @@
-// AMX-BF16 GEMM for bf16 weight rows (gemm_amx.h). The weight rows are the
-// tiles' first operand as they lie in memory (16 rows x 32 bf16 of depth,
-// no packing); A, rounded to bf16, is packed once into the second operand's
-// pair-interleaved layout; the product is C^T, kept in f32 tiles of a
-// per-thread buffer across depth blocks and transposed into C at the end.
-#include "backends/cpu/gemm_amx.h"
+// bf16 GEMM on matrix units for bf16 weight rows (gemm_bf16.h).
+// AMX: the weight rows are the tiles' first operand as they lie in memory
+// (16 rows x 32 bf16 of depth, no packing); A, rounded to bf16, is packed
+// once into the second operand's pair-interleaved layout; the product is
+// C^T, kept in f32 tiles of a per-thread buffer across depth blocks and
+// transposed into C at the end.
+// AVX512-BF16: A rounded to bf16 row-major; per 32 weight rows and depth
+// block a panel of (k, k+1) pairs, 32 columns a row; a 6 x 32 register tile
+// of vdpbf16ps (two products per f32 lane and instruction).
+#include "backends/cpu/gemm_bf16.h"
 
 #include <algorithm>
 #include <cstring>
@@ -25,6 +29,8 @@ constexpr int64_t kTileK = 32;      // bf16 depth of one tdpbf16ps
 constexpr int64_t kTileBytes = 1024;
 constexpr int64_t kMc = 512;        // rows of A per block (multiple of 32)
 constexpr int64_t kKc = 512;        // depth per block: a block of packed A is kMc x kKc bf16 = 512 KiB (L2)
+constexpr int64_t kDotMr = 6;       // AVX512-BF16 register tile: 6 rows x 2 vectors (12 accumulators)
+constexpr int64_t kDotKcPairs = 256;  // depth pairs per panel: 32 columns x 256 pairs = 32 KiB (L1)
 
 uint8_t* Scratch(hwy::AlignedFreeUniquePtr<uint8_t[]>& buf, size_t& cap, size_t n) {
   if (cap < n) {
@@ -128,19 +134,92 @@ __attribute__((target("amx-tile,amx-bf16"))) void Block(int64_t n0, int64_t n1, 
     }
   }
 }
+
+// rows [0, mr) of C's tile (+)= A's bf16 rows (`ar`, K apart, from pair p0)
+// times a panel of kcn pairs.
+__attribute__((target("avx512f,avx512bf16"))) void DotTile(int64_t kcn, const uint16_t* ar, int64_t K,
+                                                           const uint32_t* panel, float* c, int64_t ldc,
+                                                           int64_t mr, bool add) {
+  __m512 acc[kDotMr][2];
+  const uint16_t* row[kDotMr];
+  for (int64_t i = 0; i < kDotMr; ++i) {
+    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    row[i] = ar + std::min(i, mr - 1) * K;  // rows past mr repeat the last (not stored)
+  }
+  for (int64_t p = 0; p < kcn; ++p) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + p * 32);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + p * 32 + 16);
+    for (int64_t i = 0; i < kDotMr; ++i) {
+      uint32_t pair;
+      std::memcpy(&pair, row[i] + 2 * p, 4);
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], x, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], x, b1);
+    }
+  }
+  for (int64_t i = 0; i < mr; ++i) {
+    float* y = c + i * ldc;
+    __m512 v0 = acc[i][0], v1 = acc[i][1];
+    if (add) v0 = _mm512_add_ps(v0, _mm512_loadu_ps(y)), v1 = _mm512_add_ps(v1, _mm512_loadu_ps(y + 16));
+    _mm512_storeu_ps(y, v0);
+    _mm512_storeu_ps(y + 16, v1);
+  }
+}
+
+// Columns [n0, n1) (multiples of 32) of C's rows [0, M) from A in bf16
+// (`abf`, rows K apart).
+void DotBlock(int64_t n0, int64_t n1, int64_t M, int64_t K, const uint16_t* abf, const GemmB& b, float* c,
+              int64_t ldc, bool accumulate, uint32_t* panel) {
+  const int64_t kp_n = K / 2;
+  for (int64_t kc = 0; kc < kp_n; kc += kDotKcPairs) {
+    const int64_t kcn = std::min(kDotKcPairs, kp_n - kc);
+    const bool add = accumulate || kc > 0;
+    for (int64_t n = n0; n < n1; n += kBf16Columns) {
+      // panel[p * 32 + j]: the (k, k+1) pair p of weight row n + j.
+      for (int64_t j = 0; j < kBf16Columns; ++j) {
+        const std::byte* w = b.data + (n + j) * b.row_stride + 4 * kc;
+        for (int64_t p = 0; p < kcn; ++p) std::memcpy(panel + p * kBf16Columns + j, w + 4 * p, 4);
+      }
+      for (int64_t m = 0; m < M; m += kDotMr) {
+        DotTile(kcn, abf + m * K + 2 * kc, K, panel, c + m * ldc + n, ldc, std::min(kDotMr, M - m), add);
+      }
+    }
+  }
+}
 #endif
 
 }  // namespace
 
-bool AmxBf16Suits(int64_t M, int64_t N, int64_t K, const GemmB& b) {
-  return b.dtype == DType::kBF16 && b.rows_are_n && K % kTileK == 0 && M >= kTile && N >= kAmxColumns &&
-         HostMatrixUnits().amx_bf16;
+bool Bf16UnitsSuit(int64_t M, int64_t N, int64_t K, const GemmB& b) {
+  const MatrixUnits& u = HostMatrixUnits();
+  return b.dtype == DType::kBF16 && b.rows_are_n && K % kTileK == 0 && M >= kTile && N >= kBf16Columns &&
+         (u.amx_bf16 || u.avx512_bf16);
 }
 
-int64_t GemmAmxBf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const GemmB& b, float* c,
-                    int64_t ldc, bool accumulate, int threads) {
+int64_t GemmBf16Units(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const GemmB& b, float* c,
+                      int64_t ldc, bool accumulate, int threads) {
 #if defined(__x86_64__)
-  const int64_t cols = N - N % kAmxColumns;
+  const int64_t cols = N - N % kBf16Columns;
+  if (!HostMatrixUnits().amx_bf16) {
+    thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> abuf;
+    thread_local size_t acap = 0;
+    auto* abf = reinterpret_cast<uint16_t*>(Scratch(abuf, acap, 2 * M * K));
+    ParallelFor(M, threads, [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        for (int64_t k = 0; k < K; ++k) abf[m * K + k] = F32ToBF16(a[m * lda + k]);
+      }
+    });
+    ParallelFor(
+        cols, threads,
+        [&](int64_t n0, int64_t n1) {
+          thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> pb;
+          thread_local size_t pcap = 0;
+          auto* panel = reinterpret_cast<uint32_t*>(Scratch(pb, pcap, 4 * kDotKcPairs * kBf16Columns));
+          DotBlock(n0, n1, M, K, abf, b, c, ldc, accumulate, panel);
+        },
+        kBf16Columns);
+    return cols;
+  }
   thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> abuf;
   thread_local size_t acap = 0;
   for (int64_t m0 = 0; m0 < M; m0 += kMc) {
@@ -158,7 +237,7 @@ int64_t GemmAmxBf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda
           float* cbuf = reinterpret_cast<float*>(Scratch(cb, ccap, (n1 - n0) * (mt_n * kTile) * 4));
           Block(n0, n1, m0, rows, K, ap, b, c, ldc, accumulate, cbuf);
         },
-        kAmxColumns);
+        kBf16Columns);
   }
   return cols;
 #else
