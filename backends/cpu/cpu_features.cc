@@ -52,7 +52,9 @@ MatrixUnits Detect() {
   const CpuidBits bits = ReadCpuid();
   const bool no_amx = env && std::strcmp(env, "avx512bf16") == 0;
   const bool amx_possible = bits.amx_tile && bits.amx_bf16 && (bits.xcr0 & kXcr0Amx) == kXcr0Amx && !no_amx;
-  return DecideMatrixUnits(bits, amx_possible && RequestAmx());
+  MatrixUnits u = DecideMatrixUnits(bits, amx_possible && RequestAmx());
+  u.avx512_bf16_gemm = u.avx512_bf16 && no_amx;
+  return u;
 #else
   return {};
 #endif

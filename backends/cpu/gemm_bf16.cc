@@ -193,7 +193,7 @@ void DotBlock(int64_t n0, int64_t n1, int64_t M, int64_t K, const uint16_t* abf,
 bool Bf16UnitsSuit(int64_t M, int64_t N, int64_t K, const GemmB& b) {
   const MatrixUnits& u = HostMatrixUnits();
   return b.dtype == DType::kBF16 && b.rows_are_n && K % kTileK == 0 && M >= kTile && N >= kBf16Columns &&
-         (u.amx_bf16 || u.avx512_bf16);
+         (u.amx_bf16 || u.avx512_bf16_gemm);
 }
 
 int64_t GemmBf16Units(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const GemmB& b, float* c,

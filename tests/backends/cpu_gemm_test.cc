@@ -138,8 +138,8 @@ TEST(CpuGemm, WideAndDeep) {
 // 512-row and 512-deep blocks.
 TEST(CpuGemm, Bf16WeightRowsOnMatrixUnits) {
   const MatrixUnits& u = HostMatrixUnits();
-  const bool units = u.amx_bf16 || u.avx512_bf16;
-  std::printf("bf16 path: %s\n", u.amx_bf16 ? "AMX" : u.avx512_bf16 ? "AVX512-BF16" : "none here (f32 FMA)");
+  const bool units = u.amx_bf16 || u.avx512_bf16_gemm;
+  std::printf("bf16 path: %s\n", u.amx_bf16 ? "AMX" : u.avx512_bf16_gemm ? "AVX512-BF16" : "f32 FMA");
   for (int64_t m : {16, 17, 33, 64, 530}) {
     for (int64_t n : {32, 45, 96}) {
       for (int64_t k : {32, 96, 544}) {
