@@ -396,7 +396,7 @@ HWY_INLINE void GemvQ8Group(int64_t K, const float* a, int64_t lda, const GemmB&
       p[g] = b.data + (n + g) * b.row_stride + blk * kQ8BlockBytes;
       uint16_t h;
       std::memcpy(&h, p[g], 2);
-      scale[g] = hn::Set(d, F16ToF32(h));
+      scale[g] = hn::Set(d, F16ScaleToF32(h));
     }
     VF part[kRows][kGroup];
     for (int64_t r = 0; r < kRows; ++r) {
