@@ -47,8 +47,7 @@ set(KILN_PUBLIC_DEPS absl::status absl::statusor absl::strings absl::span)
 # What the objects of the static library need at link time: the union of
 # the internal libraries' dependencies (the install test links the example
 # against libkiln.a, so a missing one fails there).
-set(KILN_STATIC_DEPS ${KILN_ABSL} protobuf::libprotobuf hwy::hwy OpenMP::OpenMP_CXX Threads::Threads
-    "$<BUILD_INTERFACE:${OpenBLAS_LIBRARIES}>" "$<INSTALL_INTERFACE:kiln::openblas>")
+set(KILN_STATIC_DEPS ${KILN_ABSL} protobuf::libprotobuf hwy::hwy OpenMP::OpenMP_CXX Threads::Threads)
 # (backends/ found these; their imported targets are local to that folder.)
 if(TARGET kiln_opencl)
   find_package(OpenCL REQUIRED)
@@ -126,7 +125,7 @@ install(FILES ${PROJECT_BINARY_DIR}/cmake/kilnConfig.cmake ${PROJECT_BINARY_DIR}
 
 # pkg-config: `pkg-config --cflags --libs kiln` links the shared library,
 # `pkg-config --static --libs kiln` the static one with what it needs.
-set(KILN_PC_REQUIRES_PRIVATE "protobuf libhwy openblas")
+set(KILN_PC_REQUIRES_PRIVATE "protobuf libhwy")
 set(KILN_PC_LIBS_PRIVATE "-fopenmp -lpthread -lstdc++ -lm")
 if(TARGET kiln_opencl)
   string(APPEND KILN_PC_REQUIRES_PRIVATE " OpenCL")

@@ -115,16 +115,17 @@ absl::StatusOr<Row> RunCase(const BenchCaseSpec& spec, const std::shared_ptr<Bac
 std::string Percent(double f) { return f > 0 ? absl::StrFormat("%5.1f%%", 100 * f) : "     -"; }
 
 void PrintHeader(const std::string& op) {
-  std::printf("\n%s\n%-22s %10s %10s %9s %8s %7s %7s  %s\n", op.c_str(), "case", "median ms", "min ms", "GFLOP/s",
-              "GB/s", "%FMA", "%BW", "shape");
+  std::printf("\n%s\n%-22s %10s %10s %9s %8s %7s %7s %7s  %s\n", op.c_str(), "case", "median ms", "min ms", "GFLOP/s",
+              "GB/s", "%FMA", "%BW", "%BF16MX", "shape");
 }
 
 void PrintRow(const Row& r, const HostLimits& l) {
   const double s = r.ms_median / 1e3;
   const double gflops = r.flops / s / 1e9, gbps = r.bytes / s / 1e9;
-  std::printf("%-22s %10.3f %10.3f %9.1f %8.1f %7s %7s  %s%s\n", r.spec.name.c_str(), r.ms_median, r.ms_min, gflops,
+  const double mx = l.bf16_matrix_flops > 0 ? r.flops / s / l.bf16_matrix_flops : 0;
+  std::printf("%-22s %10.3f %10.3f %9.1f %8.1f %7s %7s %7s  %s%s\n", r.spec.name.c_str(), r.ms_median, r.ms_min, gflops,
               gbps, Percent(r.flops / s / l.fma_f32_flops).c_str(), Percent(r.bytes / s / l.read_bytes_per_s).c_str(),
-              r.shape.c_str(), r.copies > 1 ? absl::StrCat(" (x", r.copies, " rotated)").c_str() : "");
+              Percent(mx).c_str(), r.shape.c_str(), r.copies > 1 ? absl::StrCat(" (x", r.copies, " rotated)").c_str() : "");
   std::fflush(stdout);
 }
 
@@ -142,7 +143,9 @@ std::string Json(const std::string& backend, const DeviceInfo& dev, const HostLi
                  {"read_set_bytes", l.read_set_bytes},
                  {"llc_bytes", l.llc_bytes},
                  {"amx_bf16", l.amx_bf16},
-                 {"avx512_bf16", l.avx512_bf16}};
+                 {"avx512_bf16", l.avx512_bf16},
+                 {"bf16_matrix_gflops", l.bf16_matrix_flops / 1e9},
+                 {"bf16_unit", l.bf16_unit}};
   j["results"] = json::array();
   for (const Row& r : rows) {
     const double s = r.ms_median / 1e3;
@@ -157,6 +160,7 @@ std::string Json(const std::string& backend, const DeviceInfo& dev, const HostLi
                             {"gbps", r.bytes / s / 1e9},
                             {"fma_fraction", r.flops / s / l.fma_f32_flops},
                             {"bw_fraction", r.bytes / s / l.read_bytes_per_s},
+                            {"bf16_matrix_fraction", l.bf16_matrix_flops > 0 ? r.flops / s / l.bf16_matrix_flops : 0.0},
                             {"memory_bound", r.memory_bound}});
   }
   return j.dump(2) + "\n";
@@ -223,7 +227,11 @@ int BenchCommand(const std::vector<std::string>& argv) {
   std::printf("limits    f32 FMA peak %.1f GFLOP/s (%s, %d threads); read bandwidth %.1f GB/s (%lld MiB); LLC %lld MiB%s\n",
               limits.fma_f32_flops / 1e9, limits.fma_target.c_str(), limits.threads, limits.read_bytes_per_s / 1e9,
               static_cast<long long>(limits.read_set_bytes >> 20), static_cast<long long>(limits.llc_bytes >> 20),
-              limits.amx_bf16 ? "; AMX-BF16 present (its peak is not measured yet)" : "; no AMX");
+              limits.bf16_matrix_flops > 0
+                  ? absl::StrFormat("; bf16 matrix peak %.1f GFLOP/s (%s)", limits.bf16_matrix_flops / 1e9,
+                                    limits.bf16_unit)
+                        .c_str()
+                  : limits.amx_bf16 ? "; AMX-BF16 listed but not granted by the OS" : "; no AMX or AVX512-BF16");
 
   std::vector<Row> rows;
   std::string last_op;

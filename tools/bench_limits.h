@@ -14,10 +14,12 @@ struct HostLimits {
   double fma_f32_flops = 0;      // FLOP/s (an FMA counts 2)
   std::string fma_target;        // Highway target of the FMA loop, e.g. "AVX2"
   double read_bytes_per_s = 0;   // bytes/s
-  int64_t read_set_bytes = 0;    // the buffer read (>= 4x the LLC)
+  int64_t read_set_bytes = 0;    // the buffer read (>= 8x the LLC)
   int64_t llc_bytes = 0;         // last-level cache (0: unknown)
-  bool amx_bf16 = false;         // AMX-BF16 present (no bf16 matrix peak is measured yet)
+  bool amx_bf16 = false;         // AMX-BF16 in /proc/cpuinfo
   bool avx512_bf16 = false;
+  double bf16_matrix_flops = 0;  // FLOP/s of bf16 products into f32 (0: no unit usable)
+  std::string bf16_unit;         // "AMX" or "AVX512-BF16" (what kiln's bf16 GEMM uses)
 };
 
 // Size of the largest CPU cache sysfs reports (0 when unknown).

@@ -2,7 +2,6 @@
 // (kernel specializations) through a PipelineCache, and in-order execution.
 #include "backends/cpu/cpu_backend.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -98,8 +97,7 @@ DeviceInfo MakeDeviceInfo(int threads) {
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   d.compute_units = cores > 0 ? static_cast<int>(cores) : 1;
   d.subgroup_size = cpu::SimdF32Lanes();
-  const char* blas = openblas_get_config();  // "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell MAX_THREADS=64"
-  d.driver = absl::StrCat(blas ? blas : "OpenBLAS", ", OpenMP ", _OPENMP);
+  d.driver = absl::StrCat("kiln GEMM (Highway), OpenMP ", _OPENMP);
   std::string simd = "simd:";
   for (int64_t bit = 1; bit != 0 && bit <= hwy::SupportedTargets(); bit <<= 1) {
     if (hwy::SupportedTargets() & bit) absl::StrAppend(&simd, simd.size() > 5 ? "," : "", hwy::TargetName(bit));
@@ -331,8 +329,6 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& 
     return absl::InvalidArgumentError(absl::StrCat("cpu backend: threads must be >= 0, got ", options.threads));
   }
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
-  // GEMMs run from the calling thread, so OpenBLAS may use them all.
-  openblas_set_num_threads(threads);
   return std::unique_ptr<Backend>(new CpuBackend(threads));
 }
 

@@ -1,4 +1,4 @@
-// The CPU backend: OpenMP threads, Highway SIMD, OpenBLAS GEMM; runs every op.
+// The CPU backend: OpenMP threads, Highway SIMD, kiln's own GEMM; runs every op.
 #pragma once
 
 #include <memory>

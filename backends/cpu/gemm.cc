@@ -19,6 +19,7 @@
 #include "backends/cpu/gemm.h"
 #include "graph/dtype.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu {
@@ -195,23 +196,42 @@ HWY_INLINE void MicroKernel(int64_t kc, const float* HWY_RESTRICT a, const float
                             int64_t ldc, int64_t mr, int64_t nr, bool add) {
   const DF d;
   const int64_t N = hn::Lanes(d);
+  // The C tile's rows are ldc apart and at best in L3 (MC x NC of C is over
+  // L2): fetch them while the products run, not after.
+  for (int64_t i = 0; i < mr; ++i) {
+    hwy::Prefetch(c + i * ldc);
+    hwy::Prefetch(c + i * ldc + 2 * N - 1);
+  }
   VF c00 = hn::Zero(d), c01 = hn::Zero(d), c10 = hn::Zero(d), c11 = hn::Zero(d);
   VF c20 = hn::Zero(d), c21 = hn::Zero(d), c30 = hn::Zero(d), c31 = hn::Zero(d);
   VF c40 = hn::Zero(d), c41 = hn::Zero(d), c50 = hn::Zero(d), c51 = hn::Zero(d);
-  for (int64_t k = 0; k < kc; ++k) {
-    const VF b0 = hn::Load(d, b), b1 = hn::Load(d, b + N);
-    VF t = hn::Set(d, a[0]);
+  auto step = [&](const float* HWY_RESTRICT ak, const float* HWY_RESTRICT bk) HWY_ATTR {
+    const VF b0 = hn::Load(d, bk), b1 = hn::Load(d, bk + N);
+    VF t = hn::Set(d, ak[0]);
     c00 = hn::MulAdd(t, b0, c00), c01 = hn::MulAdd(t, b1, c01);
-    t = hn::Set(d, a[1]);
+    t = hn::Set(d, ak[1]);
     c10 = hn::MulAdd(t, b0, c10), c11 = hn::MulAdd(t, b1, c11);
-    t = hn::Set(d, a[2]);
+    t = hn::Set(d, ak[2]);
     c20 = hn::MulAdd(t, b0, c20), c21 = hn::MulAdd(t, b1, c21);
-    t = hn::Set(d, a[3]);
+    t = hn::Set(d, ak[3]);
     c30 = hn::MulAdd(t, b0, c30), c31 = hn::MulAdd(t, b1, c31);
-    t = hn::Set(d, a[4]);
+    t = hn::Set(d, ak[4]);
     c40 = hn::MulAdd(t, b0, c40), c41 = hn::MulAdd(t, b1, c41);
-    t = hn::Set(d, a[5]);
+    t = hn::Set(d, ak[5]);
     c50 = hn::MulAdd(t, b0, c50), c51 = hn::MulAdd(t, b1, c51);
+  };
+  // Four steps per iteration: fewer loop branches and pointer updates per FMA.
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    step(a, b);
+    step(a + kMR, b + 2 * N);
+    step(a + 2 * kMR, b + 4 * N);
+    step(a + 3 * kMR, b + 6 * N);
+    a += 4 * kMR;
+    b += 8 * N;
+  }
+  for (; k < kc; ++k) {
+    step(a, b);
     a += kMR;
     b += 2 * N;
   }
@@ -354,33 +374,72 @@ void GemvRowsT(int64_t n0, int64_t n1, int64_t K, const float* a, int64_t lda, c
   for (; n < n1; ++n) GemvGroup<kRows, 1, kType>(K, a, lda, b, n, c, ldc, accumulate);
 }
 
-// q8_0 rows: per 32-value block the int8 products are summed, then scaled.
-void GemvQ8(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* a, int64_t lda, const GemmB& b,
-            float* c, int64_t ldc, bool accumulate) {
+// q8_0 weight rows [n, n + kGroup) against kRows rows of A: per 32-value
+// block the int8 x f32 products of each (row, weight row) pair are summed,
+// then scaled into its total; each x vector loaded feeds kGroup weight
+// rows, and each total is reduced once at the end.
+template <int64_t kRows, int64_t kGroup>
+HWY_INLINE void GemvQ8Group(int64_t K, const float* a, int64_t lda, const GemmB& b, int64_t n, float* c,
+                            int64_t ldc, bool accumulate) {
   const DF d;
   const hn::RebindToSigned<DF> di;
   const hn::Rebind<int8_t, DF> d8;
   const int64_t N = hn::Lanes(d);
-  for (int64_t n = n0; n < n1; ++n) {
-    const std::byte* w = b.data + n * b.row_stride;
-    for (int64_t r = 0; r < M; ++r) {
-      const float* x = a + r * lda;
-      VF total = hn::Zero(d);
-      for (int64_t blk = 0; blk < K / kQ8BlockSize; ++blk) {
-        const std::byte* p = w + blk * kQ8BlockBytes;
-        uint16_t h;
-        std::memcpy(&h, p, 2);
-        const auto* q = reinterpret_cast<const int8_t*>(p + 2);
-        const float* xb = x + blk * kQ8BlockSize;
-        VF acc = hn::Zero(d);
-        for (int64_t j = 0; j < kQ8BlockSize; j += N) {  // N divides 32 on every target
-          acc = hn::MulAdd(hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, q + j))), hn::LoadU(d, xb + j), acc);
-        }
-        total = hn::MulAdd(hn::Set(d, F16ToF32(h)), acc, total);
-      }
-      float* y = c + r * ldc + n;
-      *y = (accumulate ? *y : 0.0f) + hn::GetLane(hn::SumOfLanes(d, total));
+  VF total[kRows][kGroup];
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t g = 0; g < kGroup; ++g) total[r][g] = hn::Zero(d);
+  }
+  for (int64_t blk = 0; blk < K / kQ8BlockSize; ++blk) {
+    const std::byte* p[kGroup];
+    VF scale[kGroup];
+    for (int64_t g = 0; g < kGroup; ++g) {
+      p[g] = b.data + (n + g) * b.row_stride + blk * kQ8BlockBytes;
+      uint16_t h;
+      std::memcpy(&h, p[g], 2);
+      scale[g] = hn::Set(d, F16ScaleToF32(h));
     }
+    VF part[kRows][kGroup];
+    for (int64_t r = 0; r < kRows; ++r) {
+      for (int64_t g = 0; g < kGroup; ++g) part[r][g] = hn::Zero(d);
+    }
+    for (int64_t j = 0; j < kQ8BlockSize; j += N) {  // N divides 32 on every target
+      VF w[kGroup];
+      for (int64_t g = 0; g < kGroup; ++g) {
+        w[g] = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p[g] + 2) + j)));
+      }
+      for (int64_t r = 0; r < kRows; ++r) {
+        const VF x = hn::LoadU(d, a + r * lda + blk * kQ8BlockSize + j);
+        for (int64_t g = 0; g < kGroup; ++g) part[r][g] = hn::MulAdd(x, w[g], part[r][g]);
+      }
+    }
+    for (int64_t r = 0; r < kRows; ++r) {
+      for (int64_t g = 0; g < kGroup; ++g) total[r][g] = hn::MulAdd(scale[g], part[r][g], total[r][g]);
+    }
+  }
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t g = 0; g < kGroup; ++g) {
+      float* y = c + r * ldc + n + g;
+      *y = (accumulate ? *y : 0.0f) + hn::GetLane(hn::SumOfLanes(d, total[r][g]));
+    }
+  }
+}
+
+template <int64_t kRows>
+void GemvQ8RowsT(int64_t n0, int64_t n1, int64_t K, const float* a, int64_t lda, const GemmB& b, float* c,
+                 int64_t ldc, bool accumulate) {
+  constexpr int64_t kGroup = kRows <= 2 ? 4 : 2;  // totals and partials stay in registers
+  int64_t n = n0;
+  for (; n + kGroup <= n1; n += kGroup) GemvQ8Group<kRows, kGroup>(K, a, lda, b, n, c, ldc, accumulate);
+  for (; n < n1; ++n) GemvQ8Group<kRows, 1>(K, a, lda, b, n, c, ldc, accumulate);
+}
+
+void GemvQ8(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* a, int64_t lda, const GemmB& b,
+            float* c, int64_t ldc, bool accumulate) {
+  switch (M) {
+    case 1: return GemvQ8RowsT<1>(n0, n1, K, a, lda, b, c, ldc, accumulate);
+    case 2: return GemvQ8RowsT<2>(n0, n1, K, a, lda, b, c, ldc, accumulate);
+    case 3: return GemvQ8RowsT<3>(n0, n1, K, a, lda, b, c, ldc, accumulate);
+    default: return GemvQ8RowsT<4>(n0, n1, K, a, lda, b, c, ldc, accumulate);
   }
 }
 
@@ -420,6 +479,7 @@ int64_t GemmNR() { return NR(); }
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "backends/cpu/gemm_bf16.h"
 #include "backends/cpu/kernel_util.h"
 #include "backends/cpu/parallel.h"
 
@@ -444,6 +504,15 @@ void Gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const Ge
     ParallelFor(
         N, nt, [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvRows)(M, n0, n1, K, a, lda, b, c, ldc, accumulate); },
         4);
+    return;
+  }
+  if (Bf16UnitsSuit(M, N, K, b)) {
+    // bf16 weights on AMX / AVX512-BF16; the last N % 32 columns below.
+    const int64_t done = GemmBf16Units(M, N, K, a, lda, b, c, ldc, accumulate, nt);
+    if (done == N) return;
+    GemmB rest = b;
+    rest.data += done * b.row_stride;
+    Gemm(M, N - done, K, a, lda, rest, c + done, ldc, accumulate, threads);
     return;
   }
   // Split the columns when each thread gets a few micro-panels, else the rows.

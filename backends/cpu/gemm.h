@@ -2,7 +2,9 @@
 // micro-kernels over packed panels, so that speed does not hang on a BLAS
 // library knowing the CPU model. The weight operand may be f32, f16, bf16
 // or q8_0; it is widened to f32 one packed panel at a time, exactly (f16 is
-// never rounded to bf16), and every product accumulates in f32.
+// never rounded to bf16), and every product accumulates in f32. Where the
+// host has AMX or AVX512-BF16, bf16 weights with many rows of A run there
+// instead (gemm_bf16.h), with A rounded to bf16.
 #pragma once
 
 #include <cstddef>

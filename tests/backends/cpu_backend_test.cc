@@ -42,7 +42,7 @@ TEST(CpuBackend, DescribesTheDevice) {
   EXPECT_GT(d.memory_bytes, 0u);
   EXPECT_GE(d.compute_units, 1);
   EXPECT_GE(d.subgroup_size, 1);  // f32 SIMD lanes
-  EXPECT_THAT(d.driver, HasSubstr("OpenBLAS"));
+  EXPECT_THAT(d.driver, HasSubstr("OpenMP"));
   EXPECT_THAT(d.features, ::testing::Contains(HasSubstr("simd:")));
   EXPECT_THAT(d.features, ::testing::Contains("threads:3"));
 }

@@ -3,7 +3,11 @@
 // dtype, strided operands, accumulation, one and several threads.
 #include "backends/cpu/gemm.h"
 
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/gemm_bf16.h"
+
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -63,7 +67,7 @@ std::vector<float> Encode(DType t, const std::vector<float>& v, int64_t rows, in
   return back;
 }
 
-void Check(const Params& p, int threads, bool accumulate) {
+void Check(const Params& p, int threads, bool accumulate, double tol = 1e-10) {
   std::mt19937 rng(static_cast<unsigned>(p.m * 131 + p.n * 7 + p.k));
   std::uniform_real_distribution<float> u(-1, 1);
   const int64_t lda = p.k + 3, ldc = p.n + 5;
@@ -95,7 +99,7 @@ void Check(const Params& p, int threads, bool accumulate) {
       err += d * d, ref2 += r * r;
     }
   }
-  EXPECT_LE(err, 1e-10 * ref2 + 1e-20) << "m=" << p.m << " n=" << p.n << " k=" << p.k << " w=" << DTypeName(p.w)
+  EXPECT_LE(err, tol * ref2 + 1e-20) << "m=" << p.m << " n=" << p.n << " k=" << p.k << " w=" << DTypeName(p.w)
                                        << " rows_are_n=" << p.rows_are_n << " threads=" << threads
                                        << " accumulate=" << accumulate;
 }
@@ -125,6 +129,53 @@ TEST(CpuGemm, WideAndDeep) {
   Check({9, 2100, 40, DType::kF16, true}, 2, false);
   Check({20, 300, 1030, DType::kBF16, false}, 2, true);
   Check({1, 5000, 600, DType::kF16, true}, 2, false);
+}
+
+// bf16 weights with K % 32 == 0 and M >= 16 take the AMX / AVX512-BF16
+// path where the host has one (A rounded to bf16: NMSE ~1e-6, OPS.md allows 5e-4 for
+// bf16 inputs), the f32 path elsewhere; both must match. Shapes cross the
+// 32-column pass (N % 32 left to the f32 path), the 16-row tile, the
+// 512-row and 512-deep blocks.
+TEST(CpuGemm, Bf16WeightRowsOnMatrixUnits) {
+  const MatrixUnits& u = HostMatrixUnits();
+  const bool units = u.amx_bf16 || u.avx512_bf16_gemm;
+  std::printf("bf16 path: %s\n", u.amx_bf16 ? "AMX" : u.avx512_bf16_gemm ? "AVX512-BF16" : "f32 FMA");
+  for (int64_t m : {16, 17, 33, 64, 530}) {
+    for (int64_t n : {32, 45, 96}) {
+      for (int64_t k : {32, 96, 544}) {
+        if (m == 530 && k == 544 && n == 96) continue;  // slow in the f64 reference, adds nothing
+        const Params p{m, n, k, DType::kBF16, true};
+        EXPECT_EQ(Bf16UnitsSuit(m, n, k, GemmB{DType::kBF16, nullptr, 0, true}), units);
+        Check(p, (m + n) % 2 ? 1 : 2, (m + k) % 3 == 0, 1e-4);
+      }
+    }
+  }
+  // Never for f16 weights, matmul's B[K, N], K % 32 != 0 or few rows.
+  EXPECT_FALSE(Bf16UnitsSuit(64, 64, 64, GemmB{DType::kF16, nullptr, 0, true}));
+  EXPECT_FALSE(Bf16UnitsSuit(64, 64, 64, GemmB{DType::kBF16, nullptr, 0, false}));
+  EXPECT_FALSE(Bf16UnitsSuit(64, 64, 48, GemmB{DType::kBF16, nullptr, 0, true}));
+  EXPECT_FALSE(Bf16UnitsSuit(15, 64, 64, GemmB{DType::kBF16, nullptr, 0, true}));
+}
+
+// The decision from cpuid bits and XCR0 (the part testable on any host).
+TEST(CpuFeatures, NeedsCpuidOsStateAndGrant) {
+  CpuidBits all;
+  all.avx512f = all.avx512_bf16 = all.amx_tile = all.amx_bf16 = true;
+  all.xcr0 = 0xE7 | (1ull << 17) | (1ull << 18);
+  EXPECT_TRUE(DecideMatrixUnits(all, true).amx_bf16);
+  EXPECT_TRUE(DecideMatrixUnits(all, true).avx512_bf16);
+  EXPECT_FALSE(DecideMatrixUnits(all, false).amx_bf16);  // the kernel refused XTILEDATA
+  CpuidBits no_tile_state = all;
+  no_tile_state.xcr0 = 0xE7;
+  EXPECT_FALSE(DecideMatrixUnits(no_tile_state, true).amx_bf16);
+  EXPECT_TRUE(DecideMatrixUnits(no_tile_state, true).avx512_bf16);
+  CpuidBits no_zmm_state = all;
+  no_zmm_state.xcr0 = 0x7 | (1ull << 17) | (1ull << 18);
+  EXPECT_FALSE(DecideMatrixUnits(no_zmm_state, true).avx512_bf16);
+  CpuidBits no_bf16 = all;
+  no_bf16.amx_bf16 = no_bf16.avx512_bf16 = false;
+  EXPECT_FALSE(DecideMatrixUnits(no_bf16, true).amx_bf16);
+  EXPECT_FALSE(DecideMatrixUnits(no_bf16, true).avx512_bf16);
 }
 
 TEST(CpuGemm, KZeroFillsOrKeeps) {
