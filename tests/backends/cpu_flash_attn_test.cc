@@ -169,8 +169,8 @@ TEST(CpuFlashAttnTest, HeadSizesPickTheirSpecialization) {
       s.mask = MaskKind::kRandom;
       std::string key;
       ExpectMatches(s, &key);
-      const std::string want = z.specialized ? absl::StrCat("flash_attn[dk=", z.dk, ",dv=", z.dv, "]")
-                                             : "flash_attn[dk=any,dv=any]";
+      const std::string want = z.specialized ? absl::StrCat("flash_attn.decode[dk=", z.dk, ",dv=", z.dv, "]")
+                                             : "flash_attn.decode[dk=any,dv=any]";
       EXPECT_EQ(key, want) << Name(s);
     }
   }
