@@ -20,6 +20,7 @@
 
 #include "backends/cpu/convert-inl.h"
 #include "backends/cpu/flash_attn_problem.h"
+#include "backends/cpu/simd_math-inl.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
@@ -258,7 +259,7 @@ HWY_INLINE float SoftmaxTile(float* sr, int64_t valid, float& m, float& l) {
   const VF vm = hn::Set(df, mnew);
   VF vsum = hn::Zero(df);
   for (size_t c = 0; c < tk; c += N) {
-    const VF e = hn::Exp(df, hn::Sub(hn::Load(df, sr + c), vm));
+    const VF e = kiln::cpu::HWY_NAMESPACE::SafeExp(df, hn::Sub(hn::Load(df, sr + c), vm));  // NaN stays
     hn::Store(e, df, sr + c);
     vsum = hn::Add(vsum, e);
   }
@@ -266,6 +267,41 @@ HWY_INLINE float SoftmaxTile(float* sr, int64_t valid, float& m, float& l) {
   l = l * corr + hn::GetLane(hn::SumOfLanes(df, vsum));
   m = mnew;
   return corr;
+}
+
+// ---------------------------------------------------------------- P.V
+
+// True when the n floats from v are all finite (0 * x is NaN exactly for
+// inf and NaN).
+HWY_INLINE bool AllFinite(const float* v, size_t n) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const VF zero = hn::Zero(df);
+  VF acc = zero;
+  size_t i = 0;
+  for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(df, v + i), zero, acc);
+  float tail = 0;
+  for (; i < n; ++i) tail += v[i] * 0.0f;
+  return !std::isnan(tail) && hn::AllFalse(df, hn::IsNaN(acc));
+}
+
+// A V row may hold inf/NaN while its key is masked for some rows of a tile
+// and seen by others: 0 * NaN must not reach the rows it is masked for.
+// For each such row of v (nk rows vs apart, d values), adds p(r, j) * v_j to
+// the rows r that see it (add(r, v_j, p)) and zeroes it, so that the
+// vector P.V then adds 0 for it. Rare: callers check AllFinite first.
+template <class P, class Add>
+HWY_INLINE void SplitNonFiniteV(float* v, size_t nk, size_t vs, size_t d, size_t rows, P p,
+                                Add add) {
+  for (size_t j = 0; j < nk; ++j) {
+    float* vj = v + j * vs;
+    if (AllFinite(vj, d)) continue;
+    for (size_t r = 0; r < rows; ++r) {
+      const float pj = p(r, j);
+      if (pj != 0.0f) add(r, vj, pj);
+    }
+    std::fill(vj, vj + d, 0.0f);
+  }
 }
 
 }  // namespace HWY_NAMESPACE

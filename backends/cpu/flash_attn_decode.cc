@@ -33,7 +33,7 @@
 #include "graph/dtype.h"
 
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3 | HWY_AVX3_DL)  // DEVONLY
+#define HWY_DISABLED_TARGETS HWY_SSSE3
 #endif
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backends/cpu/flash_attn_decode.cc"
@@ -140,10 +140,11 @@ class Decoder {
       const int64_t j0 = tile * tk;
       if (j0 >= p_.Skv) break;
       const int64_t nk = std::min<int64_t>(tk, p_.Skv - j0);
-      bool any = false;
+      bool any = false, partial = false;  // partial: some row's causal limit inside the tile
       for (int64_t i = 0; i < Sq; ++i) {
         s.valid[i] = std::clamp<int64_t>(p_.KeyEnd(i) - j0, 0, nk);
         any = any || s.valid[i] > 0;
+        partial = partial || (s.valid[i] > 0 && s.valid[i] < nk);
       }
       if (!any) continue;
       if (has_mask) {
@@ -160,14 +161,19 @@ class Decoder {
       const uint8_t* shared_live = p_.mask_h == 1 ? KeysLive(b, 0, j0, s) : nullptr;
       for (int64_t kvh = 0; kvh < p_.Hkv; ++kvh) {
         size_t n = 0;
+        int64_t positions = 0;
         for (int64_t i = 0; i < Sq; ++i) {
           if (s.valid[i] == 0) continue;
+          const size_t n0 = n;
           for (int64_t g = 0; g < G; ++g) {
             if (has_mask && s.mclass[MaskIndex(i, kvh * G + g)] == Masked::kAll) continue;
             s.slots[n++] = (kvh * Sq + i) * G + g;
           }
+          positions += n > n0;
         }
         if (n == 0) continue;
+        // Whether the rows may see different keys of the tile.
+        const bool mixed = (positions > 1 && (has_mask || partial)) || (p_.mask_h > 1 && n > 1);
         const uint8_t* live = p_.mask_h == 1 ? shared_live : KeysLive(b, kvh, j0, s);
         LoadTile(p_.k, b, kvh, j0, nk, live, dk_, dkp_, kt);
         Scores(q, kt, s.slots.data(), n, nk, sc);
@@ -189,6 +195,21 @@ class Decoder {
         }
         if (active == 0) continue;
         LoadTile(p_.v, b, kvh, j0, nk, live, dv_, dvp_, vt);
+        if (mixed && !AllFinite(vt, nk * dvp_)) {
+          // A non-finite V row must only reach the rows that see it: rescale
+          // now, add its terms one by one, then P.V without it.
+          for (size_t x = 0; x < active; ++x) {
+            float* orow = o + s.slots[x] * dvp_;
+            for (size_t c = 0; c < dvp_; ++c) orow[c] *= s.corr[x];
+            s.corr[x] = 1.0f;
+          }
+          SplitNonFiniteV(
+              vt, nk, dvp_, dv_, active, [&](size_t x, size_t j) { return sc[x * tk + j]; },
+              [&](size_t x, const float* vj, float pj) {
+                float* orow = o + s.slots[x] * dvp_;
+                for (size_t c = 0; c < dv_; ++c) orow[c] += pj * vj[c];
+              });
+        }
         AccumulateV(sc, vt, s.slots.data(), s.corr.data(), active, nk, o);
       }
     }
@@ -221,7 +242,7 @@ class Decoder {
     if (!has_mask && all) return nullptr;
     uint8_t* live = s.live.data();
     std::fill(live, live + kTileKeys, 0);
-    const int64_t heads = p_.mask_h == 1 ? 1 : p_.G;
+    const int64_t heads = has_mask && p_.mask_h > 1 ? p_.G : 1;
     for (int64_t i = 0; i < p_.Sq; ++i) {
       const int64_t valid = s.valid[i];
       for (int64_t g = 0; g < heads && valid > 0; ++g) {

@@ -30,7 +30,7 @@
 #include "graph/dtype.h"
 
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3 | HWY_AVX3_DL)  // DEVONLY
+#define HWY_DISABLED_TARGETS HWY_SSSE3
 #endif
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backends/cpu/flash_attn_prefill.cc"
@@ -100,7 +100,7 @@ HWY_INLINE void PvTile(const float* HWY_RESTRICT pt, size_t ps, const float* HWY
 // Per-thread scratch, kept across calls (it only grows).
 struct PrefillScratch {
   Buffer qt, ot, k, v, st, mt, mv, m, l, lim, slope, qrow;
-  std::vector<int64_t> pos, head, mrow;  // per row: position, query head, distinct mask row
+  std::vector<int64_t> pos, head;  // per row: position, query head
   std::vector<Masked> mclass;            // per distinct mask row of the item
   std::vector<uint8_t> live;             // per key of the tile: some row sees it
 
@@ -131,7 +131,8 @@ class Prefiller {
         dv_(kDv ? kDv : p.Dv),
         dkp_(RoundUp(dk_, hn::Lanes(DF()))),
         positions_(positions),
-        rows_(RoundUp(positions * p.G, kTileVecs * hn::Lanes(DF()))) {}
+        tv_(kTileVecs * hn::Lanes(DF())),
+        rows_(RoundUp(positions * p.G, tv_)) {}
 
   void Run(const Item& it, PrefillScratch& s) const {
     const size_t R = rows_, tk = kTileKeys;
@@ -148,16 +149,15 @@ class Prefiller {
     float* l = s.l.get(R);
     float* lim = s.lim.get(R);
     float* slope = s.slope.get(R);
-    Grow(s.pos, R), Grow(s.head, R), Grow(s.mrow, R), Grow(s.mclass, R), Grow(s.live, tk);
+    Grow(s.pos, R), Grow(s.head, R), Grow(s.mclass, R), Grow(s.live, tk);
 
-    // Rows: position, head, causal limit, slope, distinct mask row; Q^T.
+    // Rows: position, head, causal limit, slope; Q^T.
     const int64_t nmask = !has_mask ? 0 : (p_.mask_h == 1 ? it.np : real);
     int64_t kend = 0, kmin = p_.Skv;
     for (size_t r = 0; r < R; ++r) {
       const int64_t rr = std::min<int64_t>(r, real - 1);
       s.pos[r] = it.i0 + rr / G;
       s.head[r] = it.kvh * G + rr % G;
-      s.mrow[r] = p_.mask_h == 1 ? rr / G : rr;
       const int64_t e = p_.KeyEnd(s.pos[r]);
       lim[r] = static_cast<float>(e);
       kend = std::max(kend, e), kmin = std::min(kmin, e);
@@ -188,12 +188,29 @@ class Prefiller {
       Mask(st, has_mask ? mt : nullptr, lim, slope, j0, limited);
       Softmax(st, m, l, ot);
       LoadTile(p_.v, it, j0, nk, live, dv_, dv_, vt);
+      // Rows see different keys of this tile: a non-finite V row must only
+      // reach the rows that see it.
+      if ((has_mask || limited) && !AllFinite(vt, nk * dv_)) {
+        SplitNonFiniteV(
+            vt, nk, dv_, dv_, R, [&](size_t r, size_t j) { return st[At(j, r, tk)]; },
+            [&](size_t r, const float* vj, float pj) {
+              float* col = ot + At(0, r, dv_);
+              for (size_t d = 0; d < dv_; ++d) col[d * tv_] += pj * vj[d];
+            });
+      }
       Accumulate(st, vt, nk, ot);
     }
     Finish(it, real, m, l, ot, s);
   }
 
  private:
+  // Lane arrays (Q^T, S^T, mask, O^T) are blocked per register tile of
+  // rows, so that one tile's slice is contiguous (L1-sized): element (x, r)
+  // of an array with `extent` values of x per row.
+  size_t At(size_t x, size_t r, size_t extent) const {
+    return r / tv_ * extent * tv_ + x * tv_ + r % tv_;
+  }
+
   const std::byte* MaskRowOf(const Item& it, int64_t r) const {
     return p_.MaskRow(it.b, it.kvh * p_.G + r % p_.G, it.i0 + r / p_.G);
   }
@@ -222,22 +239,30 @@ class Prefiller {
   // row is -inf over the whole tile).
   void TransposeMask(const Item& it, int64_t j0, int64_t nk, int64_t nmask, PrefillScratch& s,
                      float* mv, float* mt) const {
-    const size_t R = rows_;
+    const size_t R = rows_, tk = kTileKeys;
     const int64_t G = p_.G, per = p_.mask_h == 1 ? G : 1;
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     for (int64_t u = 0; u < nmask; ++u) {
       const int64_t r0 = u * per;
       if (s.mclass[u] == Masked::kAll) {
-        for (int64_t c = 0; c < nk; ++c) std::fill(mt + c * R + r0, mt + c * R + r0 + per, kNegInf);
+        for (int64_t r = r0; r < r0 + per; ++r) {
+          float* col = mt + At(0, r, tk);
+          for (int64_t c = 0; c < nk; ++c) col[c * tv_] = kNegInf;
+        }
         continue;
       }
       MaskValues(p_.mask.dtype, MaskRowOf(it, r0), j0, nk, mv);
-      for (int64_t c = 0; c < nk; ++c) std::fill(mt + c * R + r0, mt + c * R + r0 + per, mv[c]);
+      for (int64_t r = r0; r < r0 + per; ++r) {
+        float* col = mt + At(0, r, tk);
+        for (int64_t c = 0; c < nk; ++c) col[c * tv_] = mv[c];
+      }
     }
     // Padded rows repeat the last real row.
     const int64_t real = nmask * per;
-    for (int64_t c = 0; c < nk; ++c) {
-      std::fill(mt + c * R + real, mt + (c + 1) * R, mt[c * R + real - 1]);
+    const float* last = mt + At(0, real - 1, tk);
+    for (size_t r = real; r < R; ++r) {
+      float* col = mt + At(0, r, tk);
+      for (int64_t c = 0; c < nk; ++c) col[c * tv_] = last[c * tv_];
     }
   }
 
@@ -248,7 +273,8 @@ class Prefiller {
       if (r < real) {
         LoadRow(p_.q.dtype, p_.QRow(it.b, it.i0 + r / p_.G, it.kvh * p_.G + r % p_.G), dk_, buf);
       }
-      for (size_t d = 0; d < dk_; ++d) qt[d * R + r] = r < real ? buf[d] * p_.scale : 0.0f;
+      float* col = qt + At(0, r, dk_);
+      for (size_t d = 0; d < dk_; ++d) col[d * tv_] = r < real ? buf[d] * p_.scale : 0.0f;
     }
   }
 
@@ -264,10 +290,10 @@ class Prefiller {
 
   // st[c][r] = <k_c, q_r> for keys c < nk rounded up to 4.
   void Scores(const float* qt, const float* kt, int64_t nk, float* st) const {
-    const size_t N = hn::Lanes(DF()), R = rows_, tv = kTileVecs * N;
+    const size_t R = rows_, tv = tv_, tk = kTileKeys;
     for (size_t r = 0; r < R; r += tv) {
       for (int64_t c = 0; c < nk; c += 4) {
-        ScoreTile<4, kTileVecs>(qt + r, R, kt + c * dkp_, dkp_, dk_, st + c * R + r, R);
+        ScoreTile<4, kTileVecs>(qt + At(0, r, dk_), tv, kt + c * dkp_, dkp_, dk_, st + At(c, r, tk), tv);
       }
     }
   }
@@ -282,20 +308,25 @@ class Prefiller {
     if (!cap && !mt && !limited) return;
     const VF vcap = hn::Set(df, p_.softcap), vinv = hn::Set(df, cap ? 1.0f / p_.softcap : 0.0f);
     const VF ninf = hn::Set(df, -std::numeric_limits<float>::infinity());
-    for (int64_t c = 0; c < kTileKeys; ++c) {
-      const VF key = hn::Set(df, static_cast<float>(j0 + c));
-      float* row = st + c * R;
-      for (size_t r = 0; r < R; r += N) {
-        VF x = hn::Load(df, row + r);
-        if (cap) x = hn::Mul(vcap, hn::Tanh(df, hn::Mul(x, vinv)));
-        if (mt) {
-          const VF mvv = hn::Load(df, mt + c * R + r);
-          x = hn::IfThenElse(hn::Eq(mvv, ninf), ninf, hn::MulAdd(hn::Load(df, slope + r), mvv, x));
+    for (size_t r0 = 0; r0 < R; r0 += tv_) {
+      float* tile = st + At(0, r0, kTileKeys);
+      const float* mtile = mt ? mt + At(0, r0, kTileKeys) : nullptr;
+      for (int64_t c = 0; c < kTileKeys; ++c) {
+        // Keys from a row's end on (its causal limit, or Skv) are -inf; keys
+        // past the tile's end are past every row's end.
+        const VF key = hn::Set(df, static_cast<float>(j0 + c));
+        for (size_t i = 0; i < tv_; i += N) {
+          float* at = tile + c * tv_ + i;
+          VF x = hn::Load(df, at);
+          if (cap) x = hn::Mul(vcap, hn::Tanh(df, hn::Mul(x, vinv)));
+          if (mtile) {
+            const VF mvv = hn::Load(df, mtile + c * tv_ + i);
+            x = hn::IfThenElse(hn::Eq(mvv, ninf), ninf,
+                               hn::MulAdd(hn::Load(df, slope + r0 + i), mvv, x));
+          }
+          if (limited) x = hn::IfThenElse(hn::Le(hn::Load(df, lim + r0 + i), key), ninf, x);
+          hn::Store(x, df, at);
         }
-        // lim holds each row's key end (<= Skv, and the tile end for rows
-        // whose limit lies past it is the tile's nk via kend).
-        if (limited) x = hn::IfThenElse(hn::Le(hn::Load(df, lim + r), key), ninf, x);
-        hn::Store(x, df, row + r);
       }
     }
   }
@@ -304,12 +335,13 @@ class Prefiller {
   // O^T rescaled where the max moved.
   void Softmax(float* st, float* m, float* l, float* ot) const {
     const DF df;
-    const size_t N = hn::Lanes(df), R = rows_;
+    const size_t N = hn::Lanes(df), R = rows_, tv = tv_;
     const VF ninf = hn::Set(df, -std::numeric_limits<float>::infinity());
     const VF one = hn::Set(df, 1.0f);
     for (size_t r = 0; r < R; r += N) {
-      VF mx = hn::Load(df, st + r);
-      for (int64_t c = 1; c < kTileKeys; ++c) mx = hn::Max(mx, hn::Load(df, st + c * R + r));
+      float* col = st + At(0, r, kTileKeys);  // key c of these rows: col + c * tv
+      VF mx = hn::Load(df, col);
+      for (int64_t c = 1; c < kTileKeys; ++c) mx = hn::Max(mx, hn::Load(df, col + c * tv));
       const VF mold = hn::Load(df, m + r);
       const VF mnew = hn::Max(mold, mx);
       // Rows that saw no key yet: subtract 0, so e^(-inf) = 0, not NaN.
@@ -317,40 +349,42 @@ class Prefiller {
       const VF corr = hn::Exp(df, hn::Sub(mold, msub));
       VF sum = hn::Zero(df);
       for (int64_t c = 0; c < kTileKeys; ++c) {
-        const VF e = hn::Exp(df, hn::Sub(hn::Load(df, st + c * R + r), msub));
-        hn::Store(e, df, st + c * R + r);
+        // SafeExp: a NaN score (a NaN K cell the row sees) stays NaN.
+        const VF e = kiln::cpu::HWY_NAMESPACE::SafeExp(df, hn::Sub(hn::Load(df, col + c * tv), msub));
+        hn::Store(e, df, col + c * tv);
         sum = hn::Add(sum, e);
       }
       hn::Store(hn::MulAdd(hn::Load(df, l + r), corr, sum), df, l + r);
       hn::Store(mnew, df, m + r);
       if (hn::AllTrue(df, hn::Eq(corr, one))) continue;
-      for (size_t d = 0; d < dv_; ++d) {
-        hn::Store(hn::Mul(hn::Load(df, ot + d * R + r), corr), df, ot + d * R + r);
-      }
+      float* o = ot + At(0, r, dv_);  // column d: o + d * tv
+      for (size_t d = 0; d < dv_; ++d) hn::Store(hn::Mul(hn::Load(df, o + d * tv), corr), df, o + d * tv);
     }
   }
 
   // O^T += V^T P^T over the tile's keys.
   void Accumulate(const float* pt, const float* vt, int64_t nk, float* ot) const {
-    const size_t N = hn::Lanes(DF()), R = rows_, tv = kTileVecs * N;
+    const size_t R = rows_, tv = tv_, tk = kTileKeys;
     for (size_t r = 0; r < R; r += tv) {
       size_t c = 0;
       for (; c + kTileCols <= dv_; c += kTileCols) {
-        PvTile<kTileCols, kTileVecs>(pt + r, R, vt + c, dv_, nk, ot + c * R + r, R);
+        PvTile<kTileCols, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
       }
-      for (; c < dv_; ++c) PvTile<1, kTileVecs>(pt + r, R, vt + c, dv_, nk, ot + c * R + r, R);
+      for (; c < dv_; ++c) {
+        PvTile<1, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
+      }
     }
   }
 
   // Normalizes the real rows (sinks included) and writes them to out.
   void Finish(const Item& it, int64_t real, const float* m, const float* l, const float* ot,
               PrefillScratch& s) const {
-    const size_t R = rows_;
     float* row = s.mv.get(std::max<size_t>(dv_, kTileKeys));
     for (int64_t r = 0; r < real; ++r) {
       const int64_t h = s.head[r];
       const float f = NormalizeFactor(m[r], l[r], p_.sinks ? p_.sinks + h : nullptr);
-      for (size_t d = 0; d < dv_; ++d) row[d] = ot[d * R + r] * f;
+      const float* col = ot + At(0, r, dv_);
+      for (size_t d = 0; d < dv_; ++d) row[d] = col[d * tv_] * f;
       StoreRow(p_.out.dtype, row, dv_, p_.OutRow(it.b, s.pos[r], h));
     }
   }
@@ -358,6 +392,7 @@ class Prefiller {
   const Problem& p_;
   const size_t dk_, dv_, dkp_;
   const int64_t positions_;
+  const size_t tv_;    // rows per register tile
   const size_t rows_;  // per item, padded to whole register tiles
 };
 
