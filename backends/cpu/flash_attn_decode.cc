@@ -175,6 +175,10 @@ class Decoder {
         // Whether the rows may see different keys of the tile.
         const bool mixed = (positions > 1 && (has_mask || partial)) || (p_.mask_h > 1 && n > 1);
         const uint8_t* live = p_.mask_h == 1 ? shared_live : KeysLive(b, kvh, j0, s);
+        if (kvh + 1 < p_.Hkv) {  // the next head's rows of this tile, while this one computes
+          Prefetch(p_.k, b, kvh + 1, j0, nk, dk_);
+          Prefetch(p_.v, b, kvh + 1, j0, nk, dv_);
+        }
         LoadTile(p_.k, b, kvh, j0, nk, live, dk_, dkp_, kt);
         Scores(q, kt, s.slots.data(), n, nk, sc);
 
@@ -277,6 +281,17 @@ class Decoder {
     RowsToF32(t.dtype, base, t.strides[1], nk, live, d, dp, dst);
   }
 
+  // Into L2 (not L1, which this head's tile scratch fills): one head's rows
+  // are 2 KiB apart and short, a stride the hardware prefetcher follows late.
+  static void Prefetch(const TensorView& t, int64_t b, int64_t kvh, int64_t j0, int64_t nk,
+                       size_t d) {
+    const std::byte* base = t.data + b * t.strides[0] + j0 * t.strides[1] + kvh * t.strides[2];
+    const int64_t bytes = RowBytes(t.dtype, static_cast<int64_t>(d));
+    for (int64_t c = 0; c < nk; ++c) {
+      for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(base + c * t.strides[1] + x, 0, 2);
+    }
+  }
+
   // sc[x][c] = <q_{slots[x]}, k_c> for the n rows taking part.
   void Scores(const float* q, const float* kt, const int64_t* slots, size_t n, int64_t nk,
               float* sc) const {
@@ -362,8 +377,10 @@ absl::Status FlashAttnDecode(const KernelArgs& args) {
   float* pm = parts.m.get(units * rows);
   float* pl = parts.l.get(units * rows);
   float* po = parts.o.get(units * rows * dvp);
+  // One parallel region: a second one would wake the pool again (a
+  // scheduler tick when another process holds the core).
   std::atomic<int64_t> next{0};
-  ParallelRun(threads, [&](int, int) {
+  ParallelRun(threads, [&](int t, int nt) {
     DecodeScratch& s = DecodeScratch::Get();
     for (int64_t u = next++; u < units; u = next++) {
       const int64_t b = u / splits, sp = u % splits;
@@ -374,10 +391,11 @@ absl::Status FlashAttnDecode(const KernelArgs& args) {
         for (int64_t ri = 0; ri < rows; ++ri) dec.FinishRow(b, ri, m[ri], l[ri], o + ri * dvp);
       }
     }
-  });
-  if (splits == 1) return absl::OkStatus();
-  ParallelFor(p.B * rows, threads, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
+    if (splits == 1) return;
+#pragma omp barrier
+    // Merge the parts of each row (rows split evenly over the threads).
+    const int64_t total = p.B * rows;
+    for (int64_t r = total * t / nt; r < total * (t + 1) / nt; ++r) {
       const int64_t b = r / rows, ri = r % rows, base = b * splits * rows + ri;
       float *m = pm + base, *l = pl + base, *o = po + base * dvp;
       MergeParts(splits, m, l, o, rows, rows * dvp, dvp);
