@@ -163,6 +163,18 @@ void AddFlashAttn(std::vector<OpSubGrid>& grids) {
       // Batched decode over a q8_0 cache, a mask per batch row.
       {{4, 1, 2048, 16, 4, 128, 128},
        {.kv = DType::kQ8_0, .mask = MaskDims::kPerBatch, .mask_dist = Mask(MaskKind::kTiles, 128)}},
+      // Edges of the CPU's decode (Sq <= 8) and prefill kernels: GQA 3 (padded
+      // lane tiles), Skv not a multiple of the 32-key tile, sequences whose
+      // boundaries cut tiles.
+      {{1, 8, 1000, 12, 4, 64, 64}, {.mask = MaskDims::kBroadcast, .mask_dist = Mask(MaskKind::kMultiSeq, 4)}},
+      {{1, 9, 1000, 12, 4, 64, 64}, {.mask = MaskDims::kBroadcast, .mask_dist = Mask(MaskKind::kMultiSeq, 3)}},
+      // Prefill over a cache whose tail is unwritten (NaN), wholly masked tiles.
+      {{2, 40, 777, 8, 8, 96, 96},
+       {.mask = MaskDims::kBroadcast, .mask_dist = Mask(MaskKind::kUnwritten, 650), .causal = true, .nan_from = 650}},
+      // 64 query heads on one KV head: decode split over threads, prefill
+      // with one position per lane tile.
+      {{1, 1, 5000, 64, 1, 128, 128}, {.sinks = true}},
+      {{1, 20, 300, 64, 1, 64, 64}, {.causal = true, .softcap = 30}},
       // ALiBi over 12 heads (not a power of 2), causal, all bf16.
       {{2, 128, 128, 12, 12, 64, 64},
        {.q = DType::kBF16, .kv = DType::kBF16, .out = DType::kBF16, .mask = MaskDims::kBroadcast,

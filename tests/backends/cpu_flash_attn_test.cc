@@ -46,6 +46,8 @@ struct FaSpec {
   std::string out_dtype = "f32";
   bool view = false;       // q, k, v as strided windows into NaN-padded bases
   bool nan_dead = false;   // K/V cells masked for every query row hold NaN
+  int64_t nan_cell = -1;   // this cell's V (and K with nan_cell_k) is NaN, seen or not
+  bool nan_cell_k = false;
   int threads = 2;
 };
 
@@ -144,6 +146,17 @@ OpInstance MakeFaInstance(const FaSpec& s, uint32_t seed) {
       }
     }
   }
+  if (s.nan_cell >= 0) {
+    for (int i = 0; i < (s.nan_cell_k ? 2 : 1); ++i) {
+      const TensorView t = InputView(*inst, i == 0 ? kFlashAttnV : kFlashAttnK);
+      for (int64_t b = 0; b < s.B; ++b) {
+        for (int64_t h = 0; h < s.Hkv; ++h) {
+          const int64_t idx[3] = {b, s.nan_cell, h};
+          std::memset(t.row(idx), 0xff, RowBytes(t.dtype, t.dims[3]));
+        }
+      }
+    }
+  }
   return std::move(*inst);
 }
 
@@ -169,8 +182,8 @@ TEST(CpuFlashAttnTest, HeadSizesPickTheirSpecialization) {
       s.mask = MaskKind::kRandom;
       std::string key;
       ExpectMatches(s, &key);
-      const std::string want = z.specialized ? absl::StrCat("flash_attn[dk=", z.dk, ",dv=", z.dv, "]")
-                                             : "flash_attn[dk=any,dv=any]";
+      const std::string want = z.specialized ? absl::StrCat("flash_attn.decode[dk=", z.dk, ",dv=", z.dv, "]")
+                                             : "flash_attn.decode[dk=any,dv=any]";
       EXPECT_EQ(key, want) << Name(s);
     }
   }
@@ -247,6 +260,24 @@ TEST(CpuFlashAttnTest, MaskedCellsAreNeverRead) {
       s.Sq = 6, s.Skv = 257, s.Hq = 4, s.Hkv = 1, s.kv = kv, s.mask = m, s.nan_dead = true;
       ExpectMatches(s);
       s.causal = true, s.Sq = 40, s.mask = MaskKind::kNone;
+      ExpectMatches(s);
+    }
+  }
+}
+
+TEST(CpuFlashAttnTest, NonFiniteCellsReachOnlyTheRowsThatSeeThem) {
+  // A NaN cell seen by some rows of a tile and masked for others (another
+  // sequence, or past their causal limit): only the rows that see it are
+  // NaN, as in the reference. Decode (Sq <= 8) and prefill kernels.
+  for (int64_t sq : {4, 8, 24}) {
+    for (bool k_too : {false, true}) {
+      FaSpec s;
+      s.Sq = sq, s.Skv = 200, s.Hq = 8, s.Hkv = 2, s.kv = DType::kF16;
+      s.mask = MaskKind::kBlockDiag, s.sequences = 2, s.nan_cell = 5, s.nan_cell_k = k_too;
+      ExpectMatches(s);
+      s.mask = MaskKind::kNone, s.causal = true, s.nan_cell = s.Skv - 2;  // the last 2 rows see it
+      ExpectMatches(s);
+      s.mask = MaskKind::kRandom, s.mask_per_head = true, s.causal = false, s.nan_cell = 40;
       ExpectMatches(s);
     }
   }

@@ -1,0 +1,424 @@
+// CPU flash attention for decode (OPS.md): a few query positions (Sq <=
+// kDecodeMaxSq) over a KV cache, bound by reading K and V once.
+//
+// - A work unit is one batch row and a range of key tiles, over every KV
+//   head: tiles outermost, heads inside, so a thread walks the cache in
+//   address order ([cell][head][d]) and a page serves every head before the
+//   next (one head over the whole cache touches a page per two cells: TLB
+//   misses and strides the prefetcher does not follow, ~3x slower).
+// - Per tile and KV head, its K and V rows are converted to f32 once into L1
+//   scratch and used by every query row of the head (GQA group x positions):
+//   scores 4 keys x several rows per step, P.V 4 rows x 2-4 vectors per key.
+// - Tiles masked for every row are skipped without reading K/V (the mask is
+//   classified a vector at a time); in a partly masked tile, keys masked for
+//   every row of a head are zero-filled, not read; a row takes part in a tile
+//   only if it sees one of its keys, so a sequence of a shared cache pays for
+//   its own cells only.
+// - Online softmax per tile of 32 keys, not per key.
+// - Threads: the key range is split into several ranges per thread, taken
+//   dynamically (masked ranges cost nothing, so balance needs slack), and the
+//   partial softmax states merged; one thread without a parallel region when
+//   the problem is small. Scratch is per thread and kept across calls.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "backends/cpu/cpu_kernel.h"
+#include "backends/cpu/flash_attn_problem.h"
+#include "backends/cpu/kernel_util.h"
+#include "backends/cpu/parallel.h"
+#include "graph/dtype.h"
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS HWY_SSSE3
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backends/cpu/flash_attn_decode.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "backends/cpu/flash_attn-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kiln::cpu::fa {
+namespace HWY_NAMESPACE {
+
+// Vectors of a V row per P.V step: 4 rows x kPvVecs accumulators in registers.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr size_t kPvVecs = 4;
+#else
+constexpr size_t kPvVecs = 2;
+#endif
+
+// o[r][0, kVecs*N) = o[r] * corr[r] + sum_j p[r][j] v_j for kRows rows: each
+// V vector loaded once for all rows.
+template <size_t kRows, size_t kVecs>
+HWY_INLINE void AccumulateRowsV(const float* const* p, size_t nk, const float* HWY_RESTRICT v,
+                                size_t vs, const float* corr, float* const* o) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF acc[kRows][kVecs];
+  for (size_t r = 0; r < kRows; ++r) {
+    const VF vc = hn::Set(df, corr[r]);
+    for (size_t i = 0; i < kVecs; ++i) acc[r][i] = hn::Mul(hn::Load(df, o[r] + i * N), vc);
+  }
+  for (size_t j = 0; j < nk; ++j) {
+    VF vv[kVecs];
+    for (size_t i = 0; i < kVecs; ++i) vv[i] = hn::Load(df, v + j * vs + i * N);
+    for (size_t r = 0; r < kRows; ++r) {
+      const VF pj = hn::Set(df, p[r][j]);
+      for (size_t i = 0; i < kVecs; ++i) acc[r][i] = hn::MulAdd(pj, vv[i], acc[r][i]);
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t i = 0; i < kVecs; ++i) hn::Store(acc[r][i], df, o[r] + i * N);
+  }
+}
+
+// Per-thread scratch, kept across calls (it only grows).
+struct DecodeScratch {
+  Buffer q, k, v, s, mv, state;
+  std::vector<Masked> mclass;   // per distinct mask row of the tile
+  std::vector<uint8_t> live;    // per key of the tile: some row of the head sees it
+  std::vector<int64_t> valid;   // per position: keys of the tile before its causal limit
+  std::vector<int64_t> slots;   // the rows taking part in the tile (one KV head)
+  std::vector<float> corr, slope;
+
+  static DecodeScratch& Get() {
+    static thread_local DecodeScratch s;
+    return s;
+  }
+};
+
+template <class T>
+void Grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// Rows of a batch row: ri = (kvh * Sq + i) * G + g is position i of query
+// head kvh * G + g, so the rows of one KV head are adjacent.
+template <int kDk, int kDv>
+class Decoder {
+ public:
+  explicit Decoder(const Problem& p)
+      : p_(p),
+        dk_(kDk ? kDk : p.Dk),
+        dv_(kDv ? kDv : p.Dv),
+        dkp_(RoundUp(dk_, hn::Lanes(DF()))),
+        dvp_(RoundUp(dv_, hn::Lanes(DF()))),
+        rows_(p.Sq * p.Hq),
+        nmask_(!p.mask.present() ? 0 : (p.mask_h == 1 ? p.Sq : p.Sq * p.Hq)) {}
+
+  int64_t rows() const { return rows_; }
+  size_t dvp() const { return dvp_; }
+
+  void Reset(float* m, float* l, float* o) const {
+    std::fill(m, m + rows_, -std::numeric_limits<float>::infinity());
+    std::fill(l, l + rows_, 0.0f);
+    std::fill(o, o + rows_ * dvp_, 0.0f);
+  }
+
+  // Continues the softmax states (m, l, o) of batch row b's rows over the key
+  // tiles [t0, t1).
+  void Attend(int64_t b, int64_t t0, int64_t t1, DecodeScratch& s, float* m, float* l,
+              float* o) const {
+    const int64_t Sq = p_.Sq, G = p_.G, tk = kTileKeys;
+    const bool has_mask = nmask_ > 0;
+    float* q = s.q.get(rows_ * dkp_);
+    float* kt = s.k.get(tk * dkp_);
+    float* vt = s.v.get(tk * dvp_);
+    float* sc = s.s.get(Sq * G * tk);
+    float* mv = s.mv.get(tk);
+    Grow(s.mclass, nmask_), Grow(s.live, tk), Grow(s.valid, Sq);
+    Grow(s.slots, Sq * G), Grow(s.corr, Sq * G), Grow(s.slope, p_.Hq);
+    for (int64_t h = 0; h < p_.Hq; ++h) s.slope[h] = p_.slope(h);
+    LoadQueries(b, q);
+
+    for (int64_t tile = t0; tile < t1; ++tile) {
+      const int64_t j0 = tile * tk;
+      if (j0 >= p_.Skv) break;
+      const int64_t nk = std::min<int64_t>(tk, p_.Skv - j0);
+      bool any = false, partial = false;  // partial: some row's causal limit inside the tile
+      for (int64_t i = 0; i < Sq; ++i) {
+        s.valid[i] = std::clamp<int64_t>(p_.KeyEnd(i) - j0, 0, nk);
+        any = any || s.valid[i] > 0;
+        partial = partial || (s.valid[i] > 0 && s.valid[i] < nk);
+      }
+      if (!any) continue;
+      if (has_mask) {
+        any = false;
+        for (int64_t u = 0; u < nmask_; ++u) {
+          s.mclass[u] = s.valid[u % Sq] == 0
+                            ? Masked::kAll
+                            : ClassifyMaskTile(p_.mask.dtype, MaskRowOf(b, u), j0, nk);
+          any = any || s.mclass[u] != Masked::kAll;
+        }
+        if (!any) continue;  // every key masked for every row: K/V not read
+      }
+      // Keys some row sees: one set for every head unless the mask is per head.
+      const uint8_t* shared_live = p_.mask_h == 1 ? KeysLive(b, 0, j0, s) : nullptr;
+      for (int64_t kvh = 0; kvh < p_.Hkv; ++kvh) {
+        size_t n = 0;
+        int64_t positions = 0;
+        for (int64_t i = 0; i < Sq; ++i) {
+          if (s.valid[i] == 0) continue;
+          const size_t n0 = n;
+          for (int64_t g = 0; g < G; ++g) {
+            if (has_mask && s.mclass[MaskIndex(i, kvh * G + g)] == Masked::kAll) continue;
+            s.slots[n++] = (kvh * Sq + i) * G + g;
+          }
+          positions += n > n0;
+        }
+        if (n == 0) continue;
+        // Whether the rows may see different keys of the tile.
+        const bool mixed = (positions > 1 && (has_mask || partial)) || (p_.mask_h > 1 && n > 1);
+        const uint8_t* live = p_.mask_h == 1 ? shared_live : KeysLive(b, kvh, j0, s);
+        if (kvh + 1 < p_.Hkv) {  // the next head's rows of this tile, while this one computes
+          Prefetch(p_.k, b, kvh + 1, j0, nk, dk_);
+          Prefetch(p_.v, b, kvh + 1, j0, nk, dv_);
+        }
+        LoadTile(p_.k, b, kvh, j0, nk, live, dk_, dkp_, kt);
+        Scores(q, kt, s.slots.data(), n, nk, sc);
+
+        // Softcap, mask, causal limit; then the online softmax update.
+        size_t active = 0;
+        for (size_t x = 0; x < n; ++x) {
+          const int64_t ri = s.slots[x], i = (ri / G) % Sq, h = kvh * G + ri % G;
+          float* sr = sc + x * tk;
+          const float* mrow =
+              has_mask ? MaskValues(p_.mask.dtype, MaskRowOf(b, MaskIndex(i, h)), j0, nk, mv)
+                       : nullptr;
+          TransformTile(sr, mrow, p_.softcap, s.slope[h]);
+          const float corr = SoftmaxTile(sr, s.valid[i], m[ri], l[ri]);
+          if (corr < 0) continue;
+          if (active != x) std::copy(sr, sr + tk, sc + active * tk);
+          s.slots[active] = ri, s.corr[active] = corr;
+          ++active;
+        }
+        if (active == 0) continue;
+        LoadTile(p_.v, b, kvh, j0, nk, live, dv_, dvp_, vt);
+        if (mixed && !AllFinite(vt, nk * dvp_)) {
+          // A non-finite V row must only reach the rows that see it: rescale
+          // now, add its terms one by one, then P.V without it.
+          for (size_t x = 0; x < active; ++x) {
+            float* orow = o + s.slots[x] * dvp_;
+            for (size_t c = 0; c < dvp_; ++c) orow[c] *= s.corr[x];
+            s.corr[x] = 1.0f;
+          }
+          SplitNonFiniteV(
+              vt, nk, dvp_, dv_, active, [&](size_t x, size_t j) { return sc[x * tk + j]; },
+              [&](size_t x, const float* vj, float pj) {
+                float* orow = o + s.slots[x] * dvp_;
+                for (size_t c = 0; c < dv_; ++c) orow[c] += pj * vj[c];
+              });
+        }
+        AccumulateV(sc, vt, s.slots.data(), s.corr.data(), active, nk, o);
+      }
+    }
+  }
+
+  // Normalizes row ri of batch row b (sinks included) and writes it to out.
+  void FinishRow(int64_t b, int64_t ri, float m, float l, float* orow) const {
+    const DF df;
+    const size_t N = hn::Lanes(df);
+    const int64_t g = ri % p_.G, i = (ri / p_.G) % p_.Sq, h = ri / (p_.G * p_.Sq) * p_.G + g;
+    const float factor = NormalizeFactor(m, l, p_.sinks ? p_.sinks + h : nullptr);
+    const VF vf = hn::Set(df, factor);
+    for (size_t c = 0; c < dvp_; c += N) hn::Store(hn::Mul(hn::Load(df, orow + c), vf), df, orow + c);
+    StoreRow(p_.out.dtype, orow, dv_, p_.OutRow(b, i, h));
+  }
+
+ private:
+  // Distinct mask rows: one per position, or per (head, position).
+  int64_t MaskIndex(int64_t i, int64_t h) const { return p_.mask_h == 1 ? i : h * p_.Sq + i; }
+  const std::byte* MaskRowOf(int64_t b, int64_t u) const {
+    return p_.mask_h == 1 ? p_.MaskRow(b, 0, u) : p_.MaskRow(b, u / p_.Sq, u % p_.Sq);
+  }
+
+  // Per key of the tile: some row of KV head kvh sees it (null: every key
+  // is seen, nothing to look up).
+  const uint8_t* KeysLive(int64_t b, int64_t kvh, int64_t j0, DecodeScratch& s) const {
+    const bool has_mask = nmask_ > 0;
+    bool all = true;
+    for (int64_t i = 0; i < p_.Sq; ++i) all = all && s.valid[i] == kTileKeys;
+    if (!has_mask && all) return nullptr;
+    uint8_t* live = s.live.data();
+    std::fill(live, live + kTileKeys, 0);
+    const int64_t heads = has_mask && p_.mask_h > 1 ? p_.G : 1;
+    for (int64_t i = 0; i < p_.Sq; ++i) {
+      const int64_t valid = s.valid[i];
+      for (int64_t g = 0; g < heads && valid > 0; ++g) {
+        const int64_t u = MaskIndex(i, kvh * p_.G + g);
+        const Masked cls = has_mask ? s.mclass[u] : Masked::kNone;
+        if (cls == Masked::kNone) {
+          std::fill(live, live + valid, 1);
+        } else if (cls == Masked::kSome) {
+          const std::byte* row = MaskRowOf(b, u);
+          for (int64_t c = 0; c < valid; ++c) live[c] |= !IsNegInfBits(p_.mask.dtype, row, j0 + c);
+        }
+      }
+    }
+    return live;
+  }
+
+  // q rows of batch row b, scaled, as f32 rows of dkp_ (padding zero).
+  void LoadQueries(int64_t b, float* q) const {
+    for (int64_t ri = 0; ri < rows_; ++ri) {
+      const int64_t g = ri % p_.G, i = (ri / p_.G) % p_.Sq, h = ri / (p_.G * p_.Sq) * p_.G + g;
+      float* dst = q + ri * dkp_;
+      LoadRow(p_.q.dtype, p_.QRow(b, i, h), dk_, dst);
+      for (size_t d = 0; d < dk_; ++d) dst[d] *= p_.scale;
+      std::fill(dst + dk_, dst + dkp_, 0.0f);
+    }
+  }
+
+  // Rows [j0, j0+nk) of K or V for KV head kvh as f32 (dead keys zero).
+  static void LoadTile(const TensorView& t, int64_t b, int64_t kvh, int64_t j0, int64_t nk,
+                       const uint8_t* live, size_t d, size_t dp, float* dst) {
+    const std::byte* base = t.data + b * t.strides[0] + j0 * t.strides[1] + kvh * t.strides[2];
+    RowsToF32(t.dtype, base, t.strides[1], nk, live, d, dp, dst);
+  }
+
+  // Into L2 (not L1, which this head's tile scratch fills): one head's rows
+  // are 2 KiB apart and short, a stride the hardware prefetcher follows late.
+  static void Prefetch(const TensorView& t, int64_t b, int64_t kvh, int64_t j0, int64_t nk,
+                       size_t d) {
+    const std::byte* base = t.data + b * t.strides[0] + j0 * t.strides[1] + kvh * t.strides[2];
+    const int64_t bytes = RowBytes(t.dtype, static_cast<int64_t>(d));
+    for (int64_t c = 0; c < nk; ++c) {
+      for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(base + c * t.strides[1] + x, 0, 2);
+    }
+  }
+
+  // sc[x][c] = <q_{slots[x]}, k_c> for the n rows taking part.
+  void Scores(const float* q, const float* kt, const int64_t* slots, size_t n, int64_t nk,
+              float* sc) const {
+    const size_t tk = kTileKeys, nk4 = RoundUp(nk, 4);
+    const float* qp[kDotRows];
+    float* sp[kDotRows];
+    for (size_t c = 0; c < nk4; c += 4) {
+      const float* kc = kt + c * dkp_;
+      size_t x = 0;
+      for (; x + kDotRows <= n; x += kDotRows) {
+        for (size_t y = 0; y < kDotRows; ++y) qp[y] = q + slots[x + y] * dkp_, sp[y] = sc + (x + y) * tk + c;
+        Dot4<kDotRows>(qp, kc, dkp_, dkp_, sp);
+      }
+      for (; x < n; ++x) {
+        qp[0] = q + slots[x] * dkp_, sp[0] = sc + x * tk + c;
+        Dot4<1>(qp, kc, dkp_, dkp_, sp);
+      }
+    }
+  }
+
+  // o_r = o_r * corr + P.V for the active rows, 4 rows per pass over V.
+  void AccumulateV(const float* sc, const float* vt, const int64_t* slots, const float* corr,
+                   size_t n, int64_t nk, float* o) const {
+    const size_t N = hn::Lanes(DF()), tk = kTileKeys;
+    for (size_t x = 0; x < n; x += 4) {
+      const size_t nr = std::min<size_t>(4, n - x);
+      const float* pr[4];
+      float* orow[4];
+      for (size_t y = 0; y < nr; ++y) pr[y] = sc + (x + y) * tk, orow[y] = o + slots[x + y] * dvp_;
+      for (size_t c = 0; c < dvp_;) {
+        const size_t vecs = c + kPvVecs * N <= dvp_ ? kPvVecs : 1;
+        float* oc[4];
+        for (size_t y = 0; y < nr; ++y) oc[y] = orow[y] + c;
+        switch (nr * 8 + vecs) {
+          case 4 * 8 + kPvVecs: AccumulateRowsV<4, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          case 3 * 8 + kPvVecs: AccumulateRowsV<3, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          case 2 * 8 + kPvVecs: AccumulateRowsV<2, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          case 1 * 8 + kPvVecs: AccumulateRowsV<1, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          case 4 * 8 + 1: AccumulateRowsV<4, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          case 3 * 8 + 1: AccumulateRowsV<3, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          case 2 * 8 + 1: AccumulateRowsV<2, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          default: AccumulateRowsV<1, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+        }
+        c += vecs * N;
+      }
+    }
+  }
+
+  const Problem& p_;
+  const size_t dk_, dv_, dkp_, dvp_;
+  const int64_t rows_, nmask_;
+};
+
+// Partial states of the split key ranges, on the calling thread, kept across calls.
+struct DecodeParts {
+  Buffer m, l, o;
+  static DecodeParts& Get() {
+    static thread_local DecodeParts p;
+    return p;
+  }
+};
+
+template <int kDk, int kDv>
+absl::Status FlashAttnDecode(const KernelArgs& args) {
+  Problem p;
+  if (absl::Status st = ResolveProblem(args, p); !st.ok()) return st;
+  if (p.B == 0 || p.Sq == 0 || p.Hq == 0) return absl::OkStatus();
+  const Decoder<kDk, kDv> dec(p);
+  const int64_t rows = dec.rows(), dvp = static_cast<int64_t>(dec.dvp());
+  const int64_t tiles = (p.Skv + kTileKeys - 1) / kTileKeys;
+
+  // Threads: none for tiny problems; split the keys when batch rows are few.
+  const double work = static_cast<double>(p.B) * p.Hq * p.Sq * p.Skv * (p.Dk + p.Dv);
+  int threads = work < 2e5 ? 1 : p.threads;
+  int64_t splits = 1;
+  if (threads > 1 && p.B < 4 * threads) {
+    splits = std::clamp<int64_t>((8 * threads + p.B - 1) / p.B, 1, std::max<int64_t>(tiles / 2, 1));
+  }
+  const int64_t units = p.B * splits;
+  threads = static_cast<int>(std::min<int64_t>(threads, units));
+
+  DecodeParts& parts = DecodeParts::Get();
+  float* pm = parts.m.get(units * rows);
+  float* pl = parts.l.get(units * rows);
+  float* po = parts.o.get(units * rows * dvp);
+  // One parallel region: a second one would wake the pool again (a
+  // scheduler tick when another process holds the core).
+  std::atomic<int64_t> next{0};
+  ParallelRun(threads, [&](int t, int nt) {
+    DecodeScratch& s = DecodeScratch::Get();
+    for (int64_t u = next++; u < units; u = next++) {
+      const int64_t b = u / splits, sp = u % splits;
+      float *m = pm + u * rows, *l = pl + u * rows, *o = po + u * rows * dvp;
+      dec.Reset(m, l, o);
+      dec.Attend(b, tiles * sp / splits, tiles * (sp + 1) / splits, s, m, l, o);
+      if (splits == 1) {
+        for (int64_t ri = 0; ri < rows; ++ri) dec.FinishRow(b, ri, m[ri], l[ri], o + ri * dvp);
+      }
+    }
+    if (splits == 1) return;
+#pragma omp barrier
+    // Merge the parts of each row (rows split evenly over the threads).
+    const int64_t total = p.B * rows;
+    for (int64_t r = total * t / nt; r < total * (t + 1) / nt; ++r) {
+      const int64_t b = r / rows, ri = r % rows, base = b * splits * rows + ri;
+      float *m = pm + base, *l = pl + base, *o = po + base * dvp;
+      MergeParts(splits, m, l, o, rows, rows * dvp, dvp);
+      dec.FinishRow(b, ri, *m, *l, o);
+    }
+  });
+  return absl::OkStatus();
+}
+
+VariantTable DecodeTable() {
+#define KILN_FA_DECODE_VARIANT(dk, dv) {dk, dv, &FlashAttnDecode<dk, dv>},
+  static const Variant kVariants[] = {KILN_FA_HEAD_SIZES(KILN_FA_DECODE_VARIANT)};
+#undef KILN_FA_DECODE_VARIANT
+  return {kVariants, sizeof(kVariants) / sizeof(kVariants[0])};
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kiln::cpu::fa
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace kiln::cpu::fa {
+HWY_EXPORT(DecodeTable);
+VariantTable DecodeVariants() { return HWY_DYNAMIC_DISPATCH(DecodeTable)(); }
+}  // namespace kiln::cpu::fa
+#endif  // HWY_ONCE
