@@ -53,6 +53,20 @@ struct Gemm {
   const TensorArg* bias = nullptr;
 };
 
+// The push constants and bindings matmul.comp and matmul_cm.comp share.
+void PushGemm(Dispatch& d, const Gemm& g) {
+  d.U(g.M).U(g.N).U(g.K).U(g.b1);
+  d.U(g.a_off);
+  for (int64_t s : g.a) d.U(s);
+  d.U(g.b_off);
+  for (int64_t s : g.b) d.U(s);
+  d.U(g.out->offset);
+  for (int64_t s : g.o) d.U(s);
+  d.U(g.bias ? g.bias->offset : 0);
+  d.Bind(0, *g.A).Bind(1, *g.B).Bind(2, *g.out);
+  if (g.bias) d.Bind(3, *g.bias);
+}
+
 void RecordGemm(KernelContext& ctx, const Gemm& g) {
   const bool gemv = g.M <= kGemvRows;
   const DType bt = g.B->dtype();
@@ -74,16 +88,7 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
                            VectorRows(g.A->dtype(), g.K, g.a_off, g.a, 3, 2) ? 1 : 0,
                            VectorRows(bt, g.K, g.b_off, g.b, 2, 3) ? 1 : 0},
                           (g.N + 127) / 128, (g.M + 127) / 128, g.b0 * g.b1);
-    d.U(g.M).U(g.N).U(g.K).U(g.b1);
-    d.U(g.a_off);
-    for (int64_t s : g.a) d.U(s);
-    d.U(g.b_off);
-    for (int64_t s : g.b) d.U(s);
-    d.U(g.out->offset);
-    for (int64_t s : g.o) d.U(s);
-    d.U(g.bias ? g.bias->offset : 0);
-    d.Bind(0, *g.A).Bind(1, *g.B).Bind(2, *g.out);
-    if (g.bias) d.Bind(3, *g.bias);
+    PushGemm(d, g);
     return;
   }
   const int32_t rows = gemv ? (g.M <= 1 ? 1 : g.M <= 2 ? 2 : g.M <= 4 ? 4 : 8) : 1;
@@ -103,16 +108,7 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
                          gemv && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0,
                          GemvLoads()},
                         gx, gy, batches);
-  d.U(g.M).U(g.N).U(g.K).U(g.b1);
-  d.U(g.a_off);
-  for (int64_t s : g.a) d.U(s);
-  d.U(g.b_off);
-  for (int64_t s : g.b) d.U(s);
-  d.U(g.out->offset);
-  for (int64_t s : g.o) d.U(s);
-  d.U(g.bias ? g.bias->offset : 0);
-  d.Bind(0, *g.A).Bind(1, *g.B).Bind(2, *g.out);
-  if (g.bias) d.Bind(3, *g.bias);
+  PushGemm(d, g);
 }
 
 // Leading-dim strides of a [..., M, K]-style arg for output batch dims
