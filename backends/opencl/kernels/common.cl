@@ -68,6 +68,17 @@ inline float ld_q8(gin p, long row, int k) {
 }
 
 // Linear index -> 4-d index (dims outermost first, rank padded to 4).
+// A finished attention row (OPS.md): O / L for a row whose running max is
+// M, with the sink logit (has_sinks) in the softmax's denominator; 0 for a
+// row with no live key.
+inline float fa_normalize(float O, float L, float M, int has_sinks, float sink) {
+  const float MM = has_sinks ? fmax(M, sink) : M;
+  if (MM == -INFINITY) return 0.0f;
+  const float wm = M == -INFINITY ? 0.0f : exp(M - MM);
+  const float den = L * wm + (has_sinks ? exp(sink - MM) : 0.0f);
+  return den == 0.0f ? 0.0f : O * wm / den;
+}
+
 inline int4 unravel(long i, int4 dims) {
   int4 r;
   r.w = (int)(i % dims.w); i /= dims.w;

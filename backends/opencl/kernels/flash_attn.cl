@@ -175,17 +175,8 @@ void flash_attn(gout out, long o_off, int odt, gin q, long q_off, int4 qs, int q
     if (i >= Sq || d >= dv) continue;
     const float m = row_m[r], l = row_l[r];
     if (nsplit == 1) {
-      float M = m, sink = -INFINITY;
-      if (has_sinks) {
-        sink = ((__global const float*)sinks)[s_off + h];
-        M = fmax(M, sink);
-      }
-      float val = 0.0f;
-      if (M != -INFINITY) {
-        const float wm = m == -INFINITY ? 0.0f : exp(m - M);
-        const float den = l * wm + (has_sinks ? exp(sink - M) : 0.0f);
-        val = den == 0.0f ? 0.0f : o[x] * wm / den;
-      }
+      const float sink = has_sinks ? ((__global const float*)sinks)[s_off + h] : -INFINITY;
+      const float val = fa_normalize(o[x], l, m, has_sinks, sink);
       st(out, odt, o_off + (((long)b * Sq + i) * Hq + h) * dv + d, val);
     } else {
       const long P = ((((long)split * B + b) * Sq + i) * Hq + h) * (D + 2);

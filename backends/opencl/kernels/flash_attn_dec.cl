@@ -382,17 +382,8 @@ KILN_UNROLL
       O += ob[g][e];
     }
     if (nsplit == 1) {
-      float MM = M, sink = -INFINITY;
-      if (has_sinks) {
-        sink = ((__global const float*)sinks)[s_off + h];
-        MM = fmax(MM, sink);
-      }
-      float val = 0.0f;
-      if (MM != -INFINITY) {
-        const float wm = M == -INFINITY ? 0.0f : exp(M - MM);
-        const float den = L * wm + (has_sinks ? exp(sink - MM) : 0.0f);
-        val = den == 0.0f ? 0.0f : O * wm / den;
-      }
+      const float sink = has_sinks ? ((__global const float*)sinks)[s_off + h] : -INFINITY;
+      const float val = fa_normalize(O, L, M, has_sinks, sink);
       st(out, odt, o_off + (((long)b * Sq + i) * Hq + h) * dv + d, val);
     } else {
       const long P = ((((long)split * B + b) * Sq + i) * Hq + h) * (D + 2);

@@ -47,16 +47,7 @@ void flash_attn_merge(gout out, long o_off, int odt, __global const float* part,
     N += rnum[g][dl];
     L += rden[g];
   }
-  float MM = M, sink = -INFINITY;
-  if (has_sinks) {
-    sink = ((__global const float*)sinks)[s_off + h];
-    MM = fmax(MM, sink);
-  }
-  float val = 0.0f;
-  if (MM != -INFINITY) {
-    const float wm = M == -INFINITY ? 0.0f : exp(M - MM);
-    const float dd = L * wm + (has_sinks ? exp(sink - MM) : 0.0f);
-    val = dd == 0.0f ? 0.0f : N * wm / dd;
-  }
+  const float sink = has_sinks ? ((__global const float*)sinks)[s_off + h] : -INFINITY;
+  const float val = fa_normalize(N, L, M, has_sinks, sink);
   st(out, odt, o_off + row * dv + d, val);
 }
