@@ -44,6 +44,8 @@ const FlagSpec kFlags[] = {
     {"max-generated-bytes", "N", "most bytes of random or zero inputs to make up (default 4 GiB)"},
     {"json", "FILE", "also write the report as JSON to FILE"},
     {"profile", "FILE", "write a Chrome trace of the timed runs to FILE (open in Perfetto)"},
+    {"no-profile", "", "time the runs without node timings and print no per-op table (GPU backends then "
+                       "record no timestamps and let nodes that share no memory overlap)"},
     {"strict", "", "fail if a node would not run on the first backend, listing each and why"},
     {"disable-op", "BACKEND:OP", "BACKEND does not run OP even where it could (repeatable), e.g. vulkan:flash_attn"},
     {"decode", "FILE", "after FILE (a prefill graph), run this decode graph --steps times over the same "
@@ -159,6 +161,7 @@ struct Settings {
   std::string backends, output_dir, json, profile;
   bool strict = false;
   bool stats = false;
+  bool no_profile = false;
   std::vector<std::string> disabled_ops;
   std::vector<std::string> inputs;
 };
@@ -191,6 +194,7 @@ absl::StatusOr<Settings> ParseSettings(const ParsedArgs& args) {
   s.strict = args.has("strict");
   s.disabled_ops = args.GetAll("disable-op");
   s.stats = args.has("stats");
+  s.no_profile = args.has("no-profile");
   s.inputs = args.GetAll("input");
   return s;
 }
@@ -235,16 +239,21 @@ void PrintReport(const Settings& s, const Executable& e, const Report& r) {
 
   double total_ms = 0, profiled_ms = 0;
   for (double t : r.ms) total_ms += t;
+  if (s.no_profile) total_ms = 0;
   auto percent = [&](double ms) { return total_ms > 0 ? 100 * ms / total_ms : 0.0; };
-  std::printf("\n%-20s %-8s %8s %12s %9s\n", "op", "backend", "count", "total ms", "% of run");
-  for (const OpProfile& row : e.op_profile()) {
-    const double row_ms = row.total_us / 1000;
-    profiled_ms += row_ms;
-    std::printf("%-20s %-8s %8lld %12.3f %8.1f%%\n", row.op.c_str(), row.backend.c_str(),
-                static_cast<long long>(row.count), row_ms, percent(row_ms));
+  if (s.no_profile) {
+    std::printf("\n");
+  } else {
+    std::printf("\n%-20s %-8s %8s %12s %9s\n", "op", "backend", "count", "total ms", "% of run");
+    for (const OpProfile& row : e.op_profile()) {
+      const double row_ms = row.total_us / 1000;
+      profiled_ms += row_ms;
+      std::printf("%-20s %-8s %8lld %12.3f %8.1f%%\n", row.op.c_str(), row.backend.c_str(),
+                  static_cast<long long>(row.count), row_ms, percent(row_ms));
+    }
+    const double outside = std::max(0.0, total_ms - profiled_ms);
+    std::printf("%-20s %-8s %8s %12.3f %8.1f%%\n\n", "(between nodes)", "", "", outside, percent(outside));
   }
-  const double outside = std::max(0.0, total_ms - profiled_ms);
-  std::printf("%-20s %-8s %8s %12.3f %8.1f%%\n\n", "(between nodes)", "", "", outside, percent(outside));
 
   for (const auto& b : e.backends()) {
     const PipelineStats p = b->pipeline_stats();
@@ -424,7 +433,7 @@ int Run(const ParsedArgs& args) {
   for (const std::string& line : InputNotes(*graph, *input_plans)) std::printf("inputs    %s\n", line.c_str());
 
   ExecutableOptions exe_options;
-  exe_options.profile = true;
+  exe_options.profile = !s.no_profile;
   exe_options.placement.strict = s.strict;
   exe_options.placement.disabled_ops = s.disabled_ops;
   using Clock = std::chrono::steady_clock;

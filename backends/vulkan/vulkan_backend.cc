@@ -21,6 +21,7 @@
 #include "backends/device_error.h"
 #include "backends/pipeline_cache.h"
 #include "backends/vulkan/vk_device.h"
+#include "backends/vulkan/vk_hazards.h"
 #include "backends/vulkan/vk_kernels.h"
 #include "backends/vulkan/vk_memory.h"
 #include "backends/vulkan/vk_pipelines.h"
@@ -59,7 +60,8 @@ class VkPreparedSplit : public PreparedSplit {
   const Graph* graph = nullptr;
   std::vector<int> nodes;
   VkCommandPool pool = VK_NULL_HANDLE;
-  VkCommandBuffer cb = VK_NULL_HANDLE;
+  VkCommandBuffer cb = VK_NULL_HANDLE;        // plain runs: barriers where memory is shared
+  VkCommandBuffer cb_timed = VK_NULL_HANDLE;  // timed runs: timestamps, a barrier before every node
   VkDescriptorPool descriptors = VK_NULL_HANDLE;
   VkQueryPool queries = VK_NULL_HANDLE;
   std::vector<std::pair<int, int>> node_queries;  // (node, first query)
@@ -68,6 +70,7 @@ class VkPreparedSplit : public PreparedSplit {
   SyncPoint last_point = 0;     // of the last Execute
   SyncPoint checked_point = 0;  // errors read up to here
   bool timed = false;           // the last Execute asked for timings
+  int barriers = 0;             // in `cb` between dispatches (not the first and last)
 };
 
 class VulkanBackend : public Backend {
@@ -286,6 +289,8 @@ class VulkanBackend : public Backend {
   }
 
   PipelineStats pipeline_stats() const override { return cache_.stats(); }
+  // false: a barrier before every node (flag barriers=all), to rule hazards out.
+  void set_hazard_barriers(bool on) { hazard_barriers_ = on; }
 
   void Forget(VkPreparedSplit* s) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -446,6 +451,7 @@ class VulkanBackend : public Backend {
   vk::Pipelines pipelines_;
   PipelineCache<vk::VkPipelineObj> cache_;
   size_t align_ = 64;
+  bool hazard_barriers_ = true;
   std::unique_ptr<VkBuf> dummy_;
 
   std::mutex mu_;  // the queue and everything below
@@ -580,6 +586,7 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
   struct NodeDispatches {
     int node;
     std::vector<Dispatch> dispatches;
+    std::vector<vk::ByteRange> reads, writes;  // its tensors' memory (scratch is its own)
   };
   std::vector<NodeDispatches> plan;
   for (int ni : split.nodes) {
@@ -612,7 +619,16 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
       if (absl::StrContains(st.message(), NodeLabel(node))) return st;
       return Annotate(st, NodeLabel(node));
     }
-    plan.push_back({ni, std::move(ctx.dispatches)});
+    auto ranges = [](const std::vector<TensorArg>& args) {
+      std::vector<vk::ByteRange> out;
+      for (const TensorArg& a : args) {
+        if (!a.present() || !a.buffer) continue;
+        const auto extent = static_cast<size_t>(ExtentBytes(a.info->dtype, a.info->dims, a.info->strides));
+        out.push_back({a.buffer, a.byte_offset, a.byte_offset + extent});
+      }
+      return out;
+    };
+    plan.push_back({ni, std::move(ctx.dispatches), ranges(ctx.inputs), ranges(ctx.outputs)});
   }
 
   // 2. Pipelines: distinct new ones compiled in parallel.
@@ -728,20 +744,29 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
     if (w) vkUpdateDescriptorSets(d, static_cast<uint32_t>(w), writes.data(), 0, nullptr);
   }
 
-  // 4. The command buffer.
+  // 4. The command buffers: one for plain runs, and, where timings may be
+  // asked for, one with timestamps. A plain run's node waits only for the
+  // nodes whose memory it shares (vk_hazards.h); a timed run keeps a barrier
+  // before every node, so that each node's timestamps bracket it alone. The
+  // dispatches inside a node always wait for each other. (A
+  // compute-to-compute barrier instead of the full one cost the same on the
+  // H200, bench/RESULTS.md.)
   VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pci.queueFamilyIndex = device_->facts().queue_family;
   if (VkResult r = vkCreateCommandPool(d, &pci, nullptr, &prepared->pool); r != VK_SUCCESS) {
     return Note(VkError(r, "vkCreateCommandPool(split)"));
   }
+  const bool timed = options.timings && device_->facts().timestamp_valid_bits > 0 && !plan.empty();
+  VkCommandBuffer cbs[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
   VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
   cai.commandPool = prepared->pool;
   cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-  cai.commandBufferCount = 1;
-  if (VkResult r = vkAllocateCommandBuffers(d, &cai, &prepared->cb); r != VK_SUCCESS) {
+  cai.commandBufferCount = timed ? 2 : 1;
+  if (VkResult r = vkAllocateCommandBuffers(d, &cai, cbs); r != VK_SUCCESS) {
     return Note(VkError(r, "vkAllocateCommandBuffers(split)"));
   }
-  const bool timed = options.timings && device_->facts().timestamp_valid_bits > 0 && !plan.empty();
+  prepared->cb = cbs[0];
+  prepared->cb_timed = cbs[1];
   if (timed) {
     VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
     qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -750,64 +775,100 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
       return Note(VkError(r, "vkCreateQueryPool"));
     }
   }
-  VkCommandBuffer cb = prepared->cb;
-  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-  bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT;
-  vkBeginCommandBuffer(cb, &bi);
-  if (timed) vkCmdResetQueryPool(cb, prepared->queries, 0, static_cast<uint32_t>(2 * plan.size()));
-  // Everything submitted before this split (earlier runs included) first.
-  FullBarrier(cb);
-  size_t k = 0;
-  VkPipeline bound = VK_NULL_HANDLE;
-  uint32_t pbase = 0;
-  for (size_t n = 0; n < plan.size(); ++n) {
-    auto& nd = plan[n];
-    bool first = true;
-    for (auto& dsp : nd.dispatches) {
-      // Dispatches run in order: a barrier makes each see the previous ones'
-      // writes (hazards are by bytes; the simple, safe choice). A
-      // compute-to-compute barrier instead cost the same on the H200 (~5 us
-      // per dependent node either way, bench/RESULTS.md).
-      if (k > 0) FullBarrier(cb);
-      if (timed && first) {
-        // After the barrier: the node's time starts when the ones before it
-        // are done.
-        vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, prepared->queries, static_cast<uint32_t>(2 * n));
-        prepared->node_queries.push_back({nd.node, static_cast<int>(2 * n)});
+  // Where each node's dispatches start in the descriptor sets and the
+  // parameter words.
+  std::vector<size_t> first_set(plan.size());
+  std::vector<uint32_t> first_word(plan.size());
+  {
+    size_t k = 0;
+    uint32_t w = 0;
+    for (size_t n = 0; n < plan.size(); ++n) {
+      first_set[n] = k;
+      first_word[n] = w;
+      for (auto& dsp : plan[n].dispatches) {
+        ++k;
+        w += static_cast<uint32_t>(dsp.params.size());
       }
-      first = false;
-      VkPipeline p = pipeline_of[dsp.pipeline.Key()];
-      if (p != bound) {
-        vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p);
-        bound = p;
-      }
-      vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.layout(), 0, 1, &dsets[k], 0, nullptr);
-      const uint32_t pc[4] = {pbase, 0, 0, 0};
-      vkCmdPushConstants(cb, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, 16, pc);
-      if (dsp.groups[0] && dsp.groups[1] && dsp.groups[2]) vkCmdDispatch(cb, dsp.groups[0], dsp.groups[1], dsp.groups[2]);
-      pbase += static_cast<uint32_t>(dsp.params.size());
-      ++k;
-    }
-    if (timed) {
-      if (first) {  // a node of no dispatch
-        vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, prepared->queries, static_cast<uint32_t>(2 * n));
-        prepared->node_queries.push_back({nd.node, static_cast<int>(2 * n)});
-      }
-      // Written once every command before it is done (no barrier needed).
-      vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, prepared->queries,
-                          static_cast<uint32_t>(2 * n + 1));
     }
   }
-  FullBarrier(cb);
-  // The error record, copied where the host reads it (it stays set on the
-  // device until the host has seen it).
-  if (!prepared->error->host_data()) {
-    VkBufferCopy region{0, 0, sizeof(DeviceErrorRecord)};
-    vkCmdCopyBuffer(cb, prepared->error->handle(), prepared->error_host->handle(), 1, &region);
+  auto record = [&](VkCommandBuffer cb, bool with_timestamps) -> absl::Status {
+    const bool elide = hazard_barriers_ && !with_timestamps;
+    std::vector<size_t> order(plan.size());
+    for (size_t n = 0; n < plan.size(); ++n) order[n] = n;
+    if (elide) order = vk::OrderByLevel(plan.size(), [&](size_t later, size_t earlier) {
+      return !plan[later].dispatches.empty() && !plan[earlier].dispatches.empty() &&
+             vk::Conflict(plan[later].reads, plan[later].writes, plan[earlier].reads, plan[earlier].writes);
+    });
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT;
+    vkBeginCommandBuffer(cb, &bi);
+    if (with_timestamps) vkCmdResetQueryPool(cb, prepared->queries, 0, static_cast<uint32_t>(2 * plan.size()));
+    // Everything submitted before this split (earlier runs included) first.
     FullBarrier(cb);
+    bool any = false;
+    VkPipeline bound = VK_NULL_HANDLE;
+    vk::HazardTracker hazards;
+    int barriers = 0;
+    for (size_t n : order) {
+      auto& nd = plan[n];
+      bool first = true;
+      size_t k = first_set[n];
+      uint32_t pbase = first_word[n];
+      for (auto& dsp : nd.dispatches) {
+        if (any && (!first || !elide || hazards.NeedsBarrier(nd.reads, nd.writes))) {
+          FullBarrier(cb);
+          hazards.Clear();
+          ++barriers;
+        }
+        if (with_timestamps && first) {
+          // After the barrier: the node's time starts when the ones before
+          // it are done.
+          vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, prepared->queries, static_cast<uint32_t>(2 * n));
+          prepared->node_queries.push_back({nd.node, static_cast<int>(2 * n)});
+        }
+        first = false;
+        VkPipeline p = pipeline_of[dsp.pipeline.Key()];
+        if (p != bound) {
+          vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p);
+          bound = p;
+        }
+        vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.layout(), 0, 1, &dsets[k], 0, nullptr);
+        const uint32_t pc[4] = {pbase, 0, 0, 0};
+        vkCmdPushConstants(cb, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, 16, pc);
+        if (dsp.groups[0] && dsp.groups[1] && dsp.groups[2]) {
+          vkCmdDispatch(cb, dsp.groups[0], dsp.groups[1], dsp.groups[2]);
+        }
+        pbase += static_cast<uint32_t>(dsp.params.size());
+        ++k;
+        any = true;
+      }
+      if (!nd.dispatches.empty()) hazards.Add(nd.reads, nd.writes);
+      if (with_timestamps) {
+        if (first) {  // a node of no dispatch
+          vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, prepared->queries, static_cast<uint32_t>(2 * n));
+          prepared->node_queries.push_back({nd.node, static_cast<int>(2 * n)});
+        }
+        // Written once every command before it is done (no barrier needed).
+        vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, prepared->queries,
+                            static_cast<uint32_t>(2 * n + 1));
+      }
+    }
+    FullBarrier(cb);
+    // The error record, copied where the host reads it (it stays set on the
+    // device until the host has seen it).
+    if (!prepared->error->host_data()) {
+      VkBufferCopy region{0, 0, sizeof(DeviceErrorRecord)};
+      vkCmdCopyBuffer(cb, prepared->error->handle(), prepared->error_host->handle(), 1, &region);
+      FullBarrier(cb);
+    }
+    if (VkResult r = vkEndCommandBuffer(cb); r != VK_SUCCESS) return Note(VkError(r, "vkEndCommandBuffer"));
+    if (!with_timestamps) prepared->barriers = barriers;
+    return absl::OkStatus();
+  };
+  if (auto st = record(prepared->cb, false); !st.ok()) return st;
+  if (timed) {
+    if (auto st = record(prepared->cb_timed, true); !st.ok()) return st;
   }
-  if (VkResult r = vkEndCommandBuffer(cb); r != VK_SUCCESS) return Note(VkError(r, "vkEndCommandBuffer"));
-  prepared->timed = timed;
   return std::unique_ptr<PreparedSplit>(std::move(prepared));
 }
 
@@ -818,7 +879,8 @@ absl::StatusOr<SyncPoint> VulkanBackend::Execute(PreparedSplit& split, const Exe
     return absl::InvalidArgumentError("vulkan: Execute: the split was not prepared by this backend");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto st = SubmitLocked(p->cb); !st.ok()) return st;
+  p->timed = options.timings && p->cb_timed;
+  if (auto st = SubmitLocked(p->timed ? p->cb_timed : p->cb); !st.ok()) return st;
   p->last_point = submitted_;
   return submitted_;
 }
@@ -854,7 +916,7 @@ absl::StatusOr<std::vector<DeviceInfo>> ListVulkanDevices() {
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateVulkanBackend(const BackendOptions& options) {
-  if (auto st = CheckBackendFlags("vulkan", options.flags, {"coopmat", "specialize"}); !st.ok()) return st;
+  if (auto st = CheckBackendFlags("vulkan", options.flags, {"coopmat", "specialize", "barriers"}); !st.ok()) return st;
   auto inst = Instance::Create();
   if (!inst.ok()) return inst.status();
   auto devs = (*inst)->Devices();
@@ -886,6 +948,14 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateVulkanBackend(const BackendOption
     disk.dir = absl::StrCat(options.cache_dir, "/pipelines");
   }
   auto backend = std::make_unique<VulkanBackend>(*inst, std::move(*device), std::move(disk));
+  std::string barriers = "hazards";
+  if (const char* env = std::getenv("KILN_VULKAN_BARRIERS"); env && *env) barriers = env;
+  if (auto it = options.flags.find("barriers"); it != options.flags.end()) barriers = it->second;
+  if (barriers != "hazards" && barriers != "all") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vulkan: barriers=", barriers, ": expected hazards (the default) or all"));
+  }
+  backend->set_hazard_barriers(barriers == "hazards");
   if (auto st = backend->Init(); !st.ok()) return st;
   return std::unique_ptr<Backend>(std::move(backend));
 }

@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 using testing_cli::Result;
 using testing_cli::Slurp;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using KilnCliTest = testing_cli::KilnCliFixture;
 
@@ -96,9 +97,14 @@ TEST_F(KilnCliTest, MakeExampleThenRunWritesEveryOutput) {
   const std::string x_file = (dir_ / "x.npy").string();
   ASSERT_TRUE(WriteNpy(x_file, HostTensor::Zeros(x.dtype, x.dims)).ok());
   for (const fs::path& o : {out, out2}) {
-    r = Kiln({"run", graph, "--output-dir", o.string(), "--iters", "1", "--seed", "5",
-              "--input", absl::StrCat("x=", x_file)});
+    // The second without node timings: the same outputs, no per-op table.
+    std::vector<std::string> args = {"run", graph, "--output-dir", o.string(), "--iters", "1", "--seed", "5",
+                                     "--input", absl::StrCat("x=", x_file)};
+    if (o == out2) args.push_back("--no-profile");
+    r = Kiln(args);
     ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("p50"));
+    if (o == out2) EXPECT_THAT(r.out, Not(HasSubstr("% of run")));
   }
   for (int id : g->outputs) {
     const std::string name = g->tensors[id].name + ".npy";
