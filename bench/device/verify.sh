@@ -3,17 +3,18 @@
 # from a payload made by ../shared/scripts/gpu-prepare with build/tools/kiln,
 # build/bench/kiln_vk_bench and build/bench/kiln_opencl_floors, after
 # `source .gpu/env.sh`, from the repository root:
-#   bash bench/device/verify.sh [vulkan|opencl|mixed|floors ...]   (default: all)
+#   bash bench/device/verify.sh [vulkan|opencl|mixed|barriers|floors ...]   (default: all)
 # For each GPU backend: the conformance quick grid, `kiln run --strict` of
 # every example against the CPU's outputs, prefill then decode on shared
 # states; a mixed placement (--backend vulkan,opencl,cpu with one op taken
-# from Vulkan) against the CPU; the floors benches. Logs and JSON go to $OUT.
+# from Vulkan) against the CPU; Vulkan with a barrier before every node
+# against barriers only where nodes share memory; the floors benches. Logs and JSON go to $OUT.
 set -u
 out=${OUT:-/tmp/verify}; mkdir -p "$out"
 ex=/tmp/verify-ex; mkdir -p "$ex"
 export KILN_CACHE_DIR=${KILN_CACHE_DIR:-/tmp/verify-cache}
 cmp=scripts/compare_outputs.py; py=${PY:-python3}  # with numpy
-parts=${*:-vulkan opencl mixed floors}
+parts=${*:-vulkan opencl mixed barriers floors}
 # The layer examples (the whole-model ones are timed by `kiln bench model`).
 examples="attention-block-decode attention-block-prefill hybrid-block-decode hybrid-block-prefill"
 status=0
@@ -51,6 +52,22 @@ for p in $parts; do
         kiln run "$ex/$e.kgraph" --backend vulkan,opencl,cpu --disable-op vulkan:gated_delta_net --warmup 1 --iters 3 \
           --output-dir "$ex/$e-mixed" 2>&1 | grep -E "^time|rror" || status=1
         "$py" "$cmp" "$ex/$e-mixed" "$ex/$e-cpu" || status=1
+      done ;;
+    barriers)  # Vulkan plain runs: a barrier before every node vs only where memory is shared
+      for e in hybrid-block-decode attention-block-decode hybrid-block-prefill; do
+        for round in 1 2; do
+          for mode in all hazards; do
+            echo -n "== barriers=$mode $e (round $round): "
+            KILN_VULKAN_BARRIERS=$mode kiln run "$ex/$e.kgraph" --backend vulkan --strict --no-profile --warmup 3 \
+              --iters 30 --output-dir "$ex/$e-vk-$mode" 2>&1 | grep -E "^time|rror" || status=1
+          done
+        done
+        "$py" "$cmp" "$ex/$e-vk-hazards" "$ex/$e-cpu" || status=1
+      done
+      for mode in all hazards; do
+        echo "== barriers=$mode: kiln bench model qwen3.5-0.8b --backend vulkan"
+        KILN_VULKAN_BARRIERS=$mode timeout 200 kiln bench model qwen3.5-0.8b --backend vulkan -p 512 -n 32 -d 0 \
+          --reps 3 --json "$out/bm-vulkan-$mode.json" 2>&1 | grep -v "^\s*$" | tail -12 || status=1
       done ;;
     floors)
       echo "== kiln_vk_bench"; kiln_vk_bench --iters 20 2>&1 | tee "$out/vk_bench.txt" | tail -40
