@@ -14,12 +14,31 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "backends/cpu/gemm.h"
 #include "graph/dtype.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
+
+#ifndef KILN_CPU_GEMM_Q8_KNOB
+#define KILN_CPU_GEMM_Q8_KNOB
+namespace kiln::cpu {
+// q8_0 GEMV with A quantized to int16 per block (the default), or
+// KILN_CPU_Q8_GEMV=f32: every weight widened to f32 (to compare).
+inline bool Q8Int16Enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("KILN_CPU_Q8_GEMV");
+    return !(e && std::string(e) == "f32");
+  }();
+  return on;
+}
+}  // namespace kiln::cpu
+#endif
 
 HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu {
@@ -424,11 +443,105 @@ HWY_INLINE void GemvQ8Group(int64_t K, const float* a, int64_t lda, const GemmB&
   }
 }
 
+#if HWY_TARGET != HWY_SCALAR
+// The same with A's rows quantized per 32-value block to int16 (xq, one
+// scale per block in xs): each block of a weight row is then a few int8 x
+// int16 pair multiply-adds into int32 (vpmaddwd on x86) and one conversion,
+// instead of widening every weight to f32. |q| <= 32767 and 32 products of
+// |w| <= 127 stay far inside int32.
+template <int64_t kRows, int64_t kGroup>
+HWY_INLINE void GemvQ8I16Group(int64_t K, const int16_t* xq, const float* xs, const GemmB& b, int64_t n, float* c,
+                               int64_t ldc, bool accumulate) {
+  const DF d;
+  const hn::Repartition<int32_t, DF> di;
+  const hn::Repartition<int16_t, DF> dw;
+  const hn::Rebind<int8_t, decltype(dw)> d8;
+  const int64_t N16 = hn::Lanes(dw);
+  const int64_t blocks = K / kQ8BlockSize;
+  VF total[kRows][kGroup];
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t g = 0; g < kGroup; ++g) total[r][g] = hn::Zero(d);
+  }
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const std::byte* p[kGroup];
+    float wscale[kGroup];
+    for (int64_t g = 0; g < kGroup; ++g) {
+      p[g] = b.data + (n + g) * b.row_stride + blk * kQ8BlockBytes;
+      uint16_t h;
+      std::memcpy(&h, p[g], 2);
+      wscale[g] = F16ScaleToF32(h);
+    }
+    hn::Vec<decltype(di)> s0[kRows][kGroup], s1[kRows][kGroup];
+    for (int64_t r = 0; r < kRows; ++r) {
+      for (int64_t g = 0; g < kGroup; ++g) s0[r][g] = s1[r][g] = hn::Zero(di);
+    }
+    for (int64_t j = 0; j < kQ8BlockSize; j += N16) {  // N16 divides 32 on every target
+      hn::Vec<decltype(dw)> w[kGroup];
+      for (int64_t g = 0; g < kGroup; ++g) {
+        w[g] = hn::PromoteTo(dw, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p[g] + 2) + j));
+      }
+      for (int64_t r = 0; r < kRows; ++r) {
+        const auto x = hn::LoadU(dw, xq + r * K + blk * kQ8BlockSize + j);
+        for (int64_t g = 0; g < kGroup; ++g) s0[r][g] = hn::ReorderWidenMulAccumulate(di, x, w[g], s0[r][g], s1[r][g]);
+      }
+    }
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float x_scale = xs[r * blocks + blk];
+      for (int64_t g = 0; g < kGroup; ++g) {
+        const VF dot = hn::ConvertTo(d, hn::RearrangeToOddPlusEven(s0[r][g], s1[r][g]));
+        total[r][g] = hn::MulAdd(hn::Set(d, wscale[g] * x_scale), dot, total[r][g]);
+      }
+    }
+  }
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t g = 0; g < kGroup; ++g) {
+      float* y = c + r * ldc + n + g;
+      *y = (accumulate ? *y : 0.0f) + hn::GetLane(hn::SumOfLanes(d, total[r][g]));
+    }
+  }
+}
+
+// A's kRows rows as int16 blocks (xq: kRows x K, xs: kRows x K/32 scales);
+// false when a value is not finite (then the f32 path keeps inf and NaN).
+// The rounding error is at most max|x| / 65534 per value of a block, about
+// 1e-9 relative NMSE: far inside linear's tolerance (docs/OPS.md).
+bool QuantizeRowsI16(int64_t rows, int64_t K, const float* a, int64_t lda, int16_t* xq, float* xs) {
+  const int64_t blocks = K / kQ8BlockSize;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const float* x = a + r * lda + blk * kQ8BlockSize;
+      float amax = 0.0f;
+      for (int64_t i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(x[i]));
+      if (!std::isfinite(amax)) return false;
+      const float scale = amax / 32767.0f;
+      const float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+      int16_t* q = xq + r * K + blk * kQ8BlockSize;
+      for (int64_t i = 0; i < kQ8BlockSize; ++i) q[i] = static_cast<int16_t>(std::lrint(x[i] * inv));
+      xs[r * blocks + blk] = scale;
+    }
+  }
+  return true;
+}
+#endif  // HWY_TARGET != HWY_SCALAR
+
 template <int64_t kRows>
 void GemvQ8RowsT(int64_t n0, int64_t n1, int64_t K, const float* a, int64_t lda, const GemmB& b, float* c,
                  int64_t ldc, bool accumulate) {
   constexpr int64_t kGroup = kRows <= 2 ? 4 : 2;  // totals and partials stay in registers
   int64_t n = n0;
+#if HWY_TARGET != HWY_SCALAR
+  if (Q8Int16Enabled()) {
+    thread_local std::vector<int16_t> xq;
+    thread_local std::vector<float> xs;
+    xq.resize(kRows * K);
+    xs.resize(kRows * (K / kQ8BlockSize));
+    if (QuantizeRowsI16(kRows, K, a, lda, xq.data(), xs.data())) {
+      for (; n + kGroup <= n1; n += kGroup) GemvQ8I16Group<kRows, kGroup>(K, xq.data(), xs.data(), b, n, c, ldc, accumulate);
+      for (; n < n1; ++n) GemvQ8I16Group<kRows, 1>(K, xq.data(), xs.data(), b, n, c, ldc, accumulate);
+      return;
+    }
+  }
+#endif
   for (; n + kGroup <= n1; n += kGroup) GemvQ8Group<kRows, kGroup>(K, a, lda, b, n, c, ldc, accumulate);
   for (; n < n1; ++n) GemvQ8Group<kRows, 1>(K, a, lda, b, n, c, ldc, accumulate);
 }
