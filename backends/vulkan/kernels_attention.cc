@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "backends/vulkan/kernels_gdn_chunked.h"
@@ -125,7 +126,7 @@ void BindFlashAttnInputs(KernelContext& ctx, Dispatch& d) {
 }
 
 // flash_attn_decode.comp: few query rows. False (nothing recorded) when the
-// shapes are not its own.
+// shapes are not its own or the device lacks subgroup shuffles.
 absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kFlashAttnQ);
   const TensorArg& k = ctx.in(kFlashAttnK);
@@ -137,29 +138,46 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const int64_t Skv = k.dims[1], Hkv = k.dims[2];
   if (Sq > kDecodeRows || v.dims[3] != D || D % 8 || Skv == 0) return false;
   if (!DecodeLoads(k) || !DecodeLoads(v)) return false;
+  // The lanes of a K/V row sum their parts by shuffles within a subgroup.
+  const int64_t sgmin = ctx.facts.min_subgroup > 0 ? ctx.facts.min_subgroup : ctx.facts.subgroup_size;
+  if (!ctx.facts.subgroup_shuffle || sgmin < 1) return false;
   const bool generic = ctx.facts.generic_kernels;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  // One key per invocation in a tile of WG keys; CPU devices (lavapipe)
-  // switch every invocation at a barrier: small groups there.
-  const int wg = cpu ? 32 : static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_VULKAN_FA_WG", 128), 32, 256));
+  const int64_t nv = D / 8;  // 16-byte (f32: 32-byte) vectors of 8 elements per row
+  // Lanes per row (LPR): 8 on GPUs (16 lanes of f16 rows read 256 B each,
+  // 4 rows per load instruction, and the scores need 3 shuffle rounds, not
+  // 4 as with 16); generic: the whole subgroup (up to 32), any D <= 256.
+  int64_t lpr = 1;
+  const int64_t lpr_cap = std::min<int64_t>(sgmin, generic ? 32 : EnvInt("KILN_VULKAN_FA_LPR", 8));
+  while (lpr * 2 <= lpr_cap && (generic || lpr < nv)) lpr *= 2;
+  const int64_t nvl = generic ? (32 + lpr - 1) / lpr : (nv + lpr - 1) / lpr;  // vectors per lane per row
+  // Row slots per lane per step: 16 16-byte K/V loads per lane in flight
+  // (8 KiB per subgroup of 32). Generic: the f32 worst case.
+  const int64_t words = generic || k.dtype() == DType::kF32 || v.dtype() == DType::kF32 ? 2 : 1;
+  const int unr = static_cast<int>(std::clamp<int64_t>(
+      EnvInt("KILN_VULKAN_FA_UNR", std::max<int64_t>(1, 16 / (2 * nvl * words))), 1, 16));
+  // Invocations: 4 subgroups (none waits on another in the key loop).
+  const int64_t sg = ctx.facts.subgroup_size;
+  const int wg = static_cast<int>(
+      std::clamp<int64_t>(cpu ? 4 * sg : EnvInt("KILN_VULKAN_FA_WG", 128), sg, 1024) / sg * sg);
+  const int nsg = static_cast<int>(wg / sgmin);
   const int64_t gqa = Hq / Hkv;
-  // Heads per workgroup: on a GPU 2 (their K rows read once per pair, the
-  // next pair's read from the L2) beat 4 on the H200 (more workgroups, less
-  // work each, bench/RESULTS.md).
-  const int gmax = static_cast<int>(std::min<int64_t>(generic ? 4 : cpu ? 8 : 2, EnvInt("KILN_VULKAN_FA_G", 8)));
+  // Heads per workgroup (their K/V rows read once for all): up to 4, Q and
+  // the sums of each in registers.
+  const int gmax = static_cast<int>(std::min<int64_t>(4, EnvInt("KILN_VULKAN_FA_G", 4)));
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
   }
   const int64_t head_groups = gqa / G;
   const int64_t wgs = B * Hkv * head_groups * Sq;
-  // Splits of a multiple of 128 keys: enough workgroups to fill a GPU; with
-  // a mask, one split per 128 keys so that a row's live keys (a block of a
-  // shared cache) spread over as many workgroups as a lone sequence's.
-  // KILN_VULKAN_FA_SPLIT_KEYS (tuning, tests: also on CPU devices) sets the
-  // keys per split; KILN_VULKAN_FA_TARGET_WGS, _WG, _G and _UNR are tuning
-  // knobs too (workgroups to aim at, keys per tile, heads per workgroup,
-  // loads in flight).
+  // KV splits of a multiple of 128 keys: enough workgroups to keep the
+  // GPU's memory busy; with a mask, one split per 128 keys so that a row's
+  // live keys (a block of a shared cache) spread over as many workgroups as
+  // a lone sequence's. KILN_VULKAN_FA_SPLIT_KEYS (tuning, tests: also on CPU
+  // devices) sets the keys per split; KILN_VULKAN_FA_TARGET_WGS, _WG, _G,
+  // _LPR and _UNR are tuning knobs too (workgroups to aim at, invocations
+  // per workgroup, heads per workgroup, lanes per row, row slots per step).
   int64_t splits = 1;
   if (!cpu && Skv >= 256) {
     const int64_t target = EnvInt("KILN_VULKAN_FA_TARGET_WGS", 512);
@@ -172,7 +190,6 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   int64_t per_split = (Skv + splits - 1) / splits;
   per_split = (per_split + 127) / 128 * 128;
   splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
-  const int unr = static_cast<int>(std::min<int64_t>(32, EnvInt("KILN_VULKAN_FA_UNR", 8)));
 
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
@@ -188,7 +205,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
                                       DtCode(out.dtype()),
                                       G};
   // D/8 (generic: from the params) and its bound for shared memory.
-  std::vector<int32_t> spec = {wg, generic ? 0 : static_cast<int32_t>(D / 8), generic ? 32 : static_cast<int32_t>(D / 8)};
+  std::vector<int32_t> spec = {wg, generic ? 0 : static_cast<int32_t>(nv), generic ? 32 : static_cast<int32_t>(nv)};
   if (generic) {
     spec.insert(spec.end(), {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
   } else {
@@ -196,7 +213,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   }
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
-  spec.push_back(unr);
+  spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg});
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * Sq, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);
@@ -376,6 +393,59 @@ void PushGdnParams(KernelContext& ctx, Dispatch& d) {
 
 namespace {
 
+// Tokens up to which gated_delta_net_decode.comp takes the recurrence.
+constexpr int64_t kGdnDecodeTokens = 8;
+
+// gated_delta_net_decode.comp: few tokens, a device with subgroups of 4 or
+// more, the state's rows in vec4s. False (nothing recorded) otherwise.
+bool RecordGdnDecode(KernelContext& ctx) {
+  const TensorArg& q = ctx.in(kGdnQ);
+  const TensorArg& v = ctx.in(kGdnV);
+  const TensorArg& g = ctx.in(kGdnG);
+  const TensorArg& state = ctx.in(kGdnState);
+  const TensorArg& out = ctx.out(kGdnOut);
+  const TensorArg& fs = ctx.out(kGdnFinalState);
+  const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
+  const int64_t Hv = v.dims[2], V = v.dims[3];
+  if (const char* env = std::getenv("KILN_VULKAN_GDN"); env && std::string(env) == "columns") return false;
+  const int64_t sgmin = ctx.facts.min_subgroup > 0 ? ctx.facts.min_subgroup : ctx.facts.subgroup_size;
+  const int64_t sgmax = std::max<int64_t>(sgmin, ctx.facts.max_subgroup);
+  if (T > kGdnDecodeTokens || V % 4 || sgmin < 4) return false;
+  auto vec4_rows = [](const TensorArg& t) {
+    return t.strides[3] == 1 && t.offset % 4 == 0 && t.strides[0] % 4 == 0 && t.strides[1] % 4 == 0 &&
+           t.strides[2] % 4 == 0;
+  };
+  if ((state.present() && !vec4_rows(state)) || !vec4_rows(fs)) return false;
+  const bool generic = ctx.facts.generic_kernels;
+  const bool kda = g.rank == 4;
+  // Rows per lane for the smallest subgroup the device may run.
+  const int32_t rpl = static_cast<int32_t>(((generic ? 256 : K) + sgmin - 1) / sgmin);
+  // 2 subgroups per workgroup (KILN_VULKAN_GDN_WG: a tuning knob).
+  const int32_t wg = static_cast<int32_t>(
+      std::clamp<int64_t>(EnvInt("KILN_VULKAN_GDN_WG", 2 * sgmax), sgmax, 1024) / sgmax * sgmax);
+  const int64_t cpg = V / 4;                  // subgroups (column blocks of 4) per head
+  const int64_t per_wg = wg / sgmax;          // subgroups per workgroup, at the fewest
+  const std::vector<int32_t> shape = {static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
+                                      DtCode(ctx.in(kGdnK).dtype()), DtCode(v.dtype()), kda ? 1 : 0,
+                                      state.present() ? 1 : 0, ctx.node.GetBool("l2norm_qk") ? 1 : 0,
+                                      GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0};
+  std::vector<int32_t> spec = {wg};
+  if (generic) {
+    spec.insert(spec.end(), {256, 0, 0, 0, 0, 0, 0, 0, 0, 1, rpl});
+  } else {
+    spec.insert(spec.end(), {shape[0], shape[2], shape[3], shape[4], shape[5], shape[6], shape[7], shape[8],
+                             DtCode(out.dtype()), 0, rpl});
+  }
+  Dispatch& d = ctx.Add("gated_delta_net_decode", spec, (Hv * cpg + per_wg - 1) / per_wg, B);
+  PushGdnParams(ctx, d);
+  for (int32_t x : shape) d.U(static_cast<uint32_t>(x));
+  d.U(DtCode(out.dtype()));
+  d.U(cpg);  // word 50
+  d.Bind(0, q).Bind(1, ctx.in(kGdnK)).Bind(2, v).Bind(3, g).Bind(4, ctx.in(kGdnBeta)).Bind(6, out).Bind(7, fs);
+  if (state.present()) d.Bind(5, state);
+  return true;
+}
+
 absl::Status RecordGdn(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kGdnQ);
   const TensorArg& k = ctx.in(kGdnK);
@@ -389,6 +459,7 @@ absl::Status RecordGdn(KernelContext& ctx) {
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (B * Hv == 0) return absl::OkStatus();
   if (auto chunked = RecordGdnChunked(ctx); !chunked.ok() || *chunked) return chunked.status();
+  if (RecordGdnDecode(ctx)) return absl::OkStatus();
   // Invocation (j, part) holds rows part*K/kp.. of state column j. On a CPU
   // device (lavapipe) every barrier switches all invocations: one per
   // column there.

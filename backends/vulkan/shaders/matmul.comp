@@ -1,11 +1,13 @@
 #version 450
 // out[z][m][n] = sum_k A[z][m][k] * B[z][k][n] (+ bias[n]), f32 out.
-// MODE 0 (GEMV, M <= 8 rows): one subgroup per output column n reads B's
-// column (a weight row of `linear`) once for all M rows, vector loads when
-// the row is contiguous and aligned (VEC; q8_0: word loads of block pairs). MODE 1: 64x64 tiles through
+// MODE 0 (GEMV, M <= 8 rows): one subgroup per output column n (WR > 1:
+// per WR of them) reads B's column (a weight row of `linear`) once for all
+// M rows, vector loads when the row is contiguous and aligned (VEC; q8_0:
+// word loads of block pairs). MODE 1: 64x64 tiles through
 // shared memory, 4x4 outputs per invocation.
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
-layout(local_size_x = 256) in;
+layout(local_size_x_id = 10) in;  // 256 for the GEMM
 layout(constant_id = 0) const int MODE = 0;
 layout(constant_id = 1) const int DTA = 0;
 layout(constant_id = 2) const int DTB = 0;
@@ -15,8 +17,12 @@ layout(constant_id = 5) const int VEC = 0;
 layout(constant_id = 6) const int MROWS = 1;
 // VECA: f32 A rows contiguous in k and 16-byte aligned (GEMV reads them as vectors).
 layout(constant_id = 7) const int VECA = 0;
-// GEMV: 16-byte weight loads per lane in flight.
+// GEMV: 16-byte weight loads per lane in flight, per weight row.
 layout(constant_id = 8) const int NV = 4;
+// GEMV, vector f16/bf16/f32 rows: weight rows a subgroup reads together
+// (x loaded once for them, NV * WR loads in flight).
+layout(constant_id = 9) const int WR = 1;
+layout(constant_id = 10) const int LOCAL = 256;  // invocations (the GEMM: 256)
 
 DECLARE_SLOT(0, A)
 DECLARE_SLOT(1, B)
@@ -45,14 +51,85 @@ void Store(uint m, uint n, float v) {
 shared float As[16][65];
 shared float Bs[16][65];
 
+// WR weight rows n0.. at once, rows contiguous and 16-byte aligned (VEC),
+// f16/bf16 (8 elements per load) or f32 (4).
+void gemv_rows(uint n0) {
+  const uint M = P(1), N = P(2), K = P(3);
+  const uint sg = gl_SubgroupSize;
+  const uint lane = gl_SubgroupInvocationID;
+  const uint per = DTB == DT_F32 ? 4u : 8u;  // elements per 16-byte load
+  const uint chunks = K / per;
+  float acc[WR][MROWS];
+  uint rowv[WR];  // 16-byte vector index of B(0, n)
+  [[unroll]] for (int r = 0; r < WR; ++r) {
+    [[unroll]] for (int m = 0; m < MROWS; ++m) acc[r][m] = 0.0;
+    const uint n = min(n0 + uint(r), N - 1u);  // past N: row N-1 read again, not stored
+    rowv[r] = (P(10) + zb0 * P(11) + zb1 * P(12) + n * P(14)) / per;
+  }
+  for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
+    uvec4 w4[NV][WR];
+    [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
+      const uint c = c0 + u * sg;
+      [[unroll]] for (int r = 0; r < WR; ++r) w4[u][r] = c < chunks ? B_v4[rowv[r] + c] : uvec4(0u);
+    }
+    [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
+      const uint c = c0 + u * sg;
+      if (c >= chunks) break;
+      [[unroll]] for (int m = 0; m < MROWS; ++m) {
+        if (m >= int(M)) break;
+        // x's elements of this chunk, loaded once for the WR rows.
+        vec4 x0, x1 = vec4(0.0);
+        if (VECA != 0) {
+          const uint ab = AAt(m, c * per) >> 2;
+          x0 = A_f4[ab];
+          if (DTB != DT_F32) x1 = A_f4[ab + 1u];
+        } else {
+          const uint k = c * per;
+          x0 = vec4(LoadA(m, k), LoadA(m, k + 1u), LoadA(m, k + 2u), LoadA(m, k + 3u));
+          if (DTB != DT_F32) x1 = vec4(LoadA(m, k + 4u), LoadA(m, k + 5u), LoadA(m, k + 6u), LoadA(m, k + 7u));
+        }
+        [[unroll]] for (int r = 0; r < WR; ++r) {
+          const uvec4 w = w4[u][r];
+          if (DTB == DT_F32) {
+            acc[r][m] += dot(uintBitsToFloat(w), x0);
+          } else if (DTB == DT_F16) {
+            acc[r][m] += dot(vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)), x0) +
+                         dot(vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)), x1);
+          } else {
+            const vec4 lo = vec4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xffff0000u),
+                                 uintBitsToFloat(w.y << 16), uintBitsToFloat(w.y & 0xffff0000u));
+            const vec4 hi = vec4(uintBitsToFloat(w.z << 16), uintBitsToFloat(w.z & 0xffff0000u),
+                                 uintBitsToFloat(w.w << 16), uintBitsToFloat(w.w & 0xffff0000u));
+            acc[r][m] += dot(lo, x0) + dot(hi, x1);
+          }
+        }
+      }
+    }
+  }
+  [[unroll]] for (int r = 0; r < WR; ++r) {
+    [[unroll]] for (int m = 0; m < MROWS; ++m) {
+      if (m >= int(M)) break;
+      const float s = subgroupAdd(acc[r][m]);
+      if (lane == 0u && n0 + uint(r) < N) Store(m, n0 + uint(r), s);
+    }
+  }
+}
+
 void gemv() {
   const uint M = P(1), N = P(2), K = P(3);
   const uint sg = gl_SubgroupSize;
   const uint lane = gl_SubgroupInvocationID;
+  if (WR > 1) {
+    for (uint n0 = (gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID) * uint(WR); n0 < N;
+         n0 += gl_NumWorkGroups.x * gl_NumSubgroups * uint(WR)) {
+      gemv_rows(n0);
+    }
+    return;
+  }
   for (uint n = gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID; n < N;
        n += gl_NumWorkGroups.x * gl_NumSubgroups) {
   float acc[MROWS];
-  for (int m = 0; m < MROWS; ++m) acc[m] = 0.0;
+  [[unroll]] for (int m = 0; m < MROWS; ++m) acc[m] = 0.0;
   const uint rowB = P(10) + zb0 * P(11) + zb1 * P(12) + n * P(14);  // element (bytes for q8_0) of B(0, n)
   if (DTB == DT_Q8 && VEC != 0) {
     // Rows of whole pairs of blocks (68 bytes, 17 words) at word-aligned
@@ -61,12 +138,12 @@ void gemv() {
     for (uint pi = lane; pi < pairs; pi += sg) {
       const uint wb = (rowB >> 2) + pi * 17u;
       uint w[17];
-      for (int j = 0; j < 17; ++j) w[j] = B_u[wb + uint(j)];
+      [[unroll]] for (int j = 0; j < 17; ++j) w[j] = B_u[wb + uint(j)];
       const float d0 = f16_to_f32(w[0] & 0xffffu), d1 = f16_to_f32(w[8] >> 16);
-      for (int m = 0; m < MROWS; ++m) {
+      [[unroll]] for (int m = 0; m < MROWS; ++m) {
         if (m >= int(M)) break;
         float s0 = 0.0, s1 = 0.0;
-        for (int j = 0; j < 8; ++j) {
+        [[unroll]] for (int j = 0; j < 8; ++j) {
           // Block 0's int8 run starts at byte 2, block 1's at byte 36.
           const uint q0 = (w[j] >> 16) | (w[j + 1] << 16), q1 = w[9 + j];
           const vec4 f0 = vec4(int(q0 << 24) >> 24, int(q0 << 16) >> 24, int(q0 << 8) >> 24, int(q0) >> 24);
@@ -93,30 +170,30 @@ void gemv() {
       const uint bb = rowB + bi * 34u;
       const float d = f16_to_f32(uint(B_h[bb >> 1]));
       float part[MROWS];
-      for (int m = 0; m < MROWS; ++m) part[m] = 0.0;
+      [[unroll]] for (int m = 0; m < MROWS; ++m) part[m] = 0.0;
       for (uint j = 0; j < 16u; ++j) {
         const uint pair = uint(B_h[(bb >> 1) + 1u + j]);
         const float q0 = float(int(pair << 24) >> 24), q1 = float(int(pair << 16) >> 24);
-        for (int m = 0; m < MROWS; ++m) {
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
           if (m < int(M)) part[m] += q0 * LoadA(m, bi * 32u + 2u * j) + q1 * LoadA(m, bi * 32u + 2u * j + 1u);
         }
       }
-      for (int m = 0; m < MROWS; ++m) acc[m] += d * part[m];
+      [[unroll]] for (int m = 0; m < MROWS; ++m) acc[m] += d * part[m];
     }
   } else if (VEC != 0 && (DTB == DT_F16 || DTB == DT_BF16)) {
     // NV weight vectors per lane in flight before their use.
     const uint chunks = K / 8u;
     for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
       uvec4 w4[NV];
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         w4[u] = c < chunks ? B_v4[(rowB >> 3) + c] : uvec4(0u);
       }
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         if (c >= chunks) break;
         float wf[8];
-        for (int j = 0; j < 4; ++j) {
+        [[unroll]] for (int j = 0; j < 4; ++j) {
           const uint w = w4[u][j];
           if (DTB == DT_F16) {
             const vec2 h = unpackHalf2x16(w);
@@ -127,7 +204,7 @@ void gemv() {
             wf[2 * j + 1] = uintBitsToFloat(w & 0xffff0000u);
           }
         }
-        for (int m = 0; m < MROWS; ++m) {
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
           if (m >= int(M)) break;
           if (VECA != 0) {
             const uint ab = AAt(m, c * 8u) >> 2;
@@ -136,10 +213,10 @@ void gemv() {
           } else if (DTA == DT_F32 && P(9) == 1u) {
             const uint ab = AAt(m, c * 8u);
             float s = 0.0;
-            for (int j = 0; j < 8; ++j) s += wf[j] * A_f[ab + j];
+            [[unroll]] for (int j = 0; j < 8; ++j) s += wf[j] * A_f[ab + j];
             acc[m] += s;
           } else {
-            for (int j = 0; j < 8; ++j) acc[m] += wf[j] * LoadA(m, c * 8u + j);
+            [[unroll]] for (int j = 0; j < 8; ++j) acc[m] += wf[j] * LoadA(m, c * 8u + j);
           }
         }
       }
@@ -148,15 +225,15 @@ void gemv() {
     const uint chunks = K / 4u;
     for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
       vec4 w4[NV];
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         w4[u] = c < chunks ? B_f4[(rowB >> 2) + c] : vec4(0.0);
       }
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         if (c >= chunks) break;
         const vec4 w = w4[u];
-        for (int m = 0; m < MROWS; ++m) {
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
           if (m >= int(M)) break;
           if (VECA != 0) {
             acc[m] += dot(w, A_f4[AAt(m, 4u * c) >> 2]);
@@ -170,12 +247,12 @@ void gemv() {
   } else {
     for (uint k = lane; k < K; k += sg) {
       const float w = LoadB(k, n);
-      for (int m = 0; m < MROWS; ++m) {
+      [[unroll]] for (int m = 0; m < MROWS; ++m) {
         if (m < int(M)) acc[m] += w * LoadA(m, k);
       }
     }
   }
-  for (int m = 0; m < MROWS; ++m) {
+  [[unroll]] for (int m = 0; m < MROWS; ++m) {
     if (m >= int(M)) break;
     const float s = subgroupAdd(acc[m]);
     if (lane == 0u) Store(m, n, s);
