@@ -291,8 +291,11 @@ void main() {
     if (SPLIT != 0) {
       // Partials [b][h][i][split] of (m, l, acc[D]).
       const uint rec = (((b * Hq + h) * Sq + i) * P(11) + split) * (Dh + 2u);
+      // A split that saw no live key: m = -inf alone (flash_attn_merge.comp
+      // gives it weight 0 and never uses its acc), so that the dead splits
+      // of a shared cache's mask write 8 bytes, not D * 4.
       if (d == 0u) { O_f[rec] = mm; O_f[rec + 1u] = ll; }
-      O_f[rec + 2u + d] = o;
+      if (mm != NINF) O_f[rec + 2u + d] = o;
     } else {
       float f = 1.0;
       if (F_SINKS != 0) {
