@@ -1,5 +1,7 @@
-// flash_attn (flash_attn.comp + flash_attn_merge.comp for split KV) and
-// gated_delta_net (gated_delta_net.comp, the fused recurrence).
+// flash_attn (flash_attn_decode.comp for few query rows, flash_attn_cm.comp or
+// flash_attn.comp for many, + flash_attn_merge.comp for split KV) and
+// gated_delta_net (gated_delta_net_decode.comp for few tokens,
+// gated_delta_net.comp, the fused recurrence, and the chunked kernel).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -144,9 +146,10 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const bool generic = ctx.facts.generic_kernels;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
   const int64_t nv = D / 8;  // 16-byte (f32: 32-byte) vectors of 8 elements per row
-  // Lanes per row (LPR): 8 on GPUs (16 lanes of f16 rows read 256 B each,
-  // 4 rows per load instruction, and the scores need 3 shuffle rounds, not
-  // 4 as with 16); generic: the whole subgroup (up to 32), any D <= 256.
+  // Lanes per row (LPR): 8 on GPUs (a load instruction of 32 lanes reads
+  // 128 contiguous bytes of each of 4 rows, and a score needs 3 shuffle
+  // rounds, not 4 as with 16); generic: the whole subgroup (up to 32), any
+  // D <= 256.
   int64_t lpr = 1;
   const int64_t lpr_cap = std::min<int64_t>(sgmin, generic ? 32 : EnvInt("KILN_VULKAN_FA_LPR", 8));
   while (lpr * 2 <= lpr_cap && (generic || lpr < nv)) lpr *= 2;
@@ -407,7 +410,7 @@ bool RecordGdnDecode(KernelContext& ctx) {
   const TensorArg& fs = ctx.out(kGdnFinalState);
   const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
   const int64_t Hv = v.dims[2], V = v.dims[3];
-  if (const char* env = std::getenv("KILN_VULKAN_GDN"); env && std::string(env) == "columns") return false;
+  if (const char* env = std::getenv("KILN_VULKAN_GDN"); env && std::string(env) == "fused") return false;
   const int64_t sgmin = ctx.facts.min_subgroup > 0 ? ctx.facts.min_subgroup : ctx.facts.subgroup_size;
   const int64_t sgmax = std::max<int64_t>(sgmin, ctx.facts.max_subgroup);
   if (T > kGdnDecodeTokens || V % 4 || sgmin < 4) return false;
@@ -420,7 +423,8 @@ bool RecordGdnDecode(KernelContext& ctx) {
   const bool kda = g.rank == 4;
   // Rows per lane for the smallest subgroup the device may run.
   const int32_t rpl = static_cast<int32_t>(((generic ? 256 : K) + sgmin - 1) / sgmin);
-  // 2 subgroups per workgroup (KILN_VULKAN_GDN_WG: a tuning knob).
+  // 2 subgroups per workgroup (KILN_VULKAN_GDN_WG: a tuning knob;
+  // KILN_VULKAN_GDN=fused: gated_delta_net.comp instead).
   const int32_t wg = static_cast<int32_t>(
       std::clamp<int64_t>(EnvInt("KILN_VULKAN_GDN_WG", 2 * sgmax), sgmax, 1024) / sgmax * sgmax);
   const int64_t cpg = V / 4;                  // subgroups (column blocks of 4) per head
