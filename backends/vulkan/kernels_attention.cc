@@ -1,11 +1,9 @@
 // flash_attn (flash_attn_decode.comp for few query rows, flash_attn_cm.comp or
 // flash_attn.comp for many, + flash_attn_merge.comp for split KV) and
-// gated_delta_net (gated_delta_net_decode.comp for few tokens,
-// gated_delta_net.comp, the fused recurrence, and the chunked kernel).
+// gated_delta_net (gated_delta_net.comp, the fused recurrence).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "backends/vulkan/kernels_gdn_chunked.h"
@@ -154,20 +152,23 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const int64_t lpr_cap = std::min<int64_t>(sgmin, generic ? 32 : EnvInt("KILN_VULKAN_FA_LPR", 8));
   while (lpr * 2 <= lpr_cap && (generic || lpr < nv)) lpr *= 2;
   const int64_t nvl = generic ? (32 + lpr - 1) / lpr : (nv + lpr - 1) / lpr;  // vectors per lane per row
-  // Row slots per lane per step: 16 16-byte K/V loads per lane in flight
-  // (8 KiB per subgroup of 32). Generic: the f32 worst case.
+  // Row slots per lane per step: 8 16-byte K/V loads per lane in flight
+  // (4 KiB per subgroup of 32; on the H200 with 2 heads per workgroup 61 us
+  // at Skv=16384 against 85 us for 16 loads, bench/RESULTS.md: fewer
+  // registers, more subgroups resident). Generic: the f32 worst case.
   const int64_t words = generic || k.dtype() == DType::kF32 || v.dtype() == DType::kF32 ? 2 : 1;
   const int unr = static_cast<int>(std::clamp<int64_t>(
-      EnvInt("KILN_VULKAN_FA_UNR", std::max<int64_t>(1, 16 / (2 * nvl * words))), 1, 16));
+      EnvInt("KILN_VULKAN_FA_UNR", std::max<int64_t>(1, 8 / (2 * nvl * words))), 1, 16));
   // Invocations: 4 subgroups (none waits on another in the key loop).
   const int64_t sg = ctx.facts.subgroup_size;
   const int wg = static_cast<int>(
       std::clamp<int64_t>(cpu ? 4 * sg : EnvInt("KILN_VULKAN_FA_WG", 128), sg, 1024) / sg * sg);
   const int nsg = static_cast<int>(wg / sgmin);
   const int64_t gqa = Hq / Hkv;
-  // Heads per workgroup (their K/V rows read once for all): up to 4, Q and
-  // the sums of each in registers.
-  const int gmax = static_cast<int>(std::min<int64_t>(4, EnvInt("KILN_VULKAN_FA_G", 4)));
+  // Heads per workgroup (their K/V rows read once for all, Q and the sums
+  // of each in registers): 2 on GPUs (the next pair reads them from the
+  // L2; 4 cost registers: 81 vs 61 us on the H200), 4 on CPU devices.
+  const int gmax = static_cast<int>(std::min<int64_t>(4, EnvInt("KILN_VULKAN_FA_G", cpu ? 4 : 2)));
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
@@ -396,60 +397,6 @@ void PushGdnParams(KernelContext& ctx, Dispatch& d) {
 
 namespace {
 
-// Tokens up to which gated_delta_net_decode.comp takes the recurrence.
-constexpr int64_t kGdnDecodeTokens = 8;
-
-// gated_delta_net_decode.comp: few tokens, a device with subgroups of 4 or
-// more, the state's rows in vec4s. False (nothing recorded) otherwise.
-bool RecordGdnDecode(KernelContext& ctx) {
-  const TensorArg& q = ctx.in(kGdnQ);
-  const TensorArg& v = ctx.in(kGdnV);
-  const TensorArg& g = ctx.in(kGdnG);
-  const TensorArg& state = ctx.in(kGdnState);
-  const TensorArg& out = ctx.out(kGdnOut);
-  const TensorArg& fs = ctx.out(kGdnFinalState);
-  const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
-  const int64_t Hv = v.dims[2], V = v.dims[3];
-  if (const char* env = std::getenv("KILN_VULKAN_GDN"); env && std::string(env) == "fused") return false;
-  const int64_t sgmin = ctx.facts.min_subgroup > 0 ? ctx.facts.min_subgroup : ctx.facts.subgroup_size;
-  const int64_t sgmax = std::max<int64_t>(sgmin, ctx.facts.max_subgroup);
-  if (T > kGdnDecodeTokens || V % 4 || sgmin < 4) return false;
-  auto vec4_rows = [](const TensorArg& t) {
-    return t.strides[3] == 1 && t.offset % 4 == 0 && t.strides[0] % 4 == 0 && t.strides[1] % 4 == 0 &&
-           t.strides[2] % 4 == 0;
-  };
-  if ((state.present() && !vec4_rows(state)) || !vec4_rows(fs)) return false;
-  const bool generic = ctx.facts.generic_kernels;
-  const bool kda = g.rank == 4;
-  // Rows per lane for the smallest subgroup the device may run.
-  const int32_t rpl = static_cast<int32_t>(((generic ? 256 : K) + sgmin - 1) / sgmin);
-  // 2 subgroups per workgroup (KILN_VULKAN_GDN_WG: a tuning knob;
-  // KILN_VULKAN_GDN=fused: gated_delta_net.comp instead).
-  const int32_t wg = static_cast<int32_t>(
-      std::clamp<int64_t>(EnvInt("KILN_VULKAN_GDN_WG", 2 * sgmax), sgmax, 1024) / sgmax * sgmax);
-  const int64_t cpg = V / 4;                  // subgroups (column blocks of 4) per head
-  const int64_t per_wg = wg / sgmax;          // subgroups per workgroup, at the fewest
-  const std::vector<int32_t> shape = {static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
-                                      DtCode(ctx.in(kGdnK).dtype()), DtCode(v.dtype()), kda ? 1 : 0,
-                                      state.present() ? 1 : 0, ctx.node.GetBool("l2norm_qk") ? 1 : 0,
-                                      GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0};
-  std::vector<int32_t> spec = {wg};
-  if (generic) {
-    spec.insert(spec.end(), {256, 0, 0, 0, 0, 0, 0, 0, 0, 1, rpl});
-  } else {
-    spec.insert(spec.end(), {shape[0], shape[2], shape[3], shape[4], shape[5], shape[6], shape[7], shape[8],
-                             DtCode(out.dtype()), 0, rpl});
-  }
-  Dispatch& d = ctx.Add("gated_delta_net_decode", spec, (Hv * cpg + per_wg - 1) / per_wg, B);
-  PushGdnParams(ctx, d);
-  for (int32_t x : shape) d.U(static_cast<uint32_t>(x));
-  d.U(DtCode(out.dtype()));
-  d.U(cpg);  // word 50
-  d.Bind(0, q).Bind(1, ctx.in(kGdnK)).Bind(2, v).Bind(3, g).Bind(4, ctx.in(kGdnBeta)).Bind(6, out).Bind(7, fs);
-  if (state.present()) d.Bind(5, state);
-  return true;
-}
-
 absl::Status RecordGdn(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kGdnQ);
   const TensorArg& k = ctx.in(kGdnK);
@@ -463,7 +410,6 @@ absl::Status RecordGdn(KernelContext& ctx) {
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (B * Hv == 0) return absl::OkStatus();
   if (auto chunked = RecordGdnChunked(ctx); !chunked.ok() || *chunked) return chunked.status();
-  if (RecordGdnDecode(ctx)) return absl::OkStatus();
   // Invocation (j, part) holds rows part*K/kp.. of state column j. On a CPU
   // device (lavapipe) every barrier switches all invocations: one per
   // column there.

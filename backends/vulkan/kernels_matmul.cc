@@ -11,21 +11,13 @@ namespace {
 
 constexpr int kGemvRows = 8;
 
-// A GEMV tuning knob from the environment within [lo, hi] (else `dflt`).
-int GemvKnob(const char* name, int dflt, int lo, int hi) {
-  const char* v = std::getenv(name);
+// 16-byte weight loads per lane in flight (matmul.comp's NV);
+// KILN_VULKAN_GEMV_NV is a tuning knob.
+int GemvLoads() {
+  const char* v = std::getenv("KILN_VULKAN_GEMV_NV");
   const int n = v ? std::atoi(v) : 0;
-  return n >= lo && n <= hi ? n : dflt;
+  return n >= 1 && n <= 32 ? n : 4;
 }
-
-// 16-byte weight loads per lane and row in flight (matmul.comp's NV), weight
-// rows per subgroup (WR) and invocations per workgroup of the GEMV;
-// KILN_VULKAN_GEMV_NV, _ROWS and _WG are tuning knobs.
-int GemvLoads() { return GemvKnob("KILN_VULKAN_GEMV_NV", 4, 1, 32); }
-// Two f16/bf16 weight rows per subgroup: 22.1 -> 18.3 us for f16 4096x4096
-// on the H200 (f32: one, 29.8 vs 31.5 us; bench/RESULTS.md).
-int GemvWeightRows(DType w) { return GemvKnob("KILN_VULKAN_GEMV_ROWS", w == DType::kF32 ? 1 : 2, 1, 8); }
-int GemvInvocations() { return GemvKnob("KILN_VULKAN_GEMV_WG", 256, 32, 1024); }
 
 Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& facts) {
   if (node.op == "linear") {
@@ -101,12 +93,9 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
   }
   const int32_t rows = gemv ? (g.M <= 1 ? 1 : g.M <= 2 ? 2 : g.M <= 4 ? 4 : 8) : 1;
   const uint64_t batches = g.b0 * g.b1;
-  // Several weight rows per subgroup: vector f16/bf16/f32 rows only.
-  const int32_t wr = gemv && vec && bt != DType::kQ8_0 ? GemvWeightRows(bt) : 1;
-  const int32_t local = gemv ? GemvInvocations() : 256;
   uint64_t gx, gy;
   if (gemv) {
-    const uint64_t per_group = std::max<uint64_t>(1, local / std::max<uint32_t>(1, ctx.facts.subgroup_size)) * wr;
+    const uint64_t per_group = 256 / std::max<uint32_t>(1, ctx.facts.subgroup_size);
     gx = std::min<uint64_t>(65535, (g.N + per_group - 1) / per_group);
     gy = 1;
   } else {
@@ -117,7 +106,7 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
                         {gemv ? 0 : 1, DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0,
                          g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows,
                          gemv && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0,
-                         GemvLoads(), wr, local},
+                         GemvLoads()},
                         gx, gy, batches);
   PushGemm(d, g);
 }

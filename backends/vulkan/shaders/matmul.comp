@@ -1,13 +1,12 @@
 #version 450
 // out[z][m][n] = sum_k A[z][m][k] * B[z][k][n] (+ bias[n]), f32 out.
-// MODE 0 (GEMV, M <= 8 rows): one subgroup per output column n (WR > 1:
-// per WR of them) reads B's column (a weight row of `linear`) once for all
-// M rows, vector loads when the row is contiguous and aligned (VEC; q8_0:
-// word loads of block pairs). MODE 1: 64x64 tiles through
+// MODE 0 (GEMV, M <= 8 rows): one subgroup per output column n reads B's
+// column (a weight row of `linear`) once for all M rows, vector loads when
+// the row is contiguous and aligned (VEC; q8_0: word loads of block pairs). MODE 1: 64x64 tiles through
 // shared memory, 4x4 outputs per invocation.
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
-layout(local_size_x_id = 10) in;  // 256 for the GEMM
+layout(local_size_x = 256) in;
 layout(constant_id = 0) const int MODE = 0;
 layout(constant_id = 1) const int DTA = 0;
 layout(constant_id = 2) const int DTB = 0;
@@ -17,12 +16,8 @@ layout(constant_id = 5) const int VEC = 0;
 layout(constant_id = 6) const int MROWS = 1;
 // VECA: f32 A rows contiguous in k and 16-byte aligned (GEMV reads them as vectors).
 layout(constant_id = 7) const int VECA = 0;
-// GEMV: 16-byte weight loads per lane in flight, per weight row.
+// GEMV: 16-byte weight loads per lane in flight.
 layout(constant_id = 8) const int NV = 4;
-// GEMV, vector f16/bf16/f32 rows: weight rows a subgroup reads together
-// (x loaded once for them, NV * WR loads in flight).
-layout(constant_id = 9) const int WR = 1;
-layout(constant_id = 10) const int LOCAL = 256;  // invocations (the GEMM: 256)
 
 DECLARE_SLOT(0, A)
 DECLARE_SLOT(1, B)
@@ -51,81 +46,10 @@ void Store(uint m, uint n, float v) {
 shared float As[16][65];
 shared float Bs[16][65];
 
-// WR weight rows n0.. at once, rows contiguous and 16-byte aligned (VEC),
-// f16/bf16 (8 elements per load) or f32 (4).
-void gemv_rows(uint n0) {
-  const uint M = P(1), N = P(2), K = P(3);
-  const uint sg = gl_SubgroupSize;
-  const uint lane = gl_SubgroupInvocationID;
-  const uint per = DTB == DT_F32 ? 4u : 8u;  // elements per 16-byte load
-  const uint chunks = K / per;
-  float acc[WR][MROWS];
-  uint rowv[WR];  // 16-byte vector index of B(0, n)
-  [[unroll]] for (int r = 0; r < WR; ++r) {
-    [[unroll]] for (int m = 0; m < MROWS; ++m) acc[r][m] = 0.0;
-    const uint n = min(n0 + uint(r), N - 1u);  // past N: row N-1 read again, not stored
-    rowv[r] = (P(10) + zb0 * P(11) + zb1 * P(12) + n * P(14)) / per;
-  }
-  for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
-    uvec4 w4[NV][WR];
-    [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
-      const uint c = c0 + u * sg;
-      [[unroll]] for (int r = 0; r < WR; ++r) w4[u][r] = c < chunks ? B_v4[rowv[r] + c] : uvec4(0u);
-    }
-    [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
-      const uint c = c0 + u * sg;
-      if (c >= chunks) break;
-      [[unroll]] for (int m = 0; m < MROWS; ++m) {
-        if (m >= int(M)) break;
-        // x's elements of this chunk, loaded once for the WR rows.
-        vec4 x0, x1 = vec4(0.0);
-        if (VECA != 0) {
-          const uint ab = AAt(m, c * per) >> 2;
-          x0 = A_f4[ab];
-          if (DTB != DT_F32) x1 = A_f4[ab + 1u];
-        } else {
-          const uint k = c * per;
-          x0 = vec4(LoadA(m, k), LoadA(m, k + 1u), LoadA(m, k + 2u), LoadA(m, k + 3u));
-          if (DTB != DT_F32) x1 = vec4(LoadA(m, k + 4u), LoadA(m, k + 5u), LoadA(m, k + 6u), LoadA(m, k + 7u));
-        }
-        [[unroll]] for (int r = 0; r < WR; ++r) {
-          const uvec4 w = w4[u][r];
-          if (DTB == DT_F32) {
-            acc[r][m] += dot(uintBitsToFloat(w), x0);
-          } else if (DTB == DT_F16) {
-            acc[r][m] += dot(vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)), x0) +
-                         dot(vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)), x1);
-          } else {
-            const vec4 lo = vec4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xffff0000u),
-                                 uintBitsToFloat(w.y << 16), uintBitsToFloat(w.y & 0xffff0000u));
-            const vec4 hi = vec4(uintBitsToFloat(w.z << 16), uintBitsToFloat(w.z & 0xffff0000u),
-                                 uintBitsToFloat(w.w << 16), uintBitsToFloat(w.w & 0xffff0000u));
-            acc[r][m] += dot(lo, x0) + dot(hi, x1);
-          }
-        }
-      }
-    }
-  }
-  [[unroll]] for (int r = 0; r < WR; ++r) {
-    [[unroll]] for (int m = 0; m < MROWS; ++m) {
-      if (m >= int(M)) break;
-      const float s = subgroupAdd(acc[r][m]);
-      if (lane == 0u && n0 + uint(r) < N) Store(m, n0 + uint(r), s);
-    }
-  }
-}
-
 void gemv() {
   const uint M = P(1), N = P(2), K = P(3);
   const uint sg = gl_SubgroupSize;
   const uint lane = gl_SubgroupInvocationID;
-  if (WR > 1) {
-    for (uint n0 = (gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID) * uint(WR); n0 < N;
-         n0 += gl_NumWorkGroups.x * gl_NumSubgroups * uint(WR)) {
-      gemv_rows(n0);
-    }
-    return;
-  }
   for (uint n = gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID; n < N;
        n += gl_NumWorkGroups.x * gl_NumSubgroups) {
   float acc[MROWS];
