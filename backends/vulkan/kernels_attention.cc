@@ -1,4 +1,5 @@
-// flash_attn (flash_attn.comp + flash_attn_merge.comp for split KV) and
+// flash_attn (flash_attn_decode.comp for few query rows, flash_attn_cm.comp or
+// flash_attn.comp for many, + flash_attn_merge.comp for split KV) and
 // gated_delta_net (gated_delta_net.comp, the fused recurrence).
 #include <algorithm>
 #include <cmath>
@@ -125,7 +126,7 @@ void BindFlashAttnInputs(KernelContext& ctx, Dispatch& d) {
 }
 
 // flash_attn_decode.comp: few query rows. False (nothing recorded) when the
-// shapes are not its own.
+// shapes are not its own or the device lacks subgroup shuffles.
 absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kFlashAttnQ);
   const TensorArg& k = ctx.in(kFlashAttnK);
@@ -137,29 +138,50 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const int64_t Skv = k.dims[1], Hkv = k.dims[2];
   if (Sq > kDecodeRows || v.dims[3] != D || D % 8 || Skv == 0) return false;
   if (!DecodeLoads(k) || !DecodeLoads(v)) return false;
+  // The lanes of a K/V row sum their parts by shuffles within a subgroup.
+  const int64_t sgmin = ctx.facts.min_subgroup > 0 ? ctx.facts.min_subgroup : ctx.facts.subgroup_size;
+  if (!ctx.facts.subgroup_shuffle || sgmin < 1) return false;
   const bool generic = ctx.facts.generic_kernels;
   const bool cpu = ctx.facts.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
-  // One key per invocation in a tile of WG keys; CPU devices (lavapipe)
-  // switch every invocation at a barrier: small groups there.
-  const int wg = cpu ? 32 : static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_VULKAN_FA_WG", 128), 32, 256));
+  const int64_t nv = D / 8;  // 16-byte (f32: 32-byte) vectors of 8 elements per row
+  // Lanes per row (LPR): 8 on GPUs (a load instruction of 32 lanes reads
+  // 128 contiguous bytes of each of 4 rows, and a score needs 3 shuffle
+  // rounds, not 4 as with 16); generic: the whole subgroup (up to 32), any
+  // D <= 256.
+  int64_t lpr = 1;
+  const int64_t lpr_cap = std::min<int64_t>(sgmin, generic ? 32 : EnvInt("KILN_VULKAN_FA_LPR", 8));
+  while (lpr * 2 <= lpr_cap && (generic || lpr < nv)) lpr *= 2;
+  const int64_t nvl = generic ? (32 + lpr - 1) / lpr : (nv + lpr - 1) / lpr;  // vectors per lane per row
+  // Row slots per lane per step: 8 16-byte K/V loads per lane in flight
+  // (4 KiB per subgroup of 32; on the H200 with 2 heads per workgroup 61 us
+  // at Skv=16384 against 85 us for 16 loads, bench/RESULTS.md: fewer
+  // registers, more subgroups resident). Generic: the f32 worst case.
+  const int64_t words = generic || k.dtype() == DType::kF32 || v.dtype() == DType::kF32 ? 2 : 1;
+  const int unr = static_cast<int>(std::clamp<int64_t>(
+      EnvInt("KILN_VULKAN_FA_UNR", std::max<int64_t>(1, 8 / (2 * nvl * words))), 1, 16));
+  // Invocations: 4 subgroups (none waits on another in the key loop).
+  const int64_t sg = ctx.facts.subgroup_size;
+  const int wg = static_cast<int>(
+      std::clamp<int64_t>(cpu ? 4 * sg : EnvInt("KILN_VULKAN_FA_WG", 128), sg, 1024) / sg * sg);
+  const int nsg = static_cast<int>(wg / sgmin);
   const int64_t gqa = Hq / Hkv;
-  // Heads per workgroup: on a GPU 2 (their K rows read once per pair, the
-  // next pair's read from the L2) beat 4 on the H200 (more workgroups, less
-  // work each, bench/RESULTS.md).
-  const int gmax = static_cast<int>(std::min<int64_t>(generic ? 4 : cpu ? 8 : 2, EnvInt("KILN_VULKAN_FA_G", 8)));
+  // Heads per workgroup (their K/V rows read once for all, Q and the sums
+  // of each in registers): 2 on GPUs (the next pair reads them from the
+  // L2; 4 cost registers: 81 vs 61 us on the H200), 4 on CPU devices.
+  const int gmax = static_cast<int>(std::min<int64_t>(4, EnvInt("KILN_VULKAN_FA_G", cpu ? 4 : 2)));
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
   }
   const int64_t head_groups = gqa / G;
   const int64_t wgs = B * Hkv * head_groups * Sq;
-  // Splits of a multiple of 128 keys: enough workgroups to fill a GPU; with
-  // a mask, one split per 128 keys so that a row's live keys (a block of a
-  // shared cache) spread over as many workgroups as a lone sequence's.
-  // KILN_VULKAN_FA_SPLIT_KEYS (tuning, tests: also on CPU devices) sets the
-  // keys per split; KILN_VULKAN_FA_TARGET_WGS, _WG, _G and _UNR are tuning
-  // knobs too (workgroups to aim at, keys per tile, heads per workgroup,
-  // loads in flight).
+  // KV splits of a multiple of 128 keys: enough workgroups to keep the
+  // GPU's memory busy; with a mask, one split per 128 keys so that a row's
+  // live keys (a block of a shared cache) spread over as many workgroups as
+  // a lone sequence's. KILN_VULKAN_FA_SPLIT_KEYS (tuning, tests: also on CPU
+  // devices) sets the keys per split; KILN_VULKAN_FA_TARGET_WGS, _WG, _G,
+  // _LPR and _UNR are tuning knobs too (workgroups to aim at, invocations
+  // per workgroup, heads per workgroup, lanes per row, row slots per step).
   int64_t splits = 1;
   if (!cpu && Skv >= 256) {
     const int64_t target = EnvInt("KILN_VULKAN_FA_TARGET_WGS", 512);
@@ -172,7 +194,6 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   int64_t per_split = (Skv + splits - 1) / splits;
   per_split = (per_split + 127) / 128 * 128;
   splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
-  const int unr = static_cast<int>(std::min<int64_t>(32, EnvInt("KILN_VULKAN_FA_UNR", 8)));
 
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
@@ -188,7 +209,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
                                       DtCode(out.dtype()),
                                       G};
   // D/8 (generic: from the params) and its bound for shared memory.
-  std::vector<int32_t> spec = {wg, generic ? 0 : static_cast<int32_t>(D / 8), generic ? 32 : static_cast<int32_t>(D / 8)};
+  std::vector<int32_t> spec = {wg, generic ? 0 : static_cast<int32_t>(nv), generic ? 32 : static_cast<int32_t>(nv)};
   if (generic) {
     spec.insert(spec.end(), {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
   } else {
@@ -196,7 +217,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   }
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
-  spec.push_back(unr);
+  spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg});
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * Sq, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);

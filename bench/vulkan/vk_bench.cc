@@ -387,8 +387,9 @@ int main(int argc, char** argv) {
     rs.push_back(FaDecode(b, 16384, DType::kF16));
     rs.push_back(FaDecode(b, 4096, DType::kF16));
   }
-  if (want("multiseq")) {
+  if (want("multiseq") || only == "multiseq_short") {  // multiseq_short (by name): 512 and 2048 cells only
     for (int64_t L : {512, 2048, 16384}) {
+      if (only == "multiseq_short" && L > 2048) break;
       Result one = FaMultiSeq(b, 1, L);
       Result eight = FaMultiSeq(b, 8, L);
       eight.note = absl::StrFormat("%.2fx one sequence (stream; node %.2fx)", eight.stream_us / one.stream_us,

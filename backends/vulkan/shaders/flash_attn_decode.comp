@@ -1,23 +1,32 @@
 #version 450
 // Flash attention for few query rows (decode), one workgroup per (batch,
-// KV head, query row, group of G query heads, KV split). The keys go in
-// tiles of WG, one key per invocation:
-//   1. its bias (mask * slope, causal) for the G heads; a tile with no live
-//      key is skipped without reading its K/V (with a mask or causal);
-//   2. its scores for the G heads from one read of its K row (UNR 16-byte
-//      loads in flight, Q in shared memory): K read once for the G heads;
-//   3. the tile's max per head (subgroup max, then across subgroups), one
-//      rescale of the running state per tile, p = exp(s - M) to shared;
-//   4. P*V: invocation (key group kg, vector vl) owns 8 output elements of
-//      every head and sums the keys kg, kg + KG, ... of the tile (UNR V rows
-//      in flight).
-// Every invocation keeps the same running max M per head, so the key
-// groups' sums add plainly at the end. A masked key has p = 0 and its K and
-// V are never used (its K is not read), so NaN there cannot leak.
+// KV head, query row, group of G query heads, KV split). Built for memory
+// parallelism: nothing in the key loop waits on another subgroup.
+//
+// Lanes split D: LPR lanes read one K/V row, lane `seg` of a row holding its
+// 8-element vectors seg, seg + LPR, ... (NVL of them), so one load
+// instruction of a subgroup reads whole rows (LPR x 16 contiguous bytes
+// each) of SG / LPR keys at once. A step of a subgroup is UNR such row
+// slots per lane: UNR * SG / LPR keys, their K and V loads all issued before
+// the first use. Per key: the dot products of the lane's part of K with the
+// G heads' Q (held in registers), summed over the row's LPR lanes by
+// shuffles; the bias (mask * slope, causal); then an online softmax per row
+// slot: each lane keeps its own running max, sum and 8 * NVL output
+// elements per head for the keys its row slot saw. The subgroups take
+// interleaved steps of the split; the row slots and then the subgroups are
+// combined once at the end (shuffles, then shared memory).
+//
+// Masks: a step no key of which is live for any of the G heads is skipped
+// (uniform in the subgroup) without reading its K/V; a key dead for every
+// head is not read at all, and a key dead for one head has p = 0 there, so
+// a masked key's K/V is never used (NaN there cannot leak).
 // SPLIT: write (m, l, acc) partials for flash_attn_merge.comp.
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_KHR_shader_subgroup_vote : require
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
-layout(constant_id = 0) const int WG = 128;    // keys per tile
+layout(constant_id = 0) const int WG = 128;    // invocations: NSG subgroups
 layout(constant_id = 1) const int DV8 = 16;    // D / 8 (0: from params, generic)
 layout(constant_id = 2) const int DMAX8 = 16;  // D / 8 at most (shared memory)
 layout(constant_id = 3) const int DTQ = 0;
@@ -34,7 +43,10 @@ layout(constant_id = 13) const int G = 1;
 layout(constant_id = 14) const int SPLIT = 0;
 // GENERIC: dtypes, flags and G read from params 50..60 (G <= GMAX).
 layout(constant_id = 15) const int GENERIC = 0;
-layout(constant_id = 16) const int UNR = 8;  // 16-byte loads per invocation in flight
+layout(constant_id = 16) const int UNR = 4;  // row slots per lane per step
+layout(constant_id = 17) const int LPR = 8;  // lanes per K/V row (a power of 2 dividing the subgroup size)
+layout(constant_id = 18) const int NVL = 2;  // 8-element vectors per lane per row (>= D / 8 / LPR)
+layout(constant_id = 19) const int NSG = 4;  // subgroups per workgroup at most (shared memory)
 const int GMAX = GENERIC != 0 ? 4 : G;
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
@@ -59,30 +71,37 @@ DECLARE_SLOT(5, O)
 // params: 1 B, 2 Sq, 3 Skv, 4 Hq, 5 Hkv, 6 scale, 7 softcap, 11 splits, 12 keys per split,
 //         13 q T, 18 k T, 23 v T, 28 mask T, 33 out T, 38 sinks off, 39 head groups per KV head,
 //         50..60 generic dtypes/flags, 61 head dim D, 64.. ALiBi slope per query head
-shared vec4 q_s[GMAX * DMAX / 4];  // scaled Q rows
-shared float p_s[GMAX * WG];       // the tile's p per head and key
-shared float red_s[GMAX * 32];     // per subgroup: the tile's max per head
-shared uint live_s[2 * 32];        // per subgroup: any live key (two tiles in turn)
-shared float fin_s[8 * WG];        // the key groups' sums of one head
-shared float finl_s[WG];
+// Per subgroup and head: its running max and sum, and its output elements.
+shared float m_s[NSG * GMAX];
+shared float l_s[NSG * GMAX];
+shared float acc_s[NSG * GMAX * DMAX];
 
 #define NINF uintBitsToFloat(0xff800000u)
 
 // 8 elements at element index o (a multiple of 8; f32: of 4) of slot N,
-// loaded raw (f32: two vectors) and unpacked to f32 later, so that several
-// loads are in flight before the first use.
+// loaded raw (f32: two vectors) and unpacked to f32 later, so that all the
+// step's loads are in flight before the first use.
 #define RAW8(N, DT, o, r0, r1) { \
     if ((DT) == DT_F32) { r0 = N##_v4[(o) >> 2]; r1 = N##_v4[((o) >> 2) + 1u]; } \
     else { r0 = N##_v4[(o) >> 3]; r1 = uvec4(0u); } }
 #define UNPACK8(DT, r0, r1, dst) { \
     if ((DT) == DT_F32) { \
-      for (int j_ = 0; j_ < 4; ++j_) { dst[j_] = uintBitsToFloat(r0[j_]); dst[4 + j_] = uintBitsToFloat(r1[j_]); } \
+      [[unroll]] for (int j_ = 0; j_ < 4; ++j_) { dst[j_] = uintBitsToFloat(r0[j_]); dst[4 + j_] = uintBitsToFloat(r1[j_]); } \
     } else { \
-      for (int j_ = 0; j_ < 4; ++j_) { \
+      [[unroll]] for (int j_ = 0; j_ < 4; ++j_) { \
         if ((DT) == DT_F16) { const vec2 h_ = unpackHalf2x16(r0[j_]); dst[2 * j_] = h_.x; dst[2 * j_ + 1] = h_.y; } \
         else { dst[2 * j_] = uintBitsToFloat(r0[j_] << 16); dst[2 * j_ + 1] = uintBitsToFloat(r0[j_] & 0xffff0000u); } \
       } \
     } }
+
+// (m, l, acc) of another row slot or subgroup folded into this one's.
+void Fold(inout float m, inout float l, float m2, float l2, out float a, out float a2) {
+  const float mn = max(m, m2);
+  a = m == NINF ? 0.0 : exp(m - mn);
+  a2 = m2 == NINF ? 0.0 : exp(m2 - mn);
+  l = l * a + l2 * a2;
+  m = mn;
+}
 
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4);
@@ -91,181 +110,202 @@ void main() {
   const uint kvh = gl_WorkGroupID.y;
   const uint b = gl_WorkGroupID.z / P(11), split = gl_WorkGroupID.z % P(11);
   const uint h0 = kvh * (Hq / P(5)) + hg * uint(G_);
-  const uint t = gl_LocalInvocationID.x;
   const float scale = PF(6), softcap = PF(7);
   const uint Dh = P(61);
   const uint nv = DV8 > 0 ? uint(DV8) : Dh / 8u;  // 8-element vectors per row
-  // P*V: key group kg, vector vl of the output elements.
-  const uint KG = uint(WG) / nv;
-  const uint vl = t % nv, kg = t / nv;
-  const bool pv = kg < KG;
+  const uint lane = gl_SubgroupInvocationID, sg = gl_SubgroupID;
+  const uint seg = lane % uint(LPR), slot = lane / uint(LPR);
+  const uint rows = gl_SubgroupSize / uint(LPR);  // row slots of a subgroup
+  const uint step = uint(UNR) * rows;            // keys per subgroup step
 
-  for (uint e = t; e < uint(G_) * Dh; e += uint(WG)) {
-    const uint g = e / Dh, d = e % Dh;
-    const uint o = P(13) + b * P(14) + i * P(15) + (h0 + g) * P(16) + d;
-    const uint at = uint(g) * uint(DMAX) + d;
-    q_s[at >> 2][at & 3u] = LOADF(Q, DT_Q, o) * scale;
+  // The lane's part of the G heads' Q rows, scaled.
+  vec4 q[GMAX][NVL][2];
+  [[unroll]] for (int g = 0; g < GMAX; ++g) {
+    [[unroll]] for (int c = 0; c < NVL; ++c) {
+      const uint vi = seg + uint(c * LPR);
+      float x[8];
+      [[unroll]] for (int e = 0; e < 8; ++e) x[e] = 0.0;
+      if (g < G_ && vi < nv) {
+        const uint o = P(13) + b * P(14) + i * P(15) + (h0 + uint(g)) * P(16) + vi * 8u;
+        [[unroll]] for (int e = 0; e < 8; ++e) x[e] = LOADF(Q, DT_Q, o + uint(e)) * scale;
+      }
+      q[g][c][0] = vec4(x[0], x[1], x[2], x[3]);
+      q[g][c][1] = vec4(x[4], x[5], x[6], x[7]);
+    }
   }
-  float M[GMAX], l[GMAX], acc[GMAX][8];
-  for (int g = 0; g < GMAX; ++g) {
+  float M[GMAX], L[GMAX];
+  vec4 acc[GMAX][NVL][2];
+  [[unroll]] for (int g = 0; g < GMAX; ++g) {
     M[g] = NINF;
-    l[g] = 0.0;
-    for (int e = 0; e < 8; ++e) acc[g][e] = 0.0;
+    L[g] = 0.0;
+    [[unroll]] for (int c = 0; c < NVL; ++c) acc[g][c][0] = acc[g][c][1] = vec4(0.0);
   }
-  barrier();
 
   const uint k_begin = split * P(12);
   const uint k_end = min(Skv, k_begin + P(12));
-  const uint sg = gl_SubgroupID, nsg = gl_NumSubgroups;
-  uint turn = 0u;
-  for (uint j0 = k_begin; j0 < k_end; j0 += uint(WG)) {
-    const uint j = j0 + t;
-    float bias[GMAX];
-    bool live = false;
-    for (int g = 0; g < GMAX; ++g) {
-      bias[g] = NINF;
-      if (g < G_ && j < k_end) {
-        const uint h = h0 + uint(g);
-        bias[g] = 0.0;
-        if (F_CAUSAL != 0 && j > i + (Skv - Sq)) bias[g] = NINF;
-        else if (F_MASK != 0) {
-          const float mv = LOADF(Mk, DT_M, P(28) + b * P(29) + h * P(30) + i * P(31) + j * P(32));
-          bias[g] = mv == NINF ? NINF : (F_ALIBI != 0 ? PF(64u + h) : 1.0) * mv;
+  [[dont_unroll]] for (uint j0 = k_begin + sg * step; j0 < k_end; j0 += gl_NumSubgroups * step) {
+    // 1. The bias of the slots' keys per head; which keys any head sees.
+    float bias[UNR][GMAX];
+    bool live[UNR];
+    bool any = false;
+    [[unroll]] for (int u = 0; u < UNR; ++u) {
+      const uint j = j0 + uint(u) * rows + slot;
+      live[u] = false;
+      [[unroll]] for (int g = 0; g < GMAX; ++g) {
+        bias[u][g] = NINF;
+        if (g < G_ && j < k_end) {
+          const uint h = h0 + uint(g);
+          bias[u][g] = 0.0;
+          if (F_CAUSAL != 0 && j > i + (Skv - Sq)) bias[u][g] = NINF;
+          else if (F_MASK != 0) {
+            const float mv = LOADF(Mk, DT_M, P(28) + b * P(29) + h * P(30) + i * P(31) + j * P(32));
+            bias[u][g] = mv == NINF ? NINF : (F_ALIBI != 0 ? PF(64u + h) : 1.0) * mv;
+          }
         }
+        live[u] = live[u] || bias[u][g] != NINF;
       }
-      live = live || bias[g] != NINF;
+      any = any || live[u];
     }
-    if (F_MASK != 0 || F_CAUSAL != 0) {
-      // Skip a tile no head sees (uniform: every invocation reads the same flags).
-      const uint any = subgroupOr(live ? 1u : 0u);
-      if (subgroupElect()) live_s[turn * 32u + sg] = any;
-      barrier();
-      uint n = 0u;
-      for (uint s = 0u; s < nsg; ++s) n |= live_s[turn * 32u + s];
-      turn ^= 1u;
-      if (n == 0u) continue;
-    }
+    if (!subgroupAny(any)) continue;  // no K/V of this step is read
 
-    // 2. Scores of key j.
-    float s[GMAX];
-    for (int g = 0; g < GMAX; ++g) s[g] = 0.0;
-    if (live) {
+    // 2. Every K and V load of the step in flight (keys no head sees: none).
+    uvec4 kr[UNR][NVL][2], vr[UNR][NVL][2];
+    [[unroll]] for (int u = 0; u < UNR; ++u) {
+      const uint j = j0 + uint(u) * rows + slot;
       const uint kb = P(18) + b * P(19) + j * P(20) + kvh * P(21);
-      for (uint c0 = 0u; c0 < nv; c0 += uint(UNR)) {
-        uvec4 kr[UNR][2];
-        for (int u = 0; u < UNR; ++u) {
-          kr[u][0] = kr[u][1] = uvec4(0u);
-          if (c0 + uint(u) < nv) RAW8(K, DT_K, kb + (c0 + uint(u)) * 8u, kr[u][0], kr[u][1]);
+      const uint vb = P(23) + b * P(24) + j * P(25) + kvh * P(26);
+      [[unroll]] for (int c = 0; c < NVL; ++c) {
+        const uint vi = seg + uint(c * LPR);
+        kr[u][c][0] = kr[u][c][1] = vr[u][c][0] = vr[u][c][1] = uvec4(0u);
+        if (live[u] && vi < nv) {
+          RAW8(K, DT_K, kb + vi * 8u, kr[u][c][0], kr[u][c][1]);
+          RAW8(V, DT_V, vb + vi * 8u, vr[u][c][0], vr[u][c][1]);
         }
-        for (int u = 0; u < UNR; ++u) {
-          const uint c = c0 + uint(u);
-          if (c >= nv) break;
-          float kf[8];
-          UNPACK8(DT_K, kr[u][0], kr[u][1], kf);
-          const vec4 k0 = vec4(kf[0], kf[1], kf[2], kf[3]), k1 = vec4(kf[4], kf[5], kf[6], kf[7]);
-          for (int g = 0; g < GMAX; ++g) {
-            if (g >= G_) break;
-            const uint at = (uint(g) * uint(DMAX) + c * 8u) >> 2;
-            s[g] += dot(q_s[at], k0) + dot(q_s[at + 1u], k1);
-          }
-        }
-      }
-    }
-    for (int g = 0; g < GMAX; ++g) {
-      if (bias[g] == NINF) {
-        s[g] = NINF;
-      } else {
-        if (F_SOFTCAP != 0) s[g] = softcap * tanh(s[g] / softcap);
-        s[g] += bias[g];
       }
     }
 
-    // 3. The tile's max per head, the rescale, p to shared memory.
-    for (int g = 0; g < GMAX; ++g) {
-      const float mx = subgroupMax(s[g]);
-      if (subgroupElect()) red_s[uint(g) * 32u + sg] = mx;
-    }
-    barrier();
-    for (int g = 0; g < GMAX; ++g) {
-      if (g >= G_) break;
-      float mx = NINF;
-      for (uint q = 0u; q < nsg; ++q) mx = max(mx, red_s[uint(g) * 32u + q]);
-      const float mn = max(M[g], mx);
-      p_s[g * WG + int(t)] = s[g] == NINF ? 0.0 : exp(s[g] - mn);
-      if (mn != M[g]) {
-        const float alpha = M[g] == NINF ? 0.0 : exp(M[g] - mn);
-        l[g] *= alpha;
-        for (int e = 0; e < 8; ++e) acc[g][e] *= alpha;
-        M[g] = mn;
+    // 3. Scores: the lane's partial dot products, summed over the row's lanes.
+    float s[UNR][GMAX];
+    [[unroll]] for (int u = 0; u < UNR; ++u) {
+      [[unroll]] for (int g = 0; g < GMAX; ++g) s[u][g] = 0.0;
+      [[unroll]] for (int c = 0; c < NVL; ++c) {
+        float kf[8];
+        UNPACK8(DT_K, kr[u][c][0], kr[u][c][1], kf);
+        const vec4 k0 = vec4(kf[0], kf[1], kf[2], kf[3]), k1 = vec4(kf[4], kf[5], kf[6], kf[7]);
+        [[unroll]] for (int g = 0; g < GMAX; ++g) s[u][g] += dot(q[g][c][0], k0) + dot(q[g][c][1], k1);
+      }
+      [[unroll]] for (int g = 0; g < GMAX; ++g) {
+        [[unroll]] for (int o = LPR / 2; o > 0; o >>= 1) s[u][g] += subgroupShuffleXor(s[u][g], uint(o));
+        if (bias[u][g] == NINF) {
+          s[u][g] = NINF;
+        } else {
+          if (F_SOFTCAP != 0) s[u][g] = softcap * tanh(s[u][g] / softcap);
+          s[u][g] += bias[u][g];
+        }
       }
     }
-    barrier();
 
-    // 4. P*V: keys kg, kg + KG, ... of the tile, UNR at a time.
-    if (pv) {
-      for (uint c0 = kg; c0 < uint(WG); c0 += KG * uint(UNR)) {
-        uvec4 vr[UNR][2];
-        for (int u = 0; u < UNR; ++u) {
-          const uint c = c0 + uint(u) * KG;
-          const uint jj = min(j0 + min(c, uint(WG) - 1u), k_end - 1u);
-          const uint vb = P(23) + b * P(24) + jj * P(25) + kvh * P(26) + vl * 8u;
-          vr[u][0] = vr[u][1] = uvec4(0u);
-          if (c < uint(WG)) RAW8(V, DT_V, vb, vr[u][0], vr[u][1]);
-        }
-        for (int u = 0; u < UNR; ++u) {
-          const uint c = c0 + uint(u) * KG;
-          if (c >= uint(WG)) break;
-          float vf[8];
-          UNPACK8(DT_V, vr[u][0], vr[u][1], vf);
-          for (int g = 0; g < GMAX; ++g) {
-            if (g >= G_) break;
-            const float p = p_s[g * WG + int(c)];
-            if (p == 0.0) continue;  // masked (or underflowed): its V unused
-            l[g] += p;
-            for (int e = 0; e < 8; ++e) acc[g][e] = fma(p, vf[e], acc[g][e]);
-          }
+    // 4. Online softmax of the row slot per head: one rescale per step.
+    float p[UNR][GMAX];
+    [[unroll]] for (int g = 0; g < GMAX; ++g) {
+      float mx = M[g];
+      [[unroll]] for (int u = 0; u < UNR; ++u) mx = max(mx, s[u][g]);
+      float sum = 0.0;
+      [[unroll]] for (int u = 0; u < UNR; ++u) {
+        p[u][g] = s[u][g] == NINF ? 0.0 : exp(s[u][g] - mx);
+        sum += p[u][g];
+      }
+      const float alpha = M[g] == NINF ? 0.0 : exp(M[g] - mx);
+      L[g] = L[g] * alpha + sum;
+      [[unroll]] for (int c = 0; c < NVL; ++c) {
+        acc[g][c][0] *= alpha;
+        acc[g][c][1] *= alpha;
+      }
+      M[g] = mx;
+    }
+
+    // 5. P*V (a key no head sees has V = 0 here, never its memory).
+    [[unroll]] for (int u = 0; u < UNR; ++u) {
+      [[unroll]] for (int c = 0; c < NVL; ++c) {
+        float vf[8];
+        UNPACK8(DT_V, vr[u][c][0], vr[u][c][1], vf);
+        const vec4 v0 = vec4(vf[0], vf[1], vf[2], vf[3]), v1 = vec4(vf[4], vf[5], vf[6], vf[7]);
+        [[unroll]] for (int g = 0; g < GMAX; ++g) {
+          acc[g][c][0] += p[u][g] * v0;
+          acc[g][c][1] += p[u][g] * v1;
         }
       }
     }
   }
 
-  // The key groups' sums (same M) per head, then the output or the partial.
-  for (int g = 0; g < GMAX; ++g) {
-    if (g >= G_) break;
-    barrier();
-    if (pv) {
-      for (int e = 0; e < 8; ++e) fin_s[(kg * nv + vl) * 8u + uint(e)] = acc[g][e];
-      if (vl == 0u) finl_s[kg] = l[g];
+  // The row slots of the subgroup combined (lanes seg of every slot end
+  // with the same state), then the subgroups through shared memory.
+  [[unroll]] for (uint o = uint(LPR); o < gl_SubgroupSize; o <<= 1) {
+    [[unroll]] for (int g = 0; g < GMAX; ++g) {
+      const float m2 = subgroupShuffleXor(M[g], o), l2 = subgroupShuffleXor(L[g], o);
+      float a, a2;
+      Fold(M[g], L[g], m2, l2, a, a2);
+      [[unroll]] for (int c = 0; c < NVL; ++c) {
+        [[unroll]] for (int h = 0; h < 2; ++h) {
+          const vec4 x2 = subgroupShuffleXor(acc[g][c][h], o);
+          // A state of weight 0 (no key yet) adds nothing, whatever it holds.
+          acc[g][c][h] = (a == 0.0 ? vec4(0.0) : acc[g][c][h] * a) + (a2 == 0.0 ? vec4(0.0) : x2 * a2);
+        }
+      }
     }
-    barrier();
-    if (kg == 0u) {
-      float o[8];
-      for (int e = 0; e < 8; ++e) o[e] = 0.0;
-      float ll = 0.0;
-      for (uint q = 0u; q < KG; ++q) {
-        for (int e = 0; e < 8; ++e) o[e] += fin_s[(q * nv + vl) * 8u + uint(e)];
-        ll += finl_s[q];
+  }
+  if (slot == 0u) {
+    [[unroll]] for (int g = 0; g < GMAX; ++g) {
+      if (g >= G_) break;
+      const uint at = sg * uint(GMAX) + uint(g);
+      if (seg == 0u) {
+        m_s[at] = M[g];
+        l_s[at] = L[g];
       }
-      const uint h = h0 + uint(g);
-      const float mm = M[g];
-      if (SPLIT != 0) {
-        // Partials [b][h][i][split] of (m, l, acc[D]).
-        const uint rec = (((b * Hq + h) * Sq + i) * P(11) + split) * (Dh + 2u);
-        if (vl == 0u) { O_f[rec] = mm; O_f[rec + 1u] = ll; }
-        for (int e = 0; e < 8; ++e) O_f[rec + 2u + vl * 8u + uint(e)] = o[e];
-      } else {
-        float f = 1.0;
-        if (F_SINKS != 0) {
-          const float sink = Sk_f[P(38) + h];
-          const float Mx = max(mm, sink);
-          f = mm == NINF ? 0.0 : exp(mm - Mx);
-          ll = ll * f + exp(sink - Mx);
-        }
-        for (int e = 0; e < 8; ++e) {
-          const float res = ll == 0.0 ? 0.0 : o[e] * f / ll;
-          STOREF(O, DT_O, P(33) + b * P(34) + i * P(35) + h * P(36) + vl * 8u + uint(e), res);
+      [[unroll]] for (int c = 0; c < NVL; ++c) {
+        const uint vi = seg + uint(c * LPR);
+        if (vi >= nv) continue;
+        [[unroll]] for (int e = 0; e < 4; ++e) {
+          acc_s[at * uint(DMAX) + vi * 8u + uint(e)] = acc[g][c][0][e];
+          acc_s[at * uint(DMAX) + vi * 8u + 4u + uint(e)] = acc[g][c][1][e];
         }
       }
+    }
+  }
+  barrier();
+  const uint nsg = gl_NumSubgroups;
+  for (uint e = gl_LocalInvocationID.x; e < uint(G_) * Dh; e += gl_WorkGroupSize.x) {
+    const uint g = e / Dh, d = e % Dh;
+    float mm = NINF;
+    for (uint q2 = 0u; q2 < nsg; ++q2) mm = max(mm, m_s[q2 * uint(GMAX) + g]);
+    float ll = 0.0, o = 0.0;
+    for (uint q2 = 0u; q2 < nsg; ++q2) {
+      const uint at = q2 * uint(GMAX) + g;
+      const float ms = m_s[at];
+      if (ms == NINF) continue;  // saw no live key: its sums are unused
+      const float w = exp(ms - mm);
+      ll += l_s[at] * w;
+      o += acc_s[at * uint(DMAX) + d] * w;
+    }
+    const uint h = h0 + g;
+    if (SPLIT != 0) {
+      // Partials [b][h][i][split] of (m, l, acc[D]).
+      const uint rec = (((b * Hq + h) * Sq + i) * P(11) + split) * (Dh + 2u);
+      // A split that saw no live key: m = -inf alone (flash_attn_merge.comp
+      // gives it weight 0 and never uses its acc), so that the dead splits
+      // of a shared cache's mask write 8 bytes, not D * 4.
+      if (d == 0u) { O_f[rec] = mm; O_f[rec + 1u] = ll; }
+      if (mm != NINF) O_f[rec + 2u + d] = o;
+    } else {
+      float f = 1.0;
+      if (F_SINKS != 0) {
+        const float sink = Sk_f[P(38) + h];
+        const float Mx = max(mm, sink);
+        f = mm == NINF ? 0.0 : exp(mm - Mx);
+        ll = ll * f + exp(sink - Mx);
+      }
+      const float res = ll == 0.0 ? 0.0 : o * f / ll;
+      STOREF(O, DT_O, P(33) + b * P(34) + i * P(35) + h * P(36) + d, res);
     }
   }
 }

@@ -4,6 +4,7 @@
 // column (a weight row of `linear`) once for all M rows, vector loads when
 // the row is contiguous and aligned (VEC; q8_0: word loads of block pairs). MODE 1: 64x64 tiles through
 // shared memory, 4x4 outputs per invocation.
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const int MODE = 0;
@@ -52,7 +53,7 @@ void gemv() {
   for (uint n = gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID; n < N;
        n += gl_NumWorkGroups.x * gl_NumSubgroups) {
   float acc[MROWS];
-  for (int m = 0; m < MROWS; ++m) acc[m] = 0.0;
+  [[unroll]] for (int m = 0; m < MROWS; ++m) acc[m] = 0.0;
   const uint rowB = P(10) + zb0 * P(11) + zb1 * P(12) + n * P(14);  // element (bytes for q8_0) of B(0, n)
   if (DTB == DT_Q8 && VEC != 0) {
     // Rows of whole pairs of blocks (68 bytes, 17 words) at word-aligned
@@ -61,12 +62,12 @@ void gemv() {
     for (uint pi = lane; pi < pairs; pi += sg) {
       const uint wb = (rowB >> 2) + pi * 17u;
       uint w[17];
-      for (int j = 0; j < 17; ++j) w[j] = B_u[wb + uint(j)];
+      [[unroll]] for (int j = 0; j < 17; ++j) w[j] = B_u[wb + uint(j)];
       const float d0 = f16_to_f32(w[0] & 0xffffu), d1 = f16_to_f32(w[8] >> 16);
-      for (int m = 0; m < MROWS; ++m) {
+      [[unroll]] for (int m = 0; m < MROWS; ++m) {
         if (m >= int(M)) break;
         float s0 = 0.0, s1 = 0.0;
-        for (int j = 0; j < 8; ++j) {
+        [[unroll]] for (int j = 0; j < 8; ++j) {
           // Block 0's int8 run starts at byte 2, block 1's at byte 36.
           const uint q0 = (w[j] >> 16) | (w[j + 1] << 16), q1 = w[9 + j];
           const vec4 f0 = vec4(int(q0 << 24) >> 24, int(q0 << 16) >> 24, int(q0 << 8) >> 24, int(q0) >> 24);
@@ -93,30 +94,30 @@ void gemv() {
       const uint bb = rowB + bi * 34u;
       const float d = f16_to_f32(uint(B_h[bb >> 1]));
       float part[MROWS];
-      for (int m = 0; m < MROWS; ++m) part[m] = 0.0;
+      [[unroll]] for (int m = 0; m < MROWS; ++m) part[m] = 0.0;
       for (uint j = 0; j < 16u; ++j) {
         const uint pair = uint(B_h[(bb >> 1) + 1u + j]);
         const float q0 = float(int(pair << 24) >> 24), q1 = float(int(pair << 16) >> 24);
-        for (int m = 0; m < MROWS; ++m) {
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
           if (m < int(M)) part[m] += q0 * LoadA(m, bi * 32u + 2u * j) + q1 * LoadA(m, bi * 32u + 2u * j + 1u);
         }
       }
-      for (int m = 0; m < MROWS; ++m) acc[m] += d * part[m];
+      [[unroll]] for (int m = 0; m < MROWS; ++m) acc[m] += d * part[m];
     }
   } else if (VEC != 0 && (DTB == DT_F16 || DTB == DT_BF16)) {
     // NV weight vectors per lane in flight before their use.
     const uint chunks = K / 8u;
     for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
       uvec4 w4[NV];
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         w4[u] = c < chunks ? B_v4[(rowB >> 3) + c] : uvec4(0u);
       }
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         if (c >= chunks) break;
         float wf[8];
-        for (int j = 0; j < 4; ++j) {
+        [[unroll]] for (int j = 0; j < 4; ++j) {
           const uint w = w4[u][j];
           if (DTB == DT_F16) {
             const vec2 h = unpackHalf2x16(w);
@@ -127,7 +128,7 @@ void gemv() {
             wf[2 * j + 1] = uintBitsToFloat(w & 0xffff0000u);
           }
         }
-        for (int m = 0; m < MROWS; ++m) {
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
           if (m >= int(M)) break;
           if (VECA != 0) {
             const uint ab = AAt(m, c * 8u) >> 2;
@@ -136,10 +137,10 @@ void gemv() {
           } else if (DTA == DT_F32 && P(9) == 1u) {
             const uint ab = AAt(m, c * 8u);
             float s = 0.0;
-            for (int j = 0; j < 8; ++j) s += wf[j] * A_f[ab + j];
+            [[unroll]] for (int j = 0; j < 8; ++j) s += wf[j] * A_f[ab + j];
             acc[m] += s;
           } else {
-            for (int j = 0; j < 8; ++j) acc[m] += wf[j] * LoadA(m, c * 8u + j);
+            [[unroll]] for (int j = 0; j < 8; ++j) acc[m] += wf[j] * LoadA(m, c * 8u + j);
           }
         }
       }
@@ -148,15 +149,15 @@ void gemv() {
     const uint chunks = K / 4u;
     for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
       vec4 w4[NV];
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         w4[u] = c < chunks ? B_f4[(rowB >> 2) + c] : vec4(0.0);
       }
-      for (uint u = 0u; u < uint(NV); ++u) {
+      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         if (c >= chunks) break;
         const vec4 w = w4[u];
-        for (int m = 0; m < MROWS; ++m) {
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
           if (m >= int(M)) break;
           if (VECA != 0) {
             acc[m] += dot(w, A_f4[AAt(m, 4u * c) >> 2]);
@@ -170,12 +171,12 @@ void gemv() {
   } else {
     for (uint k = lane; k < K; k += sg) {
       const float w = LoadB(k, n);
-      for (int m = 0; m < MROWS; ++m) {
+      [[unroll]] for (int m = 0; m < MROWS; ++m) {
         if (m < int(M)) acc[m] += w * LoadA(m, k);
       }
     }
   }
-  for (int m = 0; m < MROWS; ++m) {
+  [[unroll]] for (int m = 0; m < MROWS; ++m) {
     if (m >= int(M)) break;
     const float s = subgroupAdd(acc[m]);
     if (lane == 0u) Store(m, n, s);
