@@ -18,10 +18,13 @@
 //   wall:   the same graph prepared without timings (no timestamps), runs
 //           submitted back to back, host wall clock / (runs * N): the cost
 //           without the timestamps (an upper bound: includes the host's
-//           submission when the GPU is faster).
+//           submission when the GPU is faster). The N instances share no
+//           memory, so plain runs would let them overlap: the bench sets
+//           KILN_VULKAN_BARRIERS=all (unless given) to keep them dependent.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -372,6 +375,7 @@ int main(int argc, char** argv) {
     else if (a == "--cold") g_cold = true;
     else if (a == "--copy-mib" && i + 1 < argc) g_copy_mib = std::atoll(argv[++i]);
   }
+  ::setenv("KILN_VULKAN_BARRIERS", "all", /*overwrite=*/0);
   auto be = CreateBackend("vulkan");
   Die(be.status(), "vulkan");
   Backend& b = **be;
