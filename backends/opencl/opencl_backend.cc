@@ -1,7 +1,8 @@
-// The OpenCL backend: device buffers, one in-order queue (profiling on
-// unless the backend flag profiling=off or KILN_OPENCL_PROFILING=off turns it
-// off; then runs asking for node timings are an error) with
-// marker events as sync points, programs through ProgramCache, and prepared
+// The OpenCL backend: device buffers, in-order queues (one with profiling
+// for runs that ask for node timings, one without for the rest, commands in
+// one order across both; the backend flag profiling=off or
+// KILN_OPENCL_PROFILING=off keeps only the second, and then runs asking for
+// node timings are an error) with marker events as sync points, programs through ProgramCache, and prepared
 // splits that own their kernels (a cl_kernel holds its arguments) so that
 // Execute only enqueues.
 #include "opencl_backend.h"
@@ -445,10 +446,11 @@ class OpenClBackend : public Backend {
     };
     timed_queue_ = queue_ = create_queue(facts_.profiling);
     if (err != CL_SUCCESS) return ClError(err, absl::StrCat("creating a queue on ", facts_.name));
-    // KILN_OPENCL_QUEUES=2: runs without timings go to a second queue
-    // without profiling (the two ordered by markers), to measure whether
-    // profiling costs per-kernel time.
-    if (facts_.profiling && opencl::EnvInt("KILN_OPENCL_QUEUES", 1) == 2) {
+    // Runs without timings go to a second queue without profiling (the two
+    // ordered by markers where a run changes queue): on the H200 a queue
+    // without CL_QUEUE_PROFILING_ENABLE ran back-to-back kernels ~0.6 us
+    // faster each (bench/RESULTS.md). KILN_OPENCL_QUEUES=1: one queue.
+    if (facts_.profiling && opencl::EnvInt("KILN_OPENCL_QUEUES", 2) != 1) {
       plain_queue_ = create_queue(false);
       if (err != CL_SUCCESS) return ClError(err, absl::StrCat("creating a second queue on ", facts_.name));
     }
@@ -534,7 +536,7 @@ class OpenClBackend : public Backend {
   cl_context context_ = nullptr;
   cl_command_queue queue_ = nullptr;  // the queue commands go to: timed_queue_ or plain_queue_
   cl_command_queue timed_queue_ = nullptr;  // profiling as facts_.profiling says
-  cl_command_queue plain_queue_ = nullptr;  // KILN_OPENCL_QUEUES=2: no profiling, for untimed runs
+  cl_command_queue plain_queue_ = nullptr;  // no profiling, for untimed runs (none with KILN_OPENCL_QUEUES=1)
   cl_mem dummy_ = nullptr;
   std::unique_ptr<opencl::ProgramCache> programs_;
   std::mutex mu_;  // the queue and everything below

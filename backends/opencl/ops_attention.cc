@@ -1,6 +1,6 @@
-// flash_attn (kernels/flash_attn_dec.cl for up to 16 queries,
-// kernels/flash_attn.cl tiles for more, kernels/flash_attn_merge.cl for
-// KV splits) and gated_delta_net (kernels/gated_delta_net.cl recurrent,
+// flash_attn (kernels/flash_attn_dec.cl for up to 16 queries, which merges
+// its own KV splits; kernels/flash_attn.cl tiles for more, with
+// kernels/flash_attn_merge.cl for KV splits) and gated_delta_net (kernels/gated_delta_net.cl recurrent,
 // kernels/gated_delta_net_chunk.cl chunked for long T).
 // Specializations are few on purpose: head dims are rounded up to a bucket
 // (64/128/256; GDN 32..256), flags and most dtypes are kernel arguments (the
@@ -54,7 +54,17 @@ FaDecodeKnobs DecodeKnobs() {
 }
 constexpr int kFaFusedMaxSplits = 128;  // NSM in flash_attn_dec.cl
 
-FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv, bool ptx) {
+// KILN_OPENCL_FA_EMU=1: the decode kernel's warp-shuffle algorithm (NVIDIA's,
+// with KILN_PTX) with the shuffles emulated in local memory (WARP_EMU), so
+// PoCL tests it. Slow; not for real runs.
+bool FaEmulateShuffles(const DeviceFacts& dev) {
+  const char* v = std::getenv("KILN_OPENCL_FA_EMU");
+  return PtxOption(dev).empty() && v && std::string_view(v) == "1";
+}
+
+// ptx: the device takes KILN_PTX (the kernel sums by warp shuffles, no
+// local-memory reduction); emu: WARP_EMU (shuffles through local memory).
+FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv, bool ptx, bool emu) {
   FaConfig c;
   const int64_t dmax = std::max(Dk, Dv);
   c.D = dmax <= 64 ? 64 : dmax <= 128 ? 128 : 256;
@@ -73,10 +83,10 @@ FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv, b
     c.max_tiles = k.max_tiles;
     // L_FLOATS in flash_attn_dec.cl: the largest of its three phases.
     const size_t ns = size_t(c.BC) * c.QR, sl = size_t(c.max_tiles) * c.BC;
-    const size_t loop = sl * c.QR + (ptx ? 0 : size_t(tpk) * (ns + 1) + ns);
+    const size_t loop = sl * c.QR + (ptx || emu ? 0 : size_t(tpk) * (ns + 1) + ns);
     const size_t end = size_t(kpp) * c.QR * (2 + c.D);
     const size_t merge = k.fuse ? 2 * size_t(kFaFusedMaxSplits) * c.QR + c.QR : 0;
-    c.local_bytes = sizeof(float) * std::max({loop, end, merge}) + 16;
+    c.local_bytes = sizeof(float) * (std::max({loop, end, merge}) + (emu ? kFaWorkGroup : 0)) + 16;
     return c;
   }
   c.QR = 16;
@@ -95,7 +105,7 @@ Support FlashAttnSupports(const Graph& g, const Node& n, const DeviceFacts& dev)
   if (Dk > 256 || Dv > 256) {
     return Support::No(absl::StrCat("head dims Dk=", Dk, ", Dv=", Dv, " exceed 256 (the largest kernel bucket)"));
   }
-  const FaConfig c = ChooseFa(q.dims[1], q.dims[2], k.dims[2], Dk, Dv, !PtxOption(dev).empty());
+  const FaConfig c = ChooseFa(q.dims[1], q.dims[2], k.dims[2], Dk, Dv, !PtxOption(dev).empty(), FaEmulateShuffles(dev));
   if (c.local_bytes > dev.local_mem) {
     return Support::No(absl::StrCat("the flash_attn tile for head dim ", c.D, " needs ", c.local_bytes,
                                     " bytes of local memory; the device has ", dev.local_mem));
@@ -127,7 +137,7 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   const int64_t B = q.dim(0), Sq = q.dim(1), Hq = q.dim(2), Dk = q.dim(3);
   const int64_t Skv = k.dim(1), Hkv = k.dim(2), Dv = v.dim(3);
   if (B * Sq * Hq * Dv == 0) return absl::OkStatus();
-  const FaConfig c = ChooseFa(Sq, Hq, Hkv, Dk, Dv, !PtxOption(*ctx.device).empty());
+  const FaConfig c = ChooseFa(Sq, Hq, Hkv, Dk, Dv, !PtxOption(*ctx.device).empty(), FaEmulateShuffles(*ctx.device));
   const FaDecodeKnobs knobs = DecodeKnobs();
   const int64_t G = Hq / Hkv;
   const int64_t row_blocks = (Sq * G + c.QR - 1) / c.QR;
@@ -184,6 +194,7 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
     const bool fast = (kt == DType::kF16 || kt == DType::kBF16) && v.info->dtype == kt && Rows16(k) && Rows16(v);
     options = absl::StrCat(dopt, " -DQR=", c.QR, " -DNK=", knobs.nk, " -DMAXT=", c.max_tiles, " -DPIPE=", int(knobs.pipe),
                            " -DFUSE=", int(fused), " -DXPOSE=", int(knobs.xpose), PtxOption(*ctx.device));
+    if (FaEmulateShuffles(*ctx.device)) absl::StrAppend(&options, " -DWARP_EMU=1");
     if (fast) absl::StrAppend(&options, " -DKDT=", int(kt), " -DVDT=", int(kt), " -DVEC=1");
   } else {
     options = absl::StrCat(dopt, " -DQR=", c.QR, " -DBC=", c.BC);

@@ -19,21 +19,23 @@
 // per work-item while it computes).
 //
 // The dot product's partial sums over a key's TPK work-items: with KILN_PTX
-// (NVIDIA) a butterfly of PTX warp shuffles (the TPK work-items of a key are
-// aligned lanes of one warp; every lane ends with the sum), no barrier per
-// tile; otherwise through local memory (two barriers per tile). Each
+// (NVIDIA) PTX warp shuffles (the TPK work-items of a key are aligned lanes
+// of one warp), no barrier per tile: XPOSE=1 a reduce-scatter (each lane
+// ends with some of the sums, scores them once, and the scores are
+// gathered), XPOSE=0 a butterfly per value (every lane ends with every
+// sum); otherwise through local memory (two barriers per tile). Each
 // work-item keeps its own online softmax (m, l, o) over its keys; at the end
-// the KPP key groups are combined in local memory, and the block writes the
-// output (one split) or (o, m, l) partials. FUSE=1: the partials are merged
-// by the work-group of the row block that finishes last (a per-block
-// counter, reset by that work-group), no second kernel; otherwise
-// flash_attn_merge does it.
+// the KPP key groups are combined in local memory (not for a split with no
+// live key), and the block writes the output (one split) or (o, m, l)
+// partials. FUSE=1: the partials are merged by the work-group of the row
+// block that finishes last (a per-block counter, reset by that work-group),
+// no second kernel; otherwise flash_attn_merge does it.
 //
 // A masked (p == 0) key never multiplies V and its K is never read, so NaN
 // in unwritten cache cells cannot reach the output.
 //
 // -D D (bucket >= Dk, Dv: 64, 128, 256), QR (rows per block, <= 4), NK,
-// MAXT, PIPE, FUSE (below); for the fast program also KDT, VDT (dtype
+// MAXT, PIPE, FUSE, XPOSE, WARP_EMU (below); for the fast program also KDT, VDT (dtype
 // codes of K and V, so the loads have no branch) and VEC=1 (rows 16-byte
 // aligned, Dk and Dv multiples of 8, checked by the host). Without them the
 // dtypes are the kernel arguments kdt, vdt and loads go element by element
@@ -57,7 +59,7 @@
 #define FUSE 0
 #endif
 #ifndef XPOSE
-#define XPOSE 1  // with KILN_PTX: the dot products' sums by reduce-scatter (below), else a full butterfly each
+#define XPOSE 1  // with warp shuffles (KILN_PTX, WARP_EMU): the sums by reduce-scatter, else a butterfly each
 #endif
 #define NV (NK * QR)                    // partial dot products per work-item per tile
 #define CF (NV > TPK ? NV / TPK : 1)    // of them, each lane's after the reduce-scatter
@@ -66,14 +68,20 @@
 #ifndef VEC
 #define VEC 0
 #endif
-#ifdef KILN_PTX
+// WARP_EMU=1 (KILN_OPENCL_FA_EMU=1, without KILN_PTX): the warp-shuffle
+// algorithm with the shuffles emulated through local memory (barriers), so
+// PoCL tests what NVIDIA's program computes; not a fast path.
+#if defined(KILN_PTX) || defined(WARP_EMU)
 #define WARP_SUM 1
+#else
+#define WARP_SUM 0
+#endif
+#ifdef KILN_PTX
 // Unrolled where KILN_PTX is set (NVIDIA's fast program: register arrays
 // indexed by constants); PoCL's work-group compiler takes minutes over the
 // unrolled body, so not elsewhere (the loops are short either way).
 #define KILN_UNROLL _Pragma("unroll")
 #else
-#define WARP_SUM 0
 #define KILN_UNROLL
 #endif
 
@@ -92,8 +100,10 @@
 #define L_MERGE (L_MM + QR)
 #define L_FLOATS FA_MAX(L_LOOP, FA_MAX(L_END, FUSE ? L_MERGE : 0))
 
-#if WARP_SUM
-// v summed with the value of lane (lane ^ m): a butterfly step.
+#ifdef KILN_PTX
+#define SHFL_XOR(v, m) shfl_xor(v, m)
+#define SHFL_IDX(v, src) shfl_idx(v, src)
+// The value v of lane (lane ^ m): a butterfly step.
 inline float shfl_xor(float v, int m) {
   float r;
   asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(m));
@@ -103,6 +113,25 @@ inline float shfl_xor(float v, int m) {
 inline float shfl_idx(float v, int src) {
   float r;
   asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(src));
+  return r;
+}
+#elif WARP_SUM
+// Lanes are work-items lid % 32 of the 32-aligned group lid / 32; every
+// work-item of the work-group calls these together (barriers inside).
+#define SHFL_XOR(v, m) emu_xor(xch, lid, v, m)
+#define SHFL_IDX(v, src) emu_idx(xch, lid, v, src)
+inline float emu_xor(__local float* xch, int lid, float v, int m) {
+  xch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const float r = xch[lid ^ m];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}
+inline float emu_idx(__local float* xch, int lid, float v, int src) {
+  xch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const float r = xch[(lid & ~31) + src];
+  barrier(CLK_LOCAL_MEM_FENCE);
   return r;
 }
 #endif
@@ -204,6 +233,9 @@ void flash_attn_dec(gout out, long o_off, int odt, gin q, long q_off, int4 qs, i
                     int split_len, int n_rowblocks, __global uint* counters) {
   __local float lm[L_FLOATS];
   __local uint live_bits;
+#if WARP_SUM && !defined(KILN_PTX)
+  __local float xch[WG];  // the emulated shuffles' exchange
+#endif
 #if FUSE
   __local int last_block;
 #endif
@@ -279,7 +311,8 @@ KILN_UNROLL
     if (live) atomic_or(&live_bits, 1u << (c / BC));
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-  uint bits = live_bits;  // the same for every work-item: the loop below is uniform
+  const uint live = live_bits;  // the same for every work-item: what follows is uniform
+  uint bits = live;
 
   raw8 kr[NK], vr[NK];
 #if PIPE
@@ -325,12 +358,12 @@ KILN_UNROLL
           // turn into a dynamic index, so the array leaves registers).
           const uint lo = as_uint(vv[i]), hi = as_uint(vv[i + h]);
           const float send = as_float((lo & up) | (hi & ~up)), keep = as_float((hi & up) | (lo & ~up));
-          vv[i] = keep + shfl_xor(send, msk);
+          vv[i] = keep + SHFL_XOR(send, msk);
         }
         base += (s & msk) ? h : 0;
       }
 KILN_UNROLL
-      for (int msk = TPK / NV / 2; msk >= 1; msk >>= 1) vv[0] += shfl_xor(vv[0], msk);  // lanes past NV: all-reduce
+      for (int msk = TPK / NV / 2; msk >= 1; msk >>= 1) vv[0] += SHFL_XOR(vv[0], msk);  // lanes past NV: all-reduce
 KILN_UNROLL
       for (int c = 0; c < CF; ++c) {
         const int e = base + c, x = e / QR, r = e % QR;
@@ -345,7 +378,7 @@ KILN_UNROLL
       }
       const int lane0 = (lid % 32) & ~(TPK - 1);  // the key's first lane in its warp
 KILN_UNROLL
-      for (int e = 0; e < NV; ++e) sc[e / QR][e % QR] = shfl_idx(vv[e % CF], lane0 + (NV >= TPK ? e / CF : e * (TPK / NV)));
+      for (int e = 0; e < NV; ++e) sc[e / QR][e % QR] = SHFL_IDX(vv[e % CF], lane0 + (NV >= TPK ? e / CF : e * (TPK / NV)));
     }
 #elif WARP_SUM
 KILN_UNROLL
@@ -353,7 +386,7 @@ KILN_UNROLL
 KILN_UNROLL
       for (int x = 0; x < NK; ++x)
 KILN_UNROLL
-        for (int r = 0; r < QR; ++r) sc[x][r] += shfl_xor(sc[x][r], off);
+        for (int r = 0; r < QR; ++r) sc[x][r] += SHFL_XOR(sc[x][r], off);
     }
 KILN_UNROLL
     for (int x = 0; x < NK; ++x) {
@@ -426,35 +459,40 @@ KILN_UNROLL
 #endif
   }
 
-  // Combine the KPP key groups: M = max m, L = sum l e^(m-M), O likewise.
-  barrier(CLK_LOCAL_MEM_FENCE);  // the loop's mask values are overwritten
-  if (s == 0) {
+  // Combine the KPP key groups: M = max m, L = sum l e^(m-M), O likewise. A
+  // split with no live key (another sequence's cells) skips it: M = -inf,
+  // L = O = 0.
+  if (live) {
+    barrier(CLK_LOCAL_MEM_FENCE);  // the loop's mask values are overwritten
+    if (s == 0) {
+KILN_UNROLL
+      for (int r = 0; r < QR; ++r) {
+        lm[L_ML + (kg * QR + r) * 2] = m[r];
+        lm[L_ML + (kg * QR + r) * 2 + 1] = l[r];
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
 KILN_UNROLL
     for (int r = 0; r < QR; ++r) {
-      lm[L_ML + (kg * QR + r) * 2] = m[r];
-      lm[L_ML + (kg * QR + r) * 2 + 1] = l[r];
+      float M = -INFINITY;
+      for (int g = 0; g < KPP; ++g) M = fmax(M, lm[L_ML + (g * QR + r) * 2]);
+      const float w = m[r] == -INFINITY ? 0.0f : exp(m[r] - M);
+      vstore8(o[r] * w, 0, lm + L_OB + kg * QR * D + r * D + d0);
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
   }
-  barrier(CLK_LOCAL_MEM_FENCE);
-KILN_UNROLL
-  for (int r = 0; r < QR; ++r) {
-    float M = -INFINITY;
-    for (int g = 0; g < KPP; ++g) M = fmax(M, lm[L_ML + (g * QR + r) * 2]);
-    const float w = m[r] == -INFINITY ? 0.0f : exp(m[r] - M);
-    vstore8(o[r] * w, 0, lm + L_OB + kg * QR * D + r * D + d0);
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
   for (int e = lid; e < QR * D; e += WG) {
     const int r = e / D, d = e % D;
     const int rr = rb * QR + r, i = rr / G, h = kvh * G + rr % G;
     if (i >= Sq || d >= dv) continue;
-    float M = -INFINITY;
-    for (int g = 0; g < KPP; ++g) M = fmax(M, lm[L_ML + (g * QR + r) * 2]);
-    float L = 0.0f, O = 0.0f;
-    for (int g = 0; g < KPP; ++g) {
-      const float mg = lm[L_ML + (g * QR + r) * 2];
-      if (mg != -INFINITY) L += lm[L_ML + (g * QR + r) * 2 + 1] * exp(mg - M);
-      O += lm[L_OB + g * QR * D + e];
+    float M = -INFINITY, L = 0.0f, O = 0.0f;
+    if (live) {
+      for (int g = 0; g < KPP; ++g) M = fmax(M, lm[L_ML + (g * QR + r) * 2]);
+      for (int g = 0; g < KPP; ++g) {
+        const float mg = lm[L_ML + (g * QR + r) * 2];
+        if (mg != -INFINITY) L += lm[L_ML + (g * QR + r) * 2 + 1] * exp(mg - M);
+        O += lm[L_OB + g * QR * D + e];
+      }
     }
     if (nsplit == 1) {
       const float sink = has_sinks ? ((__global const float*)sinks)[s_off + h] : -INFINITY;
