@@ -12,9 +12,11 @@
 //              (block-diagonal mask) vs one over L cells (<= 1.5x), and one
 //              over N*L cells (the same live bytes, read densely)
 // Each case's throughput wall/N (timings off) is measured twice: on the
-// usual queue (profiling enabled) and on a second backend created with the
-// flag profiling=off (a queue without CL_QUEUE_PROFILING_ENABLE), to tell
-// whether profiling costs per-kernel time on the device.
+// usual backend (profiling enabled; its untimed runs go to its second queue,
+// without profiling, unless KILN_OPENCL_QUEUES=1) and on a second backend
+// created with the flag profiling=off (one queue without
+// CL_QUEUE_PROFILING_ENABLE), to tell whether profiling costs per-kernel
+// time on the device.
 // Usage: kiln_opencl_floors [--iters N] [--device D]
 #include <algorithm>
 #include <chrono>

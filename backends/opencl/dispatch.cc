@@ -86,7 +86,10 @@ int64_t EnvInt(const char* name, int64_t fallback) {
 std::string PtxOption(const DeviceFacts& device) {
   const char* v = std::getenv("KILN_OPENCL_PTX");
   if (v && std::string_view(v) == "0") return "";
-  return absl::StrContains(device.platform_name, "NVIDIA") ? " -DKILN_PTX=1" : "";
+  if (!absl::StrContains(device.platform_name, "NVIDIA")) return "";
+  // KILN_OPENCL_NC: the cache hint of ld_stream (common.cl), to measure.
+  const int64_t nc = EnvInt("KILN_OPENCL_NC", 0);
+  return nc > 0 ? absl::StrCat(" -DKILN_PTX=1 -DKILN_NC=", nc) : " -DKILN_PTX=1";
 }
 
 void Set1D(Dispatch& d, size_t n, size_t wg) {

@@ -87,8 +87,9 @@ class PrepareContext {
   // appended to the split's dispatches (the caller sets args and sizes).
   virtual absl::StatusOr<Dispatch*> Add(absl::string_view source, const std::string& options,
                                         const char* name) = 0;
-  // Device memory owned by the prepared split (scratch, partials).
-  virtual absl::StatusOr<cl_mem> Scratch(size_t bytes) = 0;
+  // Device memory owned by the prepared split (scratch, partials); zeroed:
+  // filled with zeros once, at creation (counters that kernels reset).
+  virtual absl::StatusOr<cl_mem> Scratch(size_t bytes, bool zeroed = false) = 0;
 };
 
 struct OpEntry {

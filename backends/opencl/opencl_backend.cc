@@ -1,7 +1,8 @@
-// The OpenCL backend: device buffers, one in-order queue (profiling on
-// unless the backend flag profiling=off or KILN_OPENCL_PROFILING=off turns it
-// off; then runs asking for node timings are an error) with
-// marker events as sync points, programs through ProgramCache, and prepared
+// The OpenCL backend: device buffers, in-order queues (one with profiling
+// for runs that ask for node timings, one without for the rest, commands in
+// one order across both; the backend flag profiling=off or
+// KILN_OPENCL_PROFILING=off keeps only the second, and then runs asking for
+// node timings are an error) with marker events as sync points, programs through ProgramCache, and prepared
 // splits that own their kernels (a cl_kernel holds its arguments) so that
 // Execute only enqueues.
 #include "opencl_backend.h"
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -98,9 +100,12 @@ class ClPrepareContext : public opencl::PrepareContext {
     split_.dispatches.push_back(d);
     return &split_.dispatches.back();
   }
-  absl::StatusOr<cl_mem> Scratch(size_t bytes) override {
+  absl::StatusOr<cl_mem> Scratch(size_t bytes, bool zeroed) override {
     cl_int err = CL_SUCCESS;
-    cl_mem m = clCreateBuffer(context_, CL_MEM_READ_WRITE, std::max<size_t>(bytes, 4), nullptr, &err);
+    bytes = std::max<size_t>(bytes, 4);
+    std::vector<char> zeros(zeroed ? bytes : 0);
+    cl_mem m = clCreateBuffer(context_, CL_MEM_READ_WRITE | (zeroed ? CL_MEM_COPY_HOST_PTR : 0), bytes,
+                              zeroed ? zeros.data() : nullptr, &err);
     if (err != CL_SUCCESS) {
       return ClError(err, absl::StrCat("allocating ", bytes, " bytes of scratch for ", NodeLabel(*node)));
     }
@@ -127,7 +132,9 @@ class OpenClBackend : public Backend {
     for (auto& [p, e] : points_) clReleaseEvent(e);
     programs_.reset();
     if (dummy_) clReleaseMemObject(dummy_);
-    if (queue_) clReleaseCommandQueue(queue_);
+    for (cl_command_queue q : {timed_queue_, plain_queue_}) {
+      if (q) clReleaseCommandQueue(q);
+    }
     if (context_) clReleaseContext(context_);
   }
 
@@ -312,6 +319,7 @@ class OpenClBackend : public Backend {
           "profiling=off or KILN_OPENCL_PROFILING=off)");
     }
     const bool timed = options.timings;
+    if (plain_queue_) UseQueueLocked(timed ? timed_queue_ : plain_queue_);
     prepared->ReleaseEvents();
     if (timed) prepared->events.assign(prepared->dispatches.size(), nullptr);
     for (size_t i = 0; i < prepared->dispatches.size(); ++i) {
@@ -423,23 +431,29 @@ class OpenClBackend : public Backend {
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, reinterpret_cast<cl_context_properties>(facts_.platform), 0};
     context_ = clCreateContext(props, 1, &facts_.device, nullptr, nullptr, &err);
     if (err != CL_SUCCESS) return ClError(err, absl::StrCat("creating a context on ", facts_.name));
-    const cl_command_queue_properties qp = facts_.profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
+    auto create_queue = [&](bool profiling) -> cl_command_queue {
+      const cl_command_queue_properties qp = profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
 #ifdef CL_VERSION_2_0
-    const bool v2 = !absl::StartsWith(facts_.version, "OpenCL 1.");
-    if (v2) {
-      const cl_queue_properties qprops[] = {CL_QUEUE_PROPERTIES, qp, 0};
-      queue_ = clCreateCommandQueueWithProperties(context_, facts_.device, qprops, &err);
-    }
-    if (!v2) {
+      if (!absl::StartsWith(facts_.version, "OpenCL 1.")) {
+        const cl_queue_properties qprops[] = {CL_QUEUE_PROPERTIES, qp, 0};
+        return clCreateCommandQueueWithProperties(context_, facts_.device, qprops, &err);
+      }
 #endif
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-      queue_ = clCreateCommandQueue(context_, facts_.device, qp, &err);
+      return clCreateCommandQueue(context_, facts_.device, qp, &err);
 #pragma GCC diagnostic pop
-#ifdef CL_VERSION_2_0
-    }
-#endif
+    };
+    timed_queue_ = queue_ = create_queue(facts_.profiling);
     if (err != CL_SUCCESS) return ClError(err, absl::StrCat("creating a queue on ", facts_.name));
+    // Runs without timings go to a second queue without profiling (the two
+    // ordered by markers where a run changes queue): on the H200 a queue
+    // without CL_QUEUE_PROFILING_ENABLE ran back-to-back kernels ~0.6 us
+    // faster each (bench/RESULTS.md). KILN_OPENCL_QUEUES=1: one queue.
+    if (facts_.profiling && opencl::EnvInt("KILN_OPENCL_QUEUES", 2) != 1) {
+      plain_queue_ = create_queue(false);
+      if (err != CL_SUCCESS) return ClError(err, absl::StrCat("creating a second queue on ", facts_.name));
+    }
     dummy_ = clCreateBuffer(context_, CL_MEM_READ_WRITE, 64, nullptr, &err);
     if (err != CL_SUCCESS) return ClError(err, "allocating a 64-byte placeholder buffer");
     // "" = the environment's cache folder, "off" = none, else that folder.
@@ -467,6 +481,21 @@ class OpenClBackend : public Backend {
       return CheckLost();
     }
     return ClError(err, what);
+  }
+
+  // Commands go to `to` from now on, after everything enqueued so far on
+  // the current queue (a marker there, a barrier on `to` waiting for it).
+  void UseQueueLocked(cl_command_queue to) {
+    if (to == queue_) return;
+    cl_event e = nullptr;
+    if (clEnqueueMarkerWithWaitList(queue_, 0, nullptr, &e) == CL_SUCCESS) {
+      clFlush(queue_);
+      if (clEnqueueBarrierWithWaitList(to, 1, &e, nullptr) != CL_SUCCESS) clWaitForEvents(1, &e);
+      clReleaseEvent(e);
+    } else {
+      clFinish(queue_);
+    }
+    queue_ = to;
   }
 
   SyncPoint MarkLocked() {
@@ -505,7 +534,9 @@ class OpenClBackend : public Backend {
   const DeviceFacts facts_;
   const DeviceInfo info_;
   cl_context context_ = nullptr;
-  cl_command_queue queue_ = nullptr;
+  cl_command_queue queue_ = nullptr;  // the queue commands go to: timed_queue_ or plain_queue_
+  cl_command_queue timed_queue_ = nullptr;  // profiling as facts_.profiling says
+  cl_command_queue plain_queue_ = nullptr;  // no profiling, for untimed runs (none with KILN_OPENCL_QUEUES=1)
   cl_mem dummy_ = nullptr;
   std::unique_ptr<opencl::ProgramCache> programs_;
   std::mutex mu_;  // the queue and everything below

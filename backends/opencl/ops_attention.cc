@@ -1,6 +1,6 @@
-// flash_attn (kernels/flash_attn_dec.cl for up to 16 queries,
-// kernels/flash_attn.cl tiles for more, kernels/flash_attn_merge.cl for
-// KV splits) and gated_delta_net (kernels/gated_delta_net.cl recurrent,
+// flash_attn (kernels/flash_attn_dec.cl for up to 16 queries, which merges
+// its own KV splits; kernels/flash_attn.cl tiles for more, with
+// kernels/flash_attn_merge.cl for KV splits) and gated_delta_net (kernels/gated_delta_net.cl recurrent,
 // kernels/gated_delta_net_chunk.cl chunked for long T).
 // Specializations are few on purpose: head dims are rounded up to a bucket
 // (64/128/256; GDN 32..256), flags and most dtypes are kernel arguments (the
@@ -27,24 +27,44 @@ constexpr int kMergeDims = 32, kMergeGroups = 8;  // MC, MG in flash_attn_merge.
 struct FaConfig {
   bool decode = false;
   int D = 0, QR = 0, BC = 0;
+  int max_tiles = 0;  // decode: MAXT, tiles per split at most
   size_t local_bytes = 0;
 };
 
-// NK in flash_attn_dec.cl: keys per work-item per tile, 4 (default) or 8
-// (KILN_OPENCL_FA_NK, to measure).
-int FaDecodeKeys() { return EnvInt("KILN_OPENCL_FA_NK", 4) == 8 ? 8 : 4; }
+// The decode kernel's variants (flash_attn_dec.cl), tuned on the H200
+// (bench/RESULTS.md); the environment overrides them to measure others.
+struct FaDecodeKnobs {
+  int nk = 4;         // NK, keys per work-item per tile: 2, 4 or 8 (KILN_OPENCL_FA_NK)
+  int max_tiles = 16;  // MAXT, tiles per split at most, <= 32 (KILN_OPENCL_FA_MAXT)
+  bool pipe = true;   // PIPE: the next tile's K/V loaded during this one (KILN_OPENCL_FA_PIPE=0: off)
+  bool fuse = true;   // FUSE: the last work-group merges the splits (KILN_OPENCL_FA_FUSE=0: a merge kernel)
+  int per_cu = 4;     // work-groups per compute unit the split length aims at (KILN_OPENCL_FA_PER_CU)
+  bool xpose = true;  // XPOSE: PTX reduce-scatter of the dot products (KILN_OPENCL_FA_XPOSE=0: full butterflies)
+};
+FaDecodeKnobs DecodeKnobs() {
+  FaDecodeKnobs k;
+  const int64_t nk = EnvInt("KILN_OPENCL_FA_NK", k.nk);
+  k.nk = nk == 2 || nk == 8 ? static_cast<int>(nk) : 4;
+  k.max_tiles = static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_OPENCL_FA_MAXT", k.max_tiles), 1, 32));
+  if (const char* v = std::getenv("KILN_OPENCL_FA_PIPE"); v && std::string_view(v) == "0") k.pipe = false;
+  if (const char* v = std::getenv("KILN_OPENCL_FA_FUSE"); v && std::string_view(v) == "0") k.fuse = false;
+  if (const char* v = std::getenv("KILN_OPENCL_FA_XPOSE"); v && std::string_view(v) == "0") k.xpose = false;
+  k.per_cu = static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_OPENCL_FA_PER_CU", k.per_cu), 1, 64));
+  return k;
+}
+constexpr int kFaFusedMaxSplits = 128;  // NSM in flash_attn_dec.cl
 
-// SHFL in flash_attn_dec.cl (the dot product summed by warp shuffles, no
-// barrier per tile), off by default: on the H200 it ran no faster than the
-// barrier path (bench/RESULTS.md). KILN_OPENCL_FA_SHFL=1 sets it in every
-// decode program: PTX shuffles in NVIDIA's fast program, emulated through
-// local memory elsewhere (to test the algorithm on PoCL; slow).
-bool FaShuffle() {
-  const char* v = std::getenv("KILN_OPENCL_FA_SHFL");
-  return v && std::string_view(v) == "1";
+// KILN_OPENCL_FA_EMU=1: the decode kernel's warp-shuffle algorithm (NVIDIA's,
+// with KILN_PTX) with the shuffles emulated in local memory (WARP_EMU), so
+// PoCL tests it. Slow; not for real runs.
+bool FaEmulateShuffles(const DeviceFacts& dev) {
+  const char* v = std::getenv("KILN_OPENCL_FA_EMU");
+  return PtxOption(dev).empty() && v && std::string_view(v) == "1";
 }
 
-FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
+// ptx: the device takes KILN_PTX (the kernel sums by warp shuffles, no
+// local-memory reduction); emu: WARP_EMU (shuffles through local memory).
+FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv, bool ptx, bool emu) {
   FaConfig c;
   const int64_t dmax = std::max(Dk, Dv);
   c.D = dmax <= 64 ? 64 : dmax <= 128 ? 128 : 256;
@@ -55,13 +75,18 @@ FaConfig ChooseFa(int64_t Sq, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv) {
     // sequence). Work-item arrays scale with QR: 4 keeps them in registers;
     // one QR for every shape keeps the programs few (rows past the last are
     // idle).
+    const FaDecodeKnobs k = DecodeKnobs();
     c.decode = true;
     c.QR = 4;
     const int tpk = c.D / 8, kpp = kFaWorkGroup / tpk;
-    c.BC = kpp * FaDecodeKeys();
-    const size_t ns = size_t(c.BC) * c.QR;
-    c.local_bytes = sizeof(float) * (size_t(tpk) * (ns + 1) + 2 * ns + size_t(kpp) * c.QR * (2 + c.D));
-    if (FaShuffle()) c.local_bytes += sizeof(float) * ns / kpp * kFaWorkGroup;  // the emulation's xch
+    c.BC = kpp * k.nk;
+    c.max_tiles = k.max_tiles;
+    // L_FLOATS in flash_attn_dec.cl: the largest of its three phases.
+    const size_t ns = size_t(c.BC) * c.QR, sl = size_t(c.max_tiles) * c.BC;
+    const size_t loop = sl * c.QR + (ptx || emu ? 0 : size_t(tpk) * (ns + 1) + ns);
+    const size_t end = size_t(kpp) * c.QR * (2 + c.D);
+    const size_t merge = k.fuse ? 2 * size_t(kFaFusedMaxSplits) * c.QR + c.QR : 0;
+    c.local_bytes = sizeof(float) * (std::max({loop, end, merge}) + (emu ? kFaWorkGroup : 0)) + 16;
     return c;
   }
   c.QR = 16;
@@ -80,7 +105,7 @@ Support FlashAttnSupports(const Graph& g, const Node& n, const DeviceFacts& dev)
   if (Dk > 256 || Dv > 256) {
     return Support::No(absl::StrCat("head dims Dk=", Dk, ", Dv=", Dv, " exceed 256 (the largest kernel bucket)"));
   }
-  const FaConfig c = ChooseFa(q.dims[1], q.dims[2], k.dims[2], Dk, Dv);
+  const FaConfig c = ChooseFa(q.dims[1], q.dims[2], k.dims[2], Dk, Dv, !PtxOption(dev).empty(), FaEmulateShuffles(dev));
   if (c.local_bytes > dev.local_mem) {
     return Support::No(absl::StrCat("the flash_attn tile for head dim ", c.D, " needs ", c.local_bytes,
                                     " bytes of local memory; the device has ", dev.local_mem));
@@ -112,34 +137,45 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   const int64_t B = q.dim(0), Sq = q.dim(1), Hq = q.dim(2), Dk = q.dim(3);
   const int64_t Skv = k.dim(1), Hkv = k.dim(2), Dv = v.dim(3);
   if (B * Sq * Hq * Dv == 0) return absl::OkStatus();
-  const FaConfig c = ChooseFa(Sq, Hq, Hkv, Dk, Dv);
+  const FaConfig c = ChooseFa(Sq, Hq, Hkv, Dk, Dv, !PtxOption(*ctx.device).empty(), FaEmulateShuffles(*ctx.device));
+  const FaDecodeKnobs knobs = DecodeKnobs();
   const int64_t G = Hq / Hkv;
   const int64_t row_blocks = (Sq * G + c.QR - 1) / c.QR;
   const int64_t rows = B * Hkv * row_blocks;
   // Split the KV length until the device has a few work-groups per compute
-  // unit. The decode kernel's splits stay short (at most 256 keys by
-  // default): the host does not know which keys the mask leaves live, and
-  // with several sequences over one cache only their own splits have work,
-  // so long splits would leave few work-groups busy. The tiled kernel keeps
-  // splits of at least 128 keys.
-  const int64_t target = 8 * std::max(1, ctx.device->compute_units);
+  // unit. The decode kernel's splits stay short (at most MAXT tiles): the
+  // host does not know which keys the mask leaves live, and with several
+  // sequences over one cache only their own splits have work (the others
+  // read their mask and stop), so long splits would leave few work-groups
+  // busy. The tiled kernel keeps splits of at least 128 keys.
   int64_t split_len = 0;
   if (c.decode) {
-    // KILN_OPENCL_FA_SPLIT: this split length (rounded to tiles), to measure.
+    const int64_t target = int64_t{knobs.per_cu} * std::max(1, ctx.device->compute_units);
+    const int64_t max_len = int64_t{c.max_tiles} * c.BC;
+    // KILN_OPENCL_FA_SPLIT: this split length (rounded to tiles, at most MAXT of them), to measure.
     const int64_t forced = EnvInt("KILN_OPENCL_FA_SPLIT", 0);
-    split_len = forced > 0 ? RoundUp(forced, c.BC)
-                           : std::clamp<int64_t>(RoundUp((Skv * rows + target - 1) / target, c.BC), c.BC, 256);
+    split_len = forced > 0 ? std::min<int64_t>(RoundUp(forced, c.BC), max_len)
+                           : std::clamp<int64_t>(RoundUp((Skv * rows + target - 1) / target, c.BC), c.BC, max_len);
   } else {
+    const int64_t target = 8 * std::max(1, ctx.device->compute_units);
     const int64_t nsplit0 =
         std::clamp<int64_t>((target + rows - 1) / rows, 1, std::max<int64_t>(1, (Skv + 127) / 128));
     split_len = RoundUp((Skv + nsplit0 - 1) / nsplit0, c.BC);
   }
   const int64_t nsplit = std::max<int64_t>(1, (Skv + split_len - 1) / split_len);
-  cl_mem part = ctx.dummy;
+  // Floats per partial row (PS in the kernels): 16-byte rows from the decode kernel.
+  const int64_t ps = c.decode ? c.D + 4 : c.D + 2;
+  const bool fused = c.decode && knobs.fuse && nsplit > 1 && nsplit <= kFaFusedMaxSplits;
+  cl_mem part = ctx.dummy, counters = ctx.dummy;
   if (nsplit > 1) {
-    auto s = ctx.Scratch(sizeof(float) * size_t(nsplit * B * Sq * Hq * (c.D + 2)));
+    auto s = ctx.Scratch(sizeof(float) * size_t(nsplit * B * Sq * Hq * ps));
     if (!s.ok()) return s.status();
     part = *s;
+  }
+  if (fused) {
+    auto s = ctx.Scratch(sizeof(cl_uint) * size_t(rows), /*zeroed=*/true);  // one per row block, reset by the kernel
+    if (!s.ok()) return s.status();
+    counters = *s;
   }
   Int4 ms{0, 0, 0, 0};
   if (mask.present()) {
@@ -156,9 +192,10 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
     // The fast program: f16 or bf16 K and V (cache types) in aligned rows.
     const DType kt = k.info->dtype;
     const bool fast = (kt == DType::kF16 || kt == DType::kBF16) && v.info->dtype == kt && Rows16(k) && Rows16(v);
-    options = absl::StrCat(dopt, " -DQR=", c.QR, FaDecodeKeys() == 4 ? "" : " -DNK=8");
-    if (fast) absl::StrAppend(&options, " -DKDT=", int(kt), " -DVDT=", int(kt), " -DVEC=1", PtxOption(*ctx.device));
-    if (FaShuffle()) absl::StrAppend(&options, " -DSHFL=1");
+    options = absl::StrCat(dopt, " -DQR=", c.QR, " -DNK=", knobs.nk, " -DMAXT=", c.max_tiles, " -DPIPE=", int(knobs.pipe),
+                           " -DFUSE=", int(fused), " -DXPOSE=", int(knobs.xpose), PtxOption(*ctx.device));
+    if (FaEmulateShuffles(*ctx.device)) absl::StrAppend(&options, " -DWARP_EMU=1");
+    if (fast) absl::StrAppend(&options, " -DKDT=", int(kt), " -DVDT=", int(kt), " -DVEC=1");
   } else {
     options = absl::StrCat(dopt, " -DQR=", c.QR, " -DBC=", c.BC);
   }
@@ -174,6 +211,7 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   a.i32(B).i32(Sq).i32(Skv).i32(Hq).i32(Hkv).i32(Dk).i32(Dv);
   a.f32(EffectiveScale(*ctx.node, Dk)).f32(ctx.node->GetFloat("softcap")).f32(max_bias).i32(n_alibi);
   a.i32(ctx.node->GetBool("causal")).i32(nsplit).i32(split_len).i32(row_blocks);
+  if (c.decode) a.mem(counters);
   if (!c.decode) {
     // Vector loads of K/V rows when no q8_0 and whole float4s stay in a row.
     const bool vec4 = k.info->dtype != DType::kQ8_0 && v.info->dtype != DType::kQ8_0 && Dk % 4 == 0 &&
@@ -184,8 +222,8 @@ absl::Status PrepareFlashAttn(PrepareContext& ctx) {
   (*d)->local = {size_t(kFaWorkGroup), 1, 1};
   (*d)->global = {size_t(rows) * kFaWorkGroup, size_t(nsplit), 1};
   if (!a.status().ok()) return a.status();
-  if (nsplit > 1) {
-    auto m = ctx.Add("flash_attn_merge", dopt, "flash_attn_merge");
+  if (nsplit > 1 && !fused) {
+    auto m = ctx.Add("flash_attn_merge", absl::StrCat(dopt, " -DPS=", ps), "flash_attn_merge");
     if (!m.ok()) return m.status();
     KernelArgs b((*m)->kernel);
     b.tensor(out, ctx.dummy).i32(int(out.info->dtype)).mem(part).tensor(sinks, ctx.dummy).i32(sinks.present());

@@ -40,6 +40,26 @@ inline float2 h2f2(uint u) {
 inline float2 h2f2(uint u) { return (float2)(h2f(u & 0xffffu), h2f(u >> 16)); }
 #endif
 inline float8 h2f8(uint4 u) { return (float8)(h2f2(u.x), h2f2(u.y), h2f2(u.z), h2f2(u.w)); }
+// A 16-byte load of data read once (weights, K/V). KILN_NC (NVIDIA, set by
+// the host from KILN_OPENCL_NC, to measure) picks a PTX cache hint: 1 the
+// non-coherent path, 2 evict-first, 3 non-coherent without L1 allocation;
+// otherwise a plain load.
+#if defined(KILN_PTX) && defined(KILN_NC)
+#if KILN_NC == 1
+#define KILN_LDQ "ld.global.nc.v4.u32"
+#elif KILN_NC == 2
+#define KILN_LDQ "ld.global.cs.v4.u32"
+#else
+#define KILN_LDQ "ld.global.nc.L1::no_allocate.v4.u32"
+#endif
+inline uint4 ld_stream(__global const uint4* p) {
+  uint4 r;
+  asm(KILN_LDQ " {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
+#else
+inline uint4 ld_stream(__global const uint4* p) { return *p; }
+#endif
 // bf16 bits (8 packed in a uint4) -> f32.
 inline float8 b2f8(uint4 u) {
   return (float8)(as_float(u.x << 16), as_float(u.x & 0xffff0000u), as_float(u.y << 16), as_float(u.y & 0xffff0000u),

@@ -1,12 +1,16 @@
 // Combines flash_attn's per-split partials (o, m, l; written by flash_attn
-// or flash_attn_dec as part[split][b][i][h][D + 2]) and the sinks into the
+// or flash_attn_dec as part[split][b][i][h][PS]) and the sinks into the
 // output. A work-group takes 32 output dims of one (b, i, h) row; its 8
 // groups of 32 work-items each take every 8th split, so the splits' loads are
 // in flight together, then two local reductions (max m, then sums).
 // A split with m == -inf (every key masked) is skipped without reading its
 // o, which the attention kernel left unwritten.
 //
-// -D D (the attention kernel's bucket).
+// -D D (the attention kernel's bucket), PS (floats per partial row: D + 2
+// from flash_attn, D + 4 from flash_attn_dec; o at 0, m at D, l at D + 1).
+#ifndef PS
+#define PS (D + 2)
+#endif
 #define MC 32  // dims per work-group
 #define MG 8   // split groups
 
@@ -20,9 +24,9 @@ void flash_attn_merge(gout out, long o_off, int odt, __global const float* part,
   const long row = get_group_id(0) / nd;  // (b, i, h)
   const int d = (int)(get_group_id(0) % nd) * MC + dl;
   const int h = (int)(row % Hq);
-  const long stride = (long)B * Sq * Hq * (D + 2);
+  const long stride = (long)B * Sq * Hq * PS;
   float mx = -INFINITY;
-  for (int s = sg; s < nsplit; s += MG) mx = fmax(mx, part[s * stride + row * (D + 2) + D]);
+  for (int s = sg; s < nsplit; s += MG) mx = fmax(mx, part[s * stride + row * PS + D]);
   if (dl == 0) redm[sg] = mx;
   barrier(CLK_LOCAL_MEM_FENCE);
   float M = -INFINITY;
@@ -30,7 +34,7 @@ void flash_attn_merge(gout out, long o_off, int odt, __global const float* part,
   float num = 0.0f, den = 0.0f;
   if (M != -INFINITY) {
     for (int s = sg; s < nsplit; s += MG) {
-      const long P = s * stride + row * (D + 2);
+      const long P = s * stride + row * PS;
       const float m = part[P + D];
       if (m == -INFINITY) continue;
       const float w = exp(m - M);

@@ -191,7 +191,7 @@ void gemv(__global float* y, long y_off, gin x, long x_off, int4 x_rdims, int4 x
   for (; k + (GU2 - 1) * step < K8; k += GU2 * step) {
     uint4 wr[GU2];
 #pragma unroll
-    for (int u = 0; u < GU2; ++u) wr[u] = *(const __global uint4*)(w + 2 * (row + k + u * step));
+    for (int u = 0; u < GU2; ++u) wr[u] = ld_stream((const __global uint4*)(w + 2 * (row + k + u * step)));
 #pragma unroll
     for (int u = 0; u < GU2; ++u) {
       const float8 wv = WDT == DT_F16 ? h2f8(wr[u]) : b2f8(wr[u]);
