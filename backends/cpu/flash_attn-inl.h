@@ -1,7 +1,6 @@
 // Highway pieces both CPU flash attention kernels use: K/V rows to f32
 // scratch (keys masked for every row zero-filled, never read), mask tiles
-// classified a vector at a time, dot products of several rows with several
-// keys, softcap and mask applied to a tile of scores, and the online
+// classified a vector at a time, the horizontal sums of dot products, softcap and mask applied to a tile of scores, and the online
 // softmax update of one row over a tile. Include after hwy/highway.h inside
 // a HWY_TARGET_INCLUDE'd file, like any Highway -inl.h.
 
@@ -129,38 +128,6 @@ HWY_INLINE void Reduce4(VF a0, VF a1, VF a2, VF a3, float* out) {
   hn::StoreU(SumBlocks(df, hn::Add(lo, hi)), hn::Full128<float>(), out);
 #endif
 }
-
-// s[r][c] = <q[r], k_c> for kRows rows and 4 keys (rows ks floats apart);
-// rows are zero-padded to dkp (a multiple of the vector length).
-template <size_t kRows>
-HWY_INLINE void Dot4(const float* const* q, const float* HWY_RESTRICT k, size_t ks, size_t dkp,
-                     float* const* s) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  VF acc[kRows][4];
-  for (size_t r = 0; r < kRows; ++r) {
-    for (size_t c = 0; c < 4; ++c) acc[r][c] = hn::Zero(df);
-  }
-  for (size_t x = 0; x < dkp; x += N) {
-    const VF k0 = hn::Load(df, k + x), k1 = hn::Load(df, k + ks + x);
-    const VF k2 = hn::Load(df, k + 2 * ks + x), k3 = hn::Load(df, k + 3 * ks + x);
-    for (size_t r = 0; r < kRows; ++r) {
-      const VF qv = hn::Load(df, q[r] + x);
-      acc[r][0] = hn::MulAdd(qv, k0, acc[r][0]);
-      acc[r][1] = hn::MulAdd(qv, k1, acc[r][1]);
-      acc[r][2] = hn::MulAdd(qv, k2, acc[r][2]);
-      acc[r][3] = hn::MulAdd(qv, k3, acc[r][3]);
-    }
-  }
-  for (size_t r = 0; r < kRows; ++r) Reduce4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s[r]);
-}
-
-// Rows of Dot4 per call: register budget (32 vector registers on AVX-512).
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-constexpr size_t kDotRows = 4;
-#else
-constexpr size_t kDotRows = 2;
-#endif
 
 // ---------------------------------------------------------------- masks
 
