@@ -1,7 +1,8 @@
 // Highway pieces both CPU flash attention kernels use: K/V rows to f32
 // scratch (keys masked for every row zero-filled, never read), mask tiles
-// classified a vector at a time, the horizontal sums of dot products, softcap and mask applied to a tile of scores, and the online
-// softmax update of one row over a tile. Include after hwy/highway.h inside
+// classified a vector at a time, the horizontal sums of dot products,
+// softcap and mask applied to a tile of scores, and the online softmax
+// update of one row over a tile. Include after hwy/highway.h inside
 // a HWY_TARGET_INCLUDE'd file, like any Highway -inl.h.
 
 // Per-target include guard.

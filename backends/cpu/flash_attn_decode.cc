@@ -6,9 +6,13 @@
 //   address order ([cell][head][d]) and a page serves every head before the
 //   next (one head over the whole cache touches a page per two cells: TLB
 //   misses and strides the prefetcher does not follow, ~3x slower).
-// - Per tile and KV head, its K and V rows are converted to f32 once into L1
-//   scratch and used by every query row of the head (GQA group x positions):
-//   scores 4 keys x several rows per step, P.V 4 rows x 2-4 vectors per key.
+// - Per tile and KV head, f16/bf16/f32 K and V rows are read in place and
+//   widened a vector at a time inside the products, each vector once for
+//   every query row of the head (GQA group x positions): scores 4 rows x 3-4
+//   keys per step, P.V 4 rows x 3-4 vectors per key (a conversion pass into
+//   scratch cost ~1/3 of the instructions per key). q8_0, head sizes that
+//   are not whole vectors and tiles whose rows see different keys are
+//   converted to f32 scratch first (keys no row sees zero-filled, unread).
 // - Tiles masked for every row are skipped without reading K/V (the mask is
 //   classified a vector at a time); in a partly masked tile, keys masked for
 //   every row of a head are zero-filled, not read; a row takes part in a tile
