@@ -249,19 +249,21 @@ class Decoder {
         // Whether the rows may see different keys of the tile.
         const bool mixed = (positions > 1 && (has_mask || partial)) || (p_.mask_h > 1 && n > 1);
         const uint8_t* live = p_.mask_h == 1 ? shared_live : KeysLive(b, kvh, j0, s);
-        if (kvh + 1 < p_.Hkv) {  // the next head's rows of this tile, while this one computes
-          Prefetch(p_.k, b, kvh + 1, j0, nk, dk_);
-          Prefetch(p_.v, b, kvh + 1, j0, nk, dv_);
-        }
+        // The next head's rows of this tile (or the first head's of the
+        // next tile), spread over this head's products.
+        TileLines next = NextLines(b, kvh, j0, t1);
+        const int64_t calls = static_cast<int64_t>((n + kScoreRows - 1) / kScoreRows) *
+                              ((nk + kScoreKeys - 1) / kScoreKeys + (dvp_ + kPvVecs * hn::Lanes(DF()) - 1) / (kPvVecs * hn::Lanes(DF())));
+        const int64_t per = (next.lines() + calls - 1) / calls;
         // In place when every row sees the same keys and all of them (a key
         // no row sees may hold anything, and is not read), else from
         // converted scratch with those keys zero.
         const bool in_place = direct_ && !mixed && AllLive(live, nk);
         if (in_place) {
-          TileOf(p_.k, b, kvh, j0, [&](const auto& k) { Scores(q, k, dk_, s.slots.data(), n, nk, sc); });
+          TileOf(p_.k, b, kvh, j0, [&](const auto& k) { Scores(q, k, dk_, s.slots.data(), n, nk, sc, next, per); });
         } else {
           LoadTile(p_.k, b, kvh, j0, nk, live, dk_, dkp_, kt);
-          Scores(q, Rows<float>{kt, dkp_}, dkp_, s.slots.data(), n, nk, sc);
+          Scores(q, Rows<float>{kt, dkp_}, dkp_, s.slots.data(), n, nk, sc, next, per);
         }
 
         // Softcap, mask, causal limit; then the online softmax update.
@@ -282,7 +284,7 @@ class Decoder {
         if (active == 0) continue;
         if (in_place) {
           TileOf(p_.v, b, kvh, j0, [&](const auto& v) {
-            AccumulateV(sc, v, s.slots.data(), s.corr.data(), active, nk, o);
+            AccumulateV(sc, v, s.slots.data(), s.corr.data(), active, nk, o, next, per);
           });
           continue;
         }
@@ -302,7 +304,7 @@ class Decoder {
                 for (size_t c = 0; c < dv_; ++c) orow[c] += pj * vj[c];
               });
         }
-        AccumulateV(sc, Rows<float>{vt, dvp_}, s.slots.data(), s.corr.data(), active, nk, o);
+        AccumulateV(sc, Rows<float>{vt, dvp_}, s.slots.data(), s.corr.data(), active, nk, o, next, per);
       }
     }
   }
@@ -369,15 +371,17 @@ class Decoder {
     RowsToF32(t.dtype, base, t.strides[1], nk, live, d, dp, dst);
   }
 
-  // Into L2 (not L1, which this head's tile scratch fills): one head's rows
-  // are 2 KiB apart and short, a stride the hardware prefetcher follows late.
-  static void Prefetch(const TensorView& t, int64_t b, int64_t kvh, int64_t j0, int64_t nk,
-                       size_t d) {
-    const std::byte* base = t.data + b * t.strides[0] + j0 * t.strides[1] + kvh * t.strides[2];
-    const int64_t bytes = RowBytes(t.dtype, static_cast<int64_t>(d));
-    for (int64_t c = 0; c < nk; ++c) {
-      for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(base + c * t.strides[1] + x, 0, 2);
-    }
+  // K and V lines of the work after head kvh's tile at j0: the next head's
+  // rows of the tile, or the first head's of the next tile (none past t1).
+  TileLines NextLines(int64_t b, int64_t kvh, int64_t j0, int64_t t1) const {
+    if (kvh + 1 == p_.Hkv) kvh = -1, j0 += kTileKeys;
+    const int64_t nk = std::min<int64_t>(kTileKeys, std::min(t1 * kTileKeys, p_.Skv) - j0);
+    if (nk <= 0) return TileLines();
+    auto at = [&](const TensorView& t) {
+      return t.data + b * t.strides[0] + j0 * t.strides[1] + (kvh + 1) * t.strides[2];
+    };
+    return TileLines(at(p_.k), p_.k.strides[1], RowBytes(p_.k.dtype, static_cast<int64_t>(dk_)), at(p_.v),
+                     p_.v.strides[1], RowBytes(p_.v.dtype, static_cast<int64_t>(dv_)), nk);
   }
 
   static bool AllLive(const uint8_t* live, int64_t nk) {
@@ -405,7 +409,7 @@ class Decoder {
   // last key (its extra scores land past nk, where the softmax puts -inf).
   template <class R>
   void Scores(const float* q, const R& k, size_t dk, const int64_t* slots, size_t n, int64_t nk,
-              float* sc) const {
+              float* sc, TileLines& next, int64_t per) const {
     const float* qp[kScoreRows];
     float* sp[kScoreRows];
     size_t key[kScoreKeys];
@@ -421,6 +425,7 @@ class Decoder {
           case 2: DotKeys<2, kScoreKeys>(qp, k, key, dk, sp); break;
           default: DotKeys<1, kScoreKeys>(qp, k, key, dk, sp); break;
         }
+        next.Issue(per);
       }
     }
   }
@@ -428,7 +433,7 @@ class Decoder {
   // o_r = o_r * corr + P.V for the active rows, 4 rows per pass over V.
   template <class R>
   void AccumulateV(const float* sc, const R& v, const int64_t* slots, const float* corr, size_t n,
-                   int64_t nk, float* o) const {
+                   int64_t nk, float* o, TileLines& next, int64_t per) const {
     const size_t N = hn::Lanes(DF());
     for (size_t x = 0; x < n; x += 4) {
       const size_t nr = std::min<size_t>(4, n - x);
@@ -451,6 +456,7 @@ class Decoder {
           case 2 * 8 + 1: AccumulateRowsV<2, 1>(pr, nk, v, c, corr + x, oc); break;
           default: AccumulateRowsV<1, 1>(pr, nk, v, c, corr + x, oc); break;
         }
+        next.Issue(per);
         c += vecs * N;
       }
     }
