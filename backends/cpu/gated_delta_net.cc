@@ -152,9 +152,6 @@ struct Chunk {
   float* beta = nullptr;   // [tokens]
   float* v = nullptr;      // [tokens][cw]: the item's columns, zero-padded
   float* o = nullptr;      // [tokens][cw]: outputs of the item's columns
-  // Scaled form (ScaleTokens): the state is carried as diag(gamma) S~.
-  uint8_t* renorm = nullptr;  // [tokens]: fold gamma into S~ before the token
-  float* gl = nullptr;        // [K] (KDA) or [1]: gamma after the last token
 };
 
 // u[c] = sum_i kd[i] * S[i][c] for one block of kC vectors.
@@ -245,89 +242,6 @@ HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float
   }
 }
 
-// The recurrence on a scaled state, for prefill. With gamma_t the product
-// of the decays since the chunk start (per key for KDA) and S = diag(gamma)
-// S~, a token is
-//   u = S~^T (gamma_t k_t)    S~ += (k_t / gamma_t) d^T    o = S~^T (gamma_t q_t)
-// so the per-element decay multiply is gone: 3 FMAs per state element and
-// token where the plain recurrence spends a multiply, a mul and 3 FMAs
-// (6 FLOPs executed for the 7 counted: the bound moves from 7/8 of the FMA
-// peak past it). ScaleTokens scales the token rows once per chunk (ch.q =
-// gamma q, ch.k = k / gamma, ch.kd = gamma k) and folds gamma into S~
-// wherever it would leave [2^-50, 2^50] (then u of that token still uses
-// the unfolded factor; the fold multiplies S~'s rows by it: ch.decay holds
-// it) and at the chunk end (ch.gl), so the state stays in range; rounding is
-// that of the plain recurrence (each S~ entry is a sum whose largest terms
-// are its recent ones, and gamma is rescaled before they outgrow f32).
-template <size_t kC, bool kNext>
-HWY_INLINE void StepScaled(const float* HWY_RESTRICT c, const float* HWY_RESTRICT bk,
-                           const float* HWY_RESTRICT a_next, size_t K, const VF* d, float* S,
-                           size_t ss, VF* o, VF* u_next) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  VF o0[kC], o1[kC], n0[kC], n1[kC];
-  for (size_t x = 0; x < kC; ++x) {
-    o0[x] = hn::Zero(df), o1[x] = hn::Zero(df);
-    if (kNext) n0[x] = hn::Zero(df), n1[x] = hn::Zero(df);
-  }
-  auto row = [&](size_t i, VF* oa, VF* na) HWY_ATTR {
-    const VF bi = hn::Set(df, bk[i]), ci = hn::Set(df, c[i]);
-    const VF ai = kNext ? hn::Set(df, a_next[i]) : ci;
-    float* r = S + i * ss;
-    for (size_t x = 0; x < kC; ++x) {
-      const VF sv = hn::MulAdd(bi, d[x], hn::LoadU(df, r + x * N));
-      hn::StoreU(sv, df, r + x * N);
-      oa[x] = hn::MulAdd(ci, sv, oa[x]);
-      if (kNext) na[x] = hn::MulAdd(ai, sv, na[x]);
-    }
-  };
-  size_t i = 0;
-  for (; i + 2 <= K; i += 2) {
-    row(i, o0, n0);
-    row(i + 1, o1, n1);
-  }
-  if (i < K) row(i, o0, n0);
-  for (size_t x = 0; x < kC; ++x) {
-    o[x] = hn::Add(o0[x], o1[x]);
-    if (kNext) u_next[x] = hn::Add(n0[x], n1[x]);
-  }
-}
-
-// Rows i of a block of kC vectors times f[i] (KDA) or f[0] (GDA).
-template <size_t kC, bool kKda>
-HWY_INLINE void ScaleRows(float* S, size_t ss, size_t K, const float* f) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  for (size_t i = 0; i < K; ++i) {
-    const VF fi = hn::Set(df, f[kKda ? i : 0]);
-    for (size_t x = 0; x < kC; ++x) hn::StoreU(hn::Mul(fi, hn::LoadU(df, S + i * ss + x * N)), df, S + i * ss + x * N);
-  }
-}
-
-// RunBlock on the scaled state (the chunk's rows as ScaleTokens left them);
-// the block ends the chunk in plain form.
-template <size_t kC, bool kKda>
-HWY_INLINE void RunBlockScaled(const Chunk& ch, size_t K, size_t cw, size_t col, float* Sb, size_t ss) {
-  const DF df;
-  const size_t N = hn::Lanes(df), gk = kKda ? K : 1;
-  VF u[kC], d[kC], o[kC];
-  ProjectKeys<kC>(ch.kd, K, Sb, ss, u);
-  for (size_t t = 0; t < ch.tokens; ++t) {
-    if (ch.renorm[t]) ScaleRows<kC, kKda>(Sb, ss, K, ch.decay + t * gk);
-    const VF bt = hn::Set(df, ch.beta[t]);
-    const float* vt = ch.v + t * cw + col;
-    for (size_t x = 0; x < kC; ++x) d[x] = hn::Mul(bt, hn::Sub(hn::Load(df, vt + x * N), u[x]));
-    if (t + 1 < ch.tokens) {
-      StepScaled<kC, true>(ch.q + t * K, ch.k + t * K, ch.kd + (t + 1) * K, K, d, Sb, ss, o, u);
-    } else {
-      StepScaled<kC, false>(ch.q + t * K, ch.k + t * K, nullptr, K, d, Sb, ss, o, nullptr);
-    }
-    float* ot = ch.o + t * cw + col;
-    for (size_t x = 0; x < kC; ++x) hn::Store(o[x], df, ot + x * N);
-  }
-  ScaleRows<kC, kKda>(Sb, ss, K, ch.gl);
-}
-
 // One token (decode) straight from the state rows Sin to the final_state
 // rows Sout (si, so floats apart; possibly the same memory): no local copy.
 template <size_t kC, bool kKda>
@@ -375,9 +289,8 @@ class Kernel {
   int64_t items() const { return p_.B * p_.Hv * static_cast<int64_t>(groups_); }
 
   struct Scratch {
-    hwy::AlignedFreeUniquePtr<float[]> S, q, k, kd, decay, beta, v, o, g, chunk, gl;
+    hwy::AlignedFreeUniquePtr<float[]> S, q, k, kd, decay, beta, v, o, g, chunk;
     std::vector<float> row;
-    std::vector<uint8_t> renorm;
   };
 
   // Nothing is zeroed: every scratch value is written before it is read (S
@@ -395,8 +308,6 @@ class Kernel {
     s.v = Uninitialized(tc * rows);
     s.o = Uninitialized(tc * rows);
     s.row.resize(std::max(K_, V_));
-    s.gl = Uninitialized(K_);
-    s.renorm.resize(tc);
     if (chunked_) {
       s.g = Uninitialized(tc * (kKda ? K_ : 1));
       s.chunk = Uninitialized(ChunkScratch::Floats(K_));
@@ -420,7 +331,6 @@ class Kernel {
     Chunk ch;
     ch.q = s.q.get(), ch.k = s.k.get(), ch.kd = s.kd.get(), ch.decay = s.decay.get();
     ch.beta = s.beta.get(), ch.v = s.v.get(), ch.o = s.o.get();
-    ch.renorm = s.renorm.data(), ch.gl = s.gl.get();
     if (Direct()) {
       RunDirect(b, hv, kh, c0, cw, ch, s.row.data());
       return;
@@ -453,24 +363,13 @@ class Kernel {
     for (int64_t t0 = 0; t0 < p_.T; t0 += kChunkTokens) {
       ch.tokens = std::min<int64_t>(kChunkTokens, p_.T - t0);
       Prepare(b, hv, kh, t0, c0, cw, cn, ch, s.row.data());
-      // A chunk with a non-finite decay runs the plain recurrence, which
-      // defines those cases.
-      const bool scaled = ScaleTokens(ch);
       for (size_t bi = 0; bi < nb; ++bi) {
         const size_t col = bi * W;
         if (col + W <= cw) {
-          if (scaled) {
-            RunBlockScaled<kBlockVecs, kKda>(ch, K_, cw, col, block_row(bi, 0), W);
-          } else {
-            RunBlock<kBlockVecs, kKda>(ch, K_, cw, col, block_row(bi, 0), W);
-          }
+          RunBlock<kBlockVecs, kKda>(ch, K_, cw, col, block_row(bi, 0), W);
         } else {
           for (size_t x = 0; col + x < cw; x += N) {
-            if (scaled) {
-              RunBlockScaled<1, kKda>(ch, K_, cw, col + x, block_row(bi, 0) + x, W);
-            } else {
-              RunBlock<1, kKda>(ch, K_, cw, col + x, block_row(bi, 0) + x, W);
-            }
+            RunBlock<1, kKda>(ch, K_, cw, col + x, block_row(bi, 0) + x, W);
           }
         }
       }
@@ -606,43 +505,6 @@ class Kernel {
     rows(p_.k, kh, RowBytes(p_.k.dtype, K_));
     rows(p_.v, hv, RowBytes(p_.v.dtype, V_));
     if (kKda) rows(p_.g, hv, 4 * K_);
-  }
-
-  // Turns the chunk's rows into those of the scaled form (RunBlockScaled):
-  // q = gamma q, k = k / gamma, kd = gamma_pre k (gamma_pre: gamma before a
-  // fold at that token), decay = the fold factor where renorm is set, gl =
-  // the last gamma. False (rows untouched) when a decay is not finite.
-  bool ScaleTokens(Chunk& ch) const {
-    const size_t K = K_, gk = kKda ? K : 1, n = ch.tokens;
-    for (size_t x = 0; x < n * gk; ++x) {
-      if (!std::isfinite(ch.decay[x])) return false;
-    }
-    constexpr float kLo = 0x1p-50f, kHi = 0x1p50f;
-    float* gam = ch.gl;  // gamma of the previous token, per key (KDA) or one
-    std::fill(gam, gam + gk, 1.0f);
-    for (size_t t = 0; t < n; ++t) {
-      float* dec = ch.decay + t * gk;  // becomes gamma_pre, the fold factor
-      bool fold = false;
-      for (size_t i = 0; i < gk; ++i) {
-        dec[i] *= gam[i];
-        fold = fold || !(dec[i] >= kLo && dec[i] <= kHi);
-      }
-      ch.renorm[t] = fold;
-      float *q = ch.q + t * K, *k = ch.k + t * K, *kd = ch.kd + t * K;
-      for (size_t i = 0; i < K; ++i) {
-        const float pre = dec[kKda ? i : 0];
-        kd[i] = pre * k[i];
-      }
-      for (size_t i = 0; i < gk; ++i) gam[i] = fold ? 1.0f : dec[i];
-      if (fold) continue;  // gamma = 1: q and k as they are
-      if (kKda) {
-        for (size_t i = 0; i < K; ++i) q[i] *= gam[i], k[i] /= gam[i];
-      } else {
-        const float g = gam[0], inv = 1.0f / g;
-        for (size_t i = 0; i < K; ++i) q[i] *= g, k[i] *= inv;
-      }
-    }
-    return true;
   }
 
   // decay and kd of the chunk's tokens (what the recurrence needs).
