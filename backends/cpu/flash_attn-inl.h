@@ -1,8 +1,8 @@
 // Highway pieces both CPU flash attention kernels use: K/V rows to f32
 // scratch (keys masked for every row zero-filled, never read), mask tiles
-// classified a vector at a time, dot products of several rows with several
-// keys, softcap and mask applied to a tile of scores, and the online
-// softmax update of one row over a tile. Include after hwy/highway.h inside
+// classified a vector at a time, the horizontal sums of dot products,
+// softcap and mask applied to a tile of scores, and the online softmax
+// update of one row over a tile. Include after hwy/highway.h inside
 // a HWY_TARGET_INCLUDE'd file, like any Highway -inl.h.
 
 // Per-target include guard.
@@ -50,6 +50,35 @@ class Buffer {
  private:
   hwy::AlignedFreeUniquePtr<float[]> p_;
   size_t size_ = 0;
+};
+
+// The cache lines of one tile's K and V rows (of one KV head), prefetched
+// a few at a time between the micro-tiles of the work before them: issued
+// in one burst (256 lines for 32 keys of f16 K/V at D = 128) they filled the
+// line-fill buffers and stalled the FMA loops of the prefill kernel about as
+// long as its conversion then waited without them (a head's rows are Hkv
+// row sizes apart, a stride the hardware prefetcher follows late).
+class TileLines {
+ public:
+  TileLines() = default;
+  TileLines(const std::byte* k, int64_t ks, int64_t kbytes, const std::byte* v, int64_t vs,
+            int64_t vbytes, int64_t rows)
+      : k_(k), v_(v), ks_(ks), vs_(vs), kl_((kbytes + 63) / 64), per_row_(kl_ + (vbytes + 63) / 64),
+        total_(rows * per_row_) {}
+
+  // Issues the next n lines (fewer at the end).
+  void Issue(int64_t n) {
+    for (const int64_t end = std::min(total_, next_ + n); next_ < end; ++next_) {
+      const int64_t row = next_ / per_row_, x = next_ % per_row_;
+      const std::byte* p = x < kl_ ? k_ + row * ks_ + x * 64 : v_ + row * vs_ + (x - kl_) * 64;
+      __builtin_prefetch(p, 0, 3);
+    }
+  }
+  int64_t lines() const { return total_; }
+
+ private:
+  const std::byte *k_ = nullptr, *v_ = nullptr;
+  int64_t ks_ = 0, vs_ = 0, kl_ = 0, per_row_ = 0, total_ = 0, next_ = 0;
 };
 
 // ---------------------------------------------------------------- conversion
@@ -129,38 +158,6 @@ HWY_INLINE void Reduce4(VF a0, VF a1, VF a2, VF a3, float* out) {
   hn::StoreU(SumBlocks(df, hn::Add(lo, hi)), hn::Full128<float>(), out);
 #endif
 }
-
-// s[r][c] = <q[r], k_c> for kRows rows and 4 keys (rows ks floats apart);
-// rows are zero-padded to dkp (a multiple of the vector length).
-template <size_t kRows>
-HWY_INLINE void Dot4(const float* const* q, const float* HWY_RESTRICT k, size_t ks, size_t dkp,
-                     float* const* s) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  VF acc[kRows][4];
-  for (size_t r = 0; r < kRows; ++r) {
-    for (size_t c = 0; c < 4; ++c) acc[r][c] = hn::Zero(df);
-  }
-  for (size_t x = 0; x < dkp; x += N) {
-    const VF k0 = hn::Load(df, k + x), k1 = hn::Load(df, k + ks + x);
-    const VF k2 = hn::Load(df, k + 2 * ks + x), k3 = hn::Load(df, k + 3 * ks + x);
-    for (size_t r = 0; r < kRows; ++r) {
-      const VF qv = hn::Load(df, q[r] + x);
-      acc[r][0] = hn::MulAdd(qv, k0, acc[r][0]);
-      acc[r][1] = hn::MulAdd(qv, k1, acc[r][1]);
-      acc[r][2] = hn::MulAdd(qv, k2, acc[r][2]);
-      acc[r][3] = hn::MulAdd(qv, k3, acc[r][3]);
-    }
-  }
-  for (size_t r = 0; r < kRows; ++r) Reduce4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s[r]);
-}
-
-// Rows of Dot4 per call: register budget (32 vector registers on AVX-512).
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-constexpr size_t kDotRows = 4;
-#else
-constexpr size_t kDotRows = 2;
-#endif
 
 // ---------------------------------------------------------------- masks
 

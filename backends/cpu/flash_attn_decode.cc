@@ -6,9 +6,13 @@
 //   address order ([cell][head][d]) and a page serves every head before the
 //   next (one head over the whole cache touches a page per two cells: TLB
 //   misses and strides the prefetcher does not follow, ~3x slower).
-// - Per tile and KV head, its K and V rows are converted to f32 once into L1
-//   scratch and used by every query row of the head (GQA group x positions):
-//   scores 4 keys x several rows per step, P.V 4 rows x 2-4 vectors per key.
+// - Per tile and KV head, f16/bf16/f32 K and V rows are read in place and
+//   widened a vector at a time inside the products, each vector once for
+//   every query row of the head (GQA group x positions): scores 4 rows x 3-4
+//   keys per step, P.V 4 rows x 3-4 vectors per key (a conversion pass into
+//   scratch cost ~1/3 of the instructions per key). q8_0, head sizes that
+//   are not whole vectors and tiles whose rows see different keys are
+//   converted to f32 scratch first (keys no row sees zero-filled, unread).
 // - Tiles masked for every row are skipped without reading K/V (the mask is
 //   classified a vector at a time); in a partly masked tile, keys masked for
 //   every row of a head are zero-filled, not read; a row takes part in a tile
@@ -23,6 +27,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -45,18 +50,86 @@ HWY_BEFORE_NAMESPACE();
 namespace kiln::cpu::fa {
 namespace HWY_NAMESPACE {
 
-// Vectors of a V row per P.V step: 4 rows x kPvVecs accumulators in registers.
+// Register tiles (16 vector registers on AVX2, 32 on AVX-512): scores of
+// kScoreRows rows x kScoreKeys keys, P.V of 4 rows x kPvVecs vectors.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 constexpr size_t kPvVecs = 4;
+constexpr size_t kScoreKeys = 4;
 #else
-constexpr size_t kPvVecs = 2;
+constexpr size_t kPvVecs = 3;  // 12 accumulators + 3 V + 1 P broadcast
+constexpr size_t kScoreKeys = 3;  // 12 accumulators + 3 K + 1 Q
+#endif
+constexpr size_t kScoreRows = 4;
+// Floats per row of the score scratch: a tile plus the lanes a 4-key
+// reduction writes past the last key, rounded up so that rows stay aligned
+// to 64 bytes (the softmax loads them aligned).
+constexpr size_t kScoreStride = kTileKeys + 16;
+
+// Below AVX2 Highway emulates f16 without inf/NaN handling (convert-inl.h):
+// those targets read f16 K/V through the exact scalar conversion only.
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX2
+constexpr bool kVectorF16 = false;
+#else
+constexpr bool kVectorF16 = true;
 #endif
 
-// o[r][0, kVecs*N) = o[r] * corr[r] + sum_j p[r][j] v_j for kRows rows: each
-// V vector loaded once for all rows.
-template <size_t kRows, size_t kVecs>
-HWY_INLINE void AccumulateRowsV(const float* const* p, size_t nk, const float* HWY_RESTRICT v,
-                                size_t vs, const float* corr, float* const* o) {
+// Rows of a K or V tile of element type T, `stride` elements apart, widened
+// to f32 a vector at a time where the products read them: either the f32
+// scratch a tile was converted into, or the cache itself (f16, bf16, f32
+// rows read in place: no conversion pass, and each value is widened once
+// for every query row of its KV head).
+template <class T>
+struct Rows {
+  const T* p;
+  size_t stride;
+  HWY_INLINE VF Load(size_t j, size_t x) const {
+    const DF df;
+    if constexpr (std::is_same_v<T, float>) {
+      return hn::LoadU(df, p + j * stride + x);
+    } else if constexpr (std::is_same_v<T, hwy::float16_t>) {
+      return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(), p + j * stride + x));
+    } else {  // uint16_t: bf16 bits, the high half of an f32
+      const hn::RebindToUnsigned<DF> du;
+      const hn::Rebind<uint16_t, DF> du16;
+      return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(du16, p + j * stride + x))));
+    }
+  }
+};
+
+// s[r][0, 4) = <q[r], k_key[c]> for kRows rows and kKeys <= 4 keys (lanes
+// past kKeys hold garbage the next call or the tile's end overwrites); q
+// rows and k rows are dk floats (a multiple of the vector length). Each K
+// vector is loaded once for all rows.
+template <size_t kRows, size_t kKeys, class R>
+HWY_INLINE void DotKeys(const float* const* q, const R& k, const size_t* key, size_t dk,
+                        float* const* s) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF acc[kRows][kKeys];
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t c = 0; c < kKeys; ++c) acc[r][c] = hn::Zero(df);
+  }
+  for (size_t x = 0; x < dk; x += N) {
+    VF kv[kKeys];
+    for (size_t c = 0; c < kKeys; ++c) kv[c] = k.Load(key[c], x);
+    for (size_t r = 0; r < kRows; ++r) {
+      const VF qv = hn::Load(df, q[r] + x);
+      for (size_t c = 0; c < kKeys; ++c) acc[r][c] = hn::MulAdd(qv, kv[c], acc[r][c]);
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r) {
+    const VF a1 = kKeys > 1 ? acc[r][kKeys > 1 ? 1 : 0] : acc[r][0];
+    const VF a2 = kKeys > 2 ? acc[r][kKeys > 2 ? 2 : 0] : acc[r][0];
+    const VF a3 = kKeys > 3 ? acc[r][kKeys > 3 ? 3 : 0] : acc[r][0];
+    Reduce4(acc[r][0], a1, a2, a3, s[r]);
+  }
+}
+
+// o[r][0, kVecs*N) = o[r] * corr[r] + sum_j p[r][j] v_j[c0, c0 + kVecs*N)
+// for kRows rows: each V vector loaded (and widened) once for all rows.
+template <size_t kRows, size_t kVecs, class R>
+HWY_INLINE void AccumulateRowsV(const float* const* p, size_t nk, const R& v, size_t c0,
+                                const float* corr, float* const* o) {
   const DF df;
   const size_t N = hn::Lanes(df);
   VF acc[kRows][kVecs];
@@ -66,7 +139,7 @@ HWY_INLINE void AccumulateRowsV(const float* const* p, size_t nk, const float* H
   }
   for (size_t j = 0; j < nk; ++j) {
     VF vv[kVecs];
-    for (size_t i = 0; i < kVecs; ++i) vv[i] = hn::Load(df, v + j * vs + i * N);
+    for (size_t i = 0; i < kVecs; ++i) vv[i] = v.Load(j, c0 + i * N);
     for (size_t r = 0; r < kRows; ++r) {
       const VF pj = hn::Set(df, p[r][j]);
       for (size_t i = 0; i < kVecs; ++i) acc[r][i] = hn::MulAdd(pj, vv[i], acc[r][i]);
@@ -109,7 +182,8 @@ class Decoder {
         dkp_(RoundUp(dk_, hn::Lanes(DF()))),
         dvp_(RoundUp(dv_, hn::Lanes(DF()))),
         rows_(p.Sq * p.Hq),
-        nmask_(!p.mask.present() ? 0 : (p.mask_h == 1 ? p.Sq : p.Sq * p.Hq)) {}
+        nmask_(!p.mask.present() ? 0 : (p.mask_h == 1 ? p.Sq : p.Sq * p.Hq)),
+        direct_(Direct(p, dk_, dv_)) {}
 
   int64_t rows() const { return rows_; }
   size_t dvp() const { return dvp_; }
@@ -129,7 +203,7 @@ class Decoder {
     float* q = s.q.get(rows_ * dkp_);
     float* kt = s.k.get(tk * dkp_);
     float* vt = s.v.get(tk * dvp_);
-    float* sc = s.s.get(Sq * G * tk);
+    float* sc = s.s.get(Sq * G * kScoreStride);
     float* mv = s.mv.get(tk);
     Grow(s.mclass, nmask_), Grow(s.live, tk), Grow(s.valid, Sq);
     Grow(s.slots, Sq * G), Grow(s.corr, Sq * G), Grow(s.slope, p_.Hq);
@@ -175,29 +249,45 @@ class Decoder {
         // Whether the rows may see different keys of the tile.
         const bool mixed = (positions > 1 && (has_mask || partial)) || (p_.mask_h > 1 && n > 1);
         const uint8_t* live = p_.mask_h == 1 ? shared_live : KeysLive(b, kvh, j0, s);
-        if (kvh + 1 < p_.Hkv) {  // the next head's rows of this tile, while this one computes
-          Prefetch(p_.k, b, kvh + 1, j0, nk, dk_);
-          Prefetch(p_.v, b, kvh + 1, j0, nk, dv_);
+        // The next head's rows of this tile (or the first head's of the
+        // next tile), spread over this head's products.
+        TileLines next = NextLines(b, kvh, j0, t1);
+        const int64_t calls = static_cast<int64_t>((n + kScoreRows - 1) / kScoreRows) *
+                              ((nk + kScoreKeys - 1) / kScoreKeys + (dvp_ + kPvVecs * hn::Lanes(DF()) - 1) / (kPvVecs * hn::Lanes(DF())));
+        const int64_t per = (next.lines() + calls - 1) / calls;
+        // In place when every row sees the same keys and all of them (a key
+        // no row sees may hold anything, and is not read), else from
+        // converted scratch with those keys zero.
+        const bool in_place = direct_ && !mixed && AllLive(live, nk);
+        if (in_place) {
+          TileOf(p_.k, b, kvh, j0, [&](const auto& k) { Scores(q, k, dk_, s.slots.data(), n, nk, sc, next, per); });
+        } else {
+          LoadTile(p_.k, b, kvh, j0, nk, live, dk_, dkp_, kt);
+          Scores(q, Rows<float>{kt, dkp_}, dkp_, s.slots.data(), n, nk, sc, next, per);
         }
-        LoadTile(p_.k, b, kvh, j0, nk, live, dk_, dkp_, kt);
-        Scores(q, kt, s.slots.data(), n, nk, sc);
 
         // Softcap, mask, causal limit; then the online softmax update.
         size_t active = 0;
         for (size_t x = 0; x < n; ++x) {
           const int64_t ri = s.slots[x], i = (ri / G) % Sq, h = kvh * G + ri % G;
-          float* sr = sc + x * tk;
+          float* sr = sc + x * kScoreStride;
           const float* mrow =
               has_mask ? MaskValues(p_.mask.dtype, MaskRowOf(b, MaskIndex(i, h)), j0, nk, mv)
                        : nullptr;
           TransformTile(sr, mrow, p_.softcap, s.slope[h]);
           const float corr = SoftmaxTile(sr, s.valid[i], m[ri], l[ri]);
           if (corr < 0) continue;
-          if (active != x) std::copy(sr, sr + tk, sc + active * tk);
+          if (active != x) std::copy(sr, sr + tk, sc + active * kScoreStride);
           s.slots[active] = ri, s.corr[active] = corr;
           ++active;
         }
         if (active == 0) continue;
+        if (in_place) {
+          TileOf(p_.v, b, kvh, j0, [&](const auto& v) {
+            AccumulateV(sc, v, s.slots.data(), s.corr.data(), active, nk, o, next, per);
+          });
+          continue;
+        }
         LoadTile(p_.v, b, kvh, j0, nk, live, dv_, dvp_, vt);
         if (mixed && !AllFinite(vt, nk * dvp_)) {
           // A non-finite V row must only reach the rows that see it: rescale
@@ -208,13 +298,13 @@ class Decoder {
             s.corr[x] = 1.0f;
           }
           SplitNonFiniteV(
-              vt, nk, dvp_, dv_, active, [&](size_t x, size_t j) { return sc[x * tk + j]; },
+              vt, nk, dvp_, dv_, active, [&](size_t x, size_t j) { return sc[x * kScoreStride + j]; },
               [&](size_t x, const float* vj, float pj) {
                 float* orow = o + s.slots[x] * dvp_;
                 for (size_t c = 0; c < dv_; ++c) orow[c] += pj * vj[c];
               });
         }
-        AccumulateV(sc, vt, s.slots.data(), s.corr.data(), active, nk, o);
+        AccumulateV(sc, Rows<float>{vt, dvp_}, s.slots.data(), s.corr.data(), active, nk, o, next, per);
       }
     }
   }
@@ -281,68 +371,109 @@ class Decoder {
     RowsToF32(t.dtype, base, t.strides[1], nk, live, d, dp, dst);
   }
 
-  // Into L2 (not L1, which this head's tile scratch fills): one head's rows
-  // are 2 KiB apart and short, a stride the hardware prefetcher follows late.
-  static void Prefetch(const TensorView& t, int64_t b, int64_t kvh, int64_t j0, int64_t nk,
-                       size_t d) {
+  // K and V lines of the work after head kvh's tile at j0: the next head's
+  // rows of the tile, or the first head's of the next tile (none past t1).
+  TileLines NextLines(int64_t b, int64_t kvh, int64_t j0, int64_t t1) const {
+    if (kvh + 1 == p_.Hkv) kvh = -1, j0 += kTileKeys;
+    const int64_t nk = std::min<int64_t>(kTileKeys, std::min(t1 * kTileKeys, p_.Skv) - j0);
+    if (nk <= 0) return TileLines();
+    auto at = [&](const TensorView& t) {
+      return t.data + b * t.strides[0] + j0 * t.strides[1] + (kvh + 1) * t.strides[2];
+    };
+    return TileLines(at(p_.k), p_.k.strides[1], RowBytes(p_.k.dtype, static_cast<int64_t>(dk_)), at(p_.v),
+                     p_.v.strides[1], RowBytes(p_.v.dtype, static_cast<int64_t>(dv_)), nk);
+  }
+
+  static bool AllLive(const uint8_t* live, int64_t nk) {
+    return !live || std::all_of(live, live + nk, [](uint8_t x) { return x != 0; });
+  }
+
+  // Calls f(Rows<T>) over rows [j0, ...) of K or V for KV head kvh in the
+  // cache, T its element type (direct_: f16, bf16 or f32).
+  template <class F>
+  static void TileOf(const TensorView& t, int64_t b, int64_t kvh, int64_t j0, F&& f) {
     const std::byte* base = t.data + b * t.strides[0] + j0 * t.strides[1] + kvh * t.strides[2];
-    const int64_t bytes = RowBytes(t.dtype, static_cast<int64_t>(d));
-    for (int64_t c = 0; c < nk; ++c) {
-      for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(base + c * t.strides[1] + x, 0, 2);
+    const size_t stride = t.strides[1] / ElementSize(t.dtype);
+    if (t.dtype == DType::kF16) {
+      f(Rows<hwy::float16_t>{reinterpret_cast<const hwy::float16_t*>(base), stride});
+    } else if (t.dtype == DType::kBF16) {
+      f(Rows<uint16_t>{reinterpret_cast<const uint16_t*>(base), stride});
+    } else {
+      f(Rows<float>{reinterpret_cast<const float*>(base), stride});
     }
   }
 
-  // sc[x][c] = <q_{slots[x]}, k_c> for the n rows taking part.
-  void Scores(const float* q, const float* kt, const int64_t* slots, size_t n, int64_t nk,
-              float* sc) const {
-    const size_t tk = kTileKeys, nk4 = RoundUp(nk, 4);
-    const float* qp[kDotRows];
-    float* sp[kDotRows];
-    for (size_t c = 0; c < nk4; c += 4) {
-      const float* kc = kt + c * dkp_;
-      size_t x = 0;
-      for (; x + kDotRows <= n; x += kDotRows) {
-        for (size_t y = 0; y < kDotRows; ++y) qp[y] = q + slots[x + y] * dkp_, sp[y] = sc + (x + y) * tk + c;
-        Dot4<kDotRows>(qp, kc, dkp_, dkp_, sp);
-      }
-      for (; x < n; ++x) {
-        qp[0] = q + slots[x] * dkp_, sp[0] = sc + x * tk + c;
-        Dot4<1>(qp, kc, dkp_, dkp_, sp);
+  // sc[x][c] = <q_{slots[x]}, k_c> for the n rows taking part (dk floats
+  // per row, a multiple of the vector length), kScoreRows rows x
+  // kScoreKeys keys per step; a last short group of keys repeats the tile's
+  // last key (its extra scores land past nk, where the softmax puts -inf).
+  template <class R>
+  void Scores(const float* q, const R& k, size_t dk, const int64_t* slots, size_t n, int64_t nk,
+              float* sc, TileLines& next, int64_t per) const {
+    const float* qp[kScoreRows];
+    float* sp[kScoreRows];
+    size_t key[kScoreKeys];
+    for (size_t x = 0; x < n; x += kScoreRows) {
+      const size_t nr = std::min(kScoreRows, n - x);
+      for (size_t y = 0; y < nr; ++y) qp[y] = q + slots[x + y] * dkp_;
+      for (int64_t c = 0; c < nk; c += kScoreKeys) {
+        for (size_t y = 0; y < nr; ++y) sp[y] = sc + (x + y) * kScoreStride + c;
+        for (size_t i = 0; i < kScoreKeys; ++i) key[i] = std::min<int64_t>(c + i, nk - 1);
+        switch (nr) {
+          case 4: DotKeys<4, kScoreKeys>(qp, k, key, dk, sp); break;
+          case 3: DotKeys<3, kScoreKeys>(qp, k, key, dk, sp); break;
+          case 2: DotKeys<2, kScoreKeys>(qp, k, key, dk, sp); break;
+          default: DotKeys<1, kScoreKeys>(qp, k, key, dk, sp); break;
+        }
+        next.Issue(per);
       }
     }
   }
 
   // o_r = o_r * corr + P.V for the active rows, 4 rows per pass over V.
-  void AccumulateV(const float* sc, const float* vt, const int64_t* slots, const float* corr,
-                   size_t n, int64_t nk, float* o) const {
-    const size_t N = hn::Lanes(DF()), tk = kTileKeys;
+  template <class R>
+  void AccumulateV(const float* sc, const R& v, const int64_t* slots, const float* corr, size_t n,
+                   int64_t nk, float* o, TileLines& next, int64_t per) const {
+    const size_t N = hn::Lanes(DF());
     for (size_t x = 0; x < n; x += 4) {
       const size_t nr = std::min<size_t>(4, n - x);
       const float* pr[4];
       float* orow[4];
-      for (size_t y = 0; y < nr; ++y) pr[y] = sc + (x + y) * tk, orow[y] = o + slots[x + y] * dvp_;
+      for (size_t y = 0; y < nr; ++y) {
+        pr[y] = sc + (x + y) * kScoreStride, orow[y] = o + slots[x + y] * dvp_;
+      }
       for (size_t c = 0; c < dvp_;) {
         const size_t vecs = c + kPvVecs * N <= dvp_ ? kPvVecs : 1;
         float* oc[4];
         for (size_t y = 0; y < nr; ++y) oc[y] = orow[y] + c;
         switch (nr * 8 + vecs) {
-          case 4 * 8 + kPvVecs: AccumulateRowsV<4, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
-          case 3 * 8 + kPvVecs: AccumulateRowsV<3, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
-          case 2 * 8 + kPvVecs: AccumulateRowsV<2, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
-          case 1 * 8 + kPvVecs: AccumulateRowsV<1, kPvVecs>(pr, nk, vt + c, dvp_, corr + x, oc); break;
-          case 4 * 8 + 1: AccumulateRowsV<4, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
-          case 3 * 8 + 1: AccumulateRowsV<3, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
-          case 2 * 8 + 1: AccumulateRowsV<2, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
-          default: AccumulateRowsV<1, 1>(pr, nk, vt + c, dvp_, corr + x, oc); break;
+          case 4 * 8 + kPvVecs: AccumulateRowsV<4, kPvVecs>(pr, nk, v, c, corr + x, oc); break;
+          case 3 * 8 + kPvVecs: AccumulateRowsV<3, kPvVecs>(pr, nk, v, c, corr + x, oc); break;
+          case 2 * 8 + kPvVecs: AccumulateRowsV<2, kPvVecs>(pr, nk, v, c, corr + x, oc); break;
+          case 1 * 8 + kPvVecs: AccumulateRowsV<1, kPvVecs>(pr, nk, v, c, corr + x, oc); break;
+          case 4 * 8 + 1: AccumulateRowsV<4, 1>(pr, nk, v, c, corr + x, oc); break;
+          case 3 * 8 + 1: AccumulateRowsV<3, 1>(pr, nk, v, c, corr + x, oc); break;
+          case 2 * 8 + 1: AccumulateRowsV<2, 1>(pr, nk, v, c, corr + x, oc); break;
+          default: AccumulateRowsV<1, 1>(pr, nk, v, c, corr + x, oc); break;
         }
+        next.Issue(per);
         c += vecs * N;
       }
     }
   }
 
+  // K and V are read in place (f16 with vector conversion, bf16 or f32;
+  // rows of whole vectors); else every tile goes through scratch.
+  static bool Direct(const Problem& p, size_t dk, size_t dv) {
+    const size_t N = hn::Lanes(DF());
+    auto ok = [](DType t) { return t == DType::kF32 || t == DType::kBF16 || (t == DType::kF16 && kVectorF16); };
+    return ok(p.k.dtype) && ok(p.v.dtype) && dk % N == 0 && dv % N == 0;
+  }
+
   const Problem& p_;
   const size_t dk_, dv_, dkp_, dvp_;
   const int64_t rows_, nmask_;
+  const bool direct_;
 };
 
 // Partial states of the split key ranges, on the calling thread, kept across calls.

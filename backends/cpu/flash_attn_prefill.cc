@@ -170,6 +170,10 @@ class Prefiller {
 
     for (int64_t j0 = 0; j0 < kend; j0 += tk) {
       const int64_t nk = std::min<int64_t>(tk, kend - j0);
+      // The next tile's rows, spread over this tile's micro-tiles.
+      TileLines next = Lines(it, j0 + tk, std::min<int64_t>(tk, kend - j0 - tk));
+      const int64_t calls = static_cast<int64_t>(R / tv_) * ((nk + 3) / 4 + (dv_ + kTileCols - 1) / kTileCols);
+      const int64_t per_call = (next.lines() + calls - 1) / calls;
       const uint8_t* live = nullptr;
       if (has_mask) {
         bool any = false;
@@ -182,7 +186,7 @@ class Prefiller {
         live = MarkLive(it, j0, nk, nmask, s);
       }
       LoadTile(p_.k, it, j0, nk, live, dk_, dkp_, kt);
-      Scores(qt, kt, nk, st);
+      Scores(qt, kt, nk, st, next, per_call);
       const bool limited = j0 + tk > kmin;  // some key past some row's causal limit or Skv
       if (has_mask) TransposeMask(it, j0, nk, nmask, s, mv, mt);
       Mask(st, has_mask ? mt : nullptr, lim, slope, j0, limited);
@@ -198,7 +202,7 @@ class Prefiller {
               for (size_t d = 0; d < dv_; ++d) col[d * tv_] += pj * vj[d];
             });
       }
-      Accumulate(st, vt, nk, ot);
+      Accumulate(st, vt, nk, ot, next, per_call);
     }
     Finish(it, real, m, l, ot, s);
   }
@@ -288,12 +292,25 @@ class Prefiller {
     std::fill(dst + nk * dp, dst + RoundUp(nk, 4) * dp, 0.0f);
   }
 
-  // st[c][r] = <k_c, q_r> for keys c < nk rounded up to 4.
-  void Scores(const float* qt, const float* kt, int64_t nk, float* st) const {
+  // K and V lines of keys [j0, j0 + nk) of the item's KV head (none for nk <= 0).
+  TileLines Lines(const Item& it, int64_t j0, int64_t nk) const {
+    if (nk <= 0) return TileLines();
+    auto at = [&](const TensorView& t) {
+      return t.data + it.b * t.strides[0] + j0 * t.strides[1] + it.kvh * t.strides[2];
+    };
+    return TileLines(at(p_.k), p_.k.strides[1], RowBytes(p_.k.dtype, static_cast<int64_t>(dk_)), at(p_.v),
+                     p_.v.strides[1], RowBytes(p_.v.dtype, static_cast<int64_t>(dv_)), nk);
+  }
+
+  // st[c][r] = <k_c, q_r> for keys c < nk rounded up to 4; `per` lines of
+  // `next` after each micro-tile.
+  void Scores(const float* qt, const float* kt, int64_t nk, float* st, TileLines& next,
+              int64_t per) const {
     const size_t R = rows_, tv = tv_, tk = kTileKeys;
     for (size_t r = 0; r < R; r += tv) {
       for (int64_t c = 0; c < nk; c += 4) {
         ScoreTile<4, kTileVecs>(qt + At(0, r, dk_), tv, kt + c * dkp_, dkp_, dk_, st + At(c, r, tk), tv);
+        next.Issue(per);
       }
     }
   }
@@ -363,12 +380,14 @@ class Prefiller {
   }
 
   // O^T += V^T P^T over the tile's keys.
-  void Accumulate(const float* pt, const float* vt, int64_t nk, float* ot) const {
+  void Accumulate(const float* pt, const float* vt, int64_t nk, float* ot, TileLines& next,
+                  int64_t per) const {
     const size_t R = rows_, tv = tv_, tk = kTileKeys;
     for (size_t r = 0; r < R; r += tv) {
       size_t c = 0;
       for (; c + kTileCols <= dv_; c += kTileCols) {
         PvTile<kTileCols, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
+        next.Issue(per);
       }
       for (; c < dv_; ++c) {
         PvTile<1, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
@@ -423,8 +442,10 @@ absl::Status FlashAttnPrefill(const KernelArgs& args) {
   ParallelRun(threads, [&](int, int) {
     PrefillScratch& s = PrefillScratch::Get();
     for (int64_t n = next++; n < items; n = next++) {
-      // Latest position blocks first: they see the most keys.
-      const int64_t blk = blocks - 1 - n / heads, hb = n % heads;
+      // Head by head, so that the threads share one head's K/V in the
+      // caches (all heads' K/V at depth 8192 are past a 32 MiB L3); within
+      // a head the latest position blocks first: they see the most keys.
+      const int64_t blk = blocks - 1 - n % blocks, hb = n / blocks;
       const Item it{hb / p.Hkv, hb % p.Hkv, blk * positions,
                     std::min(positions, p.Sq - blk * positions)};
       pre.Run(it, s);

@@ -4,6 +4,7 @@
 // (column groups) and final_state aliasing state.
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -31,13 +32,15 @@ struct GdnSpec {
   bool view = false;   // q, k, v, g, beta, state as strided windows
   bool alias = false;  // final_state in state's memory
   int threads = 2;
+  double g_lo = -0.5, g_hi = 0;  // log gates
 };
 
 std::string Name(const GdnSpec& s) {
   return absl::StrCat("B", s.B, " T", s.T, " Hk", s.Hk, " Hv", s.Hv, " K", s.K, " V", s.V,
                       " qk=", DTypeName(s.qk), " v=", DTypeName(s.v), " kda=", s.kda,
                       " state=", s.state, " l2norm=", s.l2norm, " map=", s.head_map,
-                      " view=", s.view, " alias=", s.alias, " threads=", s.threads);
+                      " view=", s.view, " alias=", s.alias, " threads=", s.threads, " g=[", s.g_lo,
+                      ",", s.g_hi, "]");
 }
 
 OpCase MakeCase(const GdnSpec& s) {
@@ -52,9 +55,9 @@ OpCase MakeCase(const GdnSpec& s) {
   c.inputs.push_back(in(s.qk, {s.B, s.T, s.Hk, s.K}, -ka, ka));
   c.inputs.push_back(in(s.v, {s.B, s.T, s.Hv, s.V}, -1, 1));
   if (s.kda) {
-    c.inputs.push_back(in(DType::kF32, {s.B, s.T, s.Hv, s.K}, -0.5, 0));
+    c.inputs.push_back(in(DType::kF32, {s.B, s.T, s.Hv, s.K}, s.g_lo, s.g_hi));
   } else {
-    c.inputs.push_back(in(DType::kF32, {s.B, s.T, s.Hv}, -0.5, 0));
+    c.inputs.push_back(in(DType::kF32, {s.B, s.T, s.Hv}, s.g_lo, s.g_hi));
   }
   c.inputs.push_back(in(DType::kF32, {s.B, s.T, s.Hv}, 0.05, 0.95));
   if (s.state) {
@@ -86,6 +89,19 @@ TEST(CpuGatedDeltaNetTest, GdaAndKdaByHeadSizeAndTokens) {
         ExpectMatches(s, &key);
         EXPECT_EQ(key, absl::StrCat("gated_delta_net[k=", n, ",v=", n, ",kda=", kda, "]"));
       }
+    }
+  }
+}
+
+// Strong decays (products over a 64-token chunk far below f32's range),
+// where a form that carries the decays' cumulative product (the chunked
+// one, or any rescaled recurrence) must keep its exponents bounded.
+TEST(CpuGatedDeltaNetTest, StrongDecays) {
+  for (bool kda : {false, true}) {
+    for (auto [lo, hi] : {std::pair{-6.0, -1.0}, std::pair{-60.0, -20.0}}) {
+      GdnSpec s;
+      s.kda = kda, s.T = 100, s.l2norm = true, s.g_lo = lo, s.g_hi = hi;
+      ExpectMatches(s);
     }
   }
 }
