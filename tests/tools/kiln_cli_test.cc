@@ -104,7 +104,9 @@ TEST_F(KilnCliTest, MakeExampleThenRunWritesEveryOutput) {
     r = Kiln(args);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_THAT(r.out, HasSubstr("p50"));
-    if (o == out2) EXPECT_THAT(r.out, Not(HasSubstr("% of run")));
+    if (o == out2) {
+      EXPECT_THAT(r.out, Not(HasSubstr("% of run")));
+    }
   }
   for (int id : g->outputs) {
     const std::string name = g->tensors[id].name + ".npy";
