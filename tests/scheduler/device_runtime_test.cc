@@ -243,7 +243,9 @@ TEST(RegistryTest, BackendsComeFromWhatIsCompiledIn) {
   EXPECT_EQ(names.back(), "cpu");  // GPUs first, the CPU last
   for (const BackendFactory& f : BackendFactories()) {
     auto devices = f.list_devices();  // without creating a backend
-    if (devices.ok()) EXPECT_FALSE(devices->empty()) << f.name;
+    if (devices.ok()) {
+      EXPECT_FALSE(devices->empty()) << f.name;
+    }
   }
   BackendOptions bad;
   bad.flags["no-such-flag"] = "1";

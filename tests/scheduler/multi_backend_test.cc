@@ -379,7 +379,9 @@ TEST(MultiBackendTest, DisabledOpsLeaveTheBackendThatCouldRunThem) {
   for (size_t ni = 0; ni < (*e)->graph().nodes.size(); ++ni) {
     const bool neg = (*e)->graph().nodes[ni].op == "neg";
     EXPECT_EQ((*e)->placement().node_backend[ni], neg ? 1 : 0) << ni;
-    if (neg) EXPECT_THAT((*e)->placement().support[ni][0].reason, HasSubstr("disabled by the placement option partial:neg"));
+    if (neg) {
+      EXPECT_THAT((*e)->placement().support[ni][0].reason, HasSubstr("disabled by the placement option partial:neg"));
+    }
   }
 
   // Strict mode names the disabled op as the reason.
