@@ -393,6 +393,27 @@ void GemvRowsT(int64_t n0, int64_t n1, int64_t K, const float* a, int64_t lda, c
   for (; n < n1; ++n) GemvGroup<kRows, 1, kType>(K, a, lda, b, n, c, ldc, accumulate);
 }
 
+// Block `blk` of q8_0 weight row `row`: its 32 int8 values; its scale in *scale.
+HWY_INLINE const int8_t* Q8Block(const GemmB& b, int64_t row, int64_t blk, float* scale) {
+  const std::byte* p = b.data + row * b.row_stride + blk * kQ8BlockBytes;
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  *scale = F16ScaleToF32(h);
+  return reinterpret_cast<const int8_t*>(p + 2);
+}
+
+// y[r][n + g] (+)= the lanes of total[r][g] summed.
+template <int64_t kRows, int64_t kGroup>
+HWY_INLINE void StoreRowSums(const VF (&total)[kRows][kGroup], float* c, int64_t ldc, int64_t n, bool accumulate) {
+  const DF d;
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t g = 0; g < kGroup; ++g) {
+      float* y = c + r * ldc + n + g;
+      *y = (accumulate ? *y : 0.0f) + hn::GetLane(hn::SumOfLanes(d, total[r][g]));
+    }
+  }
+}
+
 // q8_0 weight rows [n, n + kGroup) against kRows rows of A: per 32-value
 // block the int8 x f32 products of each (row, weight row) pair are summed,
 // then scaled into its total; each x vector loaded feeds kGroup weight
@@ -409,13 +430,12 @@ HWY_INLINE void GemvQ8Group(int64_t K, const float* a, int64_t lda, const GemmB&
     for (int64_t g = 0; g < kGroup; ++g) total[r][g] = hn::Zero(d);
   }
   for (int64_t blk = 0; blk < K / kQ8BlockSize; ++blk) {
-    const std::byte* p[kGroup];
+    const int8_t* p[kGroup];
     VF scale[kGroup];
     for (int64_t g = 0; g < kGroup; ++g) {
-      p[g] = b.data + (n + g) * b.row_stride + blk * kQ8BlockBytes;
-      uint16_t h;
-      std::memcpy(&h, p[g], 2);
-      scale[g] = hn::Set(d, F16ScaleToF32(h));
+      float sc;
+      p[g] = Q8Block(b, n + g, blk, &sc);
+      scale[g] = hn::Set(d, sc);
     }
     VF part[kRows][kGroup];
     for (int64_t r = 0; r < kRows; ++r) {
@@ -424,7 +444,7 @@ HWY_INLINE void GemvQ8Group(int64_t K, const float* a, int64_t lda, const GemmB&
     for (int64_t j = 0; j < kQ8BlockSize; j += N) {  // N divides 32 on every target
       VF w[kGroup];
       for (int64_t g = 0; g < kGroup; ++g) {
-        w[g] = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p[g] + 2) + j)));
+        w[g] = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, p[g] + j)));
       }
       for (int64_t r = 0; r < kRows; ++r) {
         const VF x = hn::LoadU(d, a + r * lda + blk * kQ8BlockSize + j);
@@ -435,12 +455,7 @@ HWY_INLINE void GemvQ8Group(int64_t K, const float* a, int64_t lda, const GemmB&
       for (int64_t g = 0; g < kGroup; ++g) total[r][g] = hn::MulAdd(scale[g], part[r][g], total[r][g]);
     }
   }
-  for (int64_t r = 0; r < kRows; ++r) {
-    for (int64_t g = 0; g < kGroup; ++g) {
-      float* y = c + r * ldc + n + g;
-      *y = (accumulate ? *y : 0.0f) + hn::GetLane(hn::SumOfLanes(d, total[r][g]));
-    }
-  }
+  StoreRowSums<kRows, kGroup>(total, c, ldc, n, accumulate);
 }
 
 #if HWY_TARGET != HWY_SCALAR
@@ -463,14 +478,9 @@ HWY_INLINE void GemvQ8I16Group(int64_t K, const int16_t* xq, const float* xs, co
     for (int64_t g = 0; g < kGroup; ++g) total[r][g] = hn::Zero(d);
   }
   for (int64_t blk = 0; blk < blocks; ++blk) {
-    const std::byte* p[kGroup];
+    const int8_t* p[kGroup];
     float wscale[kGroup];
-    for (int64_t g = 0; g < kGroup; ++g) {
-      p[g] = b.data + (n + g) * b.row_stride + blk * kQ8BlockBytes;
-      uint16_t h;
-      std::memcpy(&h, p[g], 2);
-      wscale[g] = F16ScaleToF32(h);
-    }
+    for (int64_t g = 0; g < kGroup; ++g) p[g] = Q8Block(b, n + g, blk, &wscale[g]);
     hn::Vec<decltype(di)> s0[kRows][kGroup], s1[kRows][kGroup];
     for (int64_t r = 0; r < kRows; ++r) {
       for (int64_t g = 0; g < kGroup; ++g) s0[r][g] = s1[r][g] = hn::Zero(di);
@@ -478,7 +488,7 @@ HWY_INLINE void GemvQ8I16Group(int64_t K, const int16_t* xq, const float* xs, co
     for (int64_t j = 0; j < kQ8BlockSize; j += N16) {  // N16 divides 32 on every target
       hn::Vec<decltype(dw)> w[kGroup];
       for (int64_t g = 0; g < kGroup; ++g) {
-        w[g] = hn::PromoteTo(dw, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p[g] + 2) + j));
+        w[g] = hn::PromoteTo(dw, hn::LoadU(d8, p[g] + j));
       }
       for (int64_t r = 0; r < kRows; ++r) {
         const auto x = hn::LoadU(dw, xq + r * K + blk * kQ8BlockSize + j);
@@ -493,12 +503,7 @@ HWY_INLINE void GemvQ8I16Group(int64_t K, const int16_t* xq, const float* xs, co
       }
     }
   }
-  for (int64_t r = 0; r < kRows; ++r) {
-    for (int64_t g = 0; g < kGroup; ++g) {
-      float* y = c + r * ldc + n + g;
-      *y = (accumulate ? *y : 0.0f) + hn::GetLane(hn::SumOfLanes(d, total[r][g]));
-    }
-  }
+  StoreRowSums<kRows, kGroup>(total, c, ldc, n, accumulate);
 }
 
 // A's kRows rows as int16 blocks (xq: kRows x K, xs: kRows x K/32 scales);

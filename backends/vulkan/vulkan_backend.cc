@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <numeric>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -70,7 +71,6 @@ class VkPreparedSplit : public PreparedSplit {
   SyncPoint last_point = 0;     // of the last Execute
   SyncPoint checked_point = 0;  // errors read up to here
   bool timed = false;           // the last Execute asked for timings
-  int barriers = 0;             // in `cb` between dispatches (not the first and last)
 };
 
 class VulkanBackend : public Backend {
@@ -793,12 +793,15 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
   }
   auto record = [&](VkCommandBuffer cb, bool with_timestamps) -> absl::Status {
     const bool elide = hazard_barriers_ && !with_timestamps;
+    // Timed runs keep the graph's order; plain ones go by level.
     std::vector<size_t> order(plan.size());
-    for (size_t n = 0; n < plan.size(); ++n) order[n] = n;
-    if (elide) order = vk::OrderByLevel(plan.size(), [&](size_t later, size_t earlier) {
-      return !plan[later].dispatches.empty() && !plan[earlier].dispatches.empty() &&
-             vk::Conflict(plan[later].reads, plan[later].writes, plan[earlier].reads, plan[earlier].writes);
-    });
+    std::iota(order.begin(), order.end(), size_t{0});
+    if (elide) {
+      order = vk::OrderByLevel(plan.size(), [&](size_t later, size_t earlier) {
+        return !plan[later].dispatches.empty() && !plan[earlier].dispatches.empty() &&
+               vk::Conflict(plan[later].reads, plan[later].writes, plan[earlier].reads, plan[earlier].writes);
+      });
+    }
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT;
     vkBeginCommandBuffer(cb, &bi);
@@ -808,7 +811,6 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
     bool any = false;
     VkPipeline bound = VK_NULL_HANDLE;
     vk::HazardTracker hazards;
-    int barriers = 0;
     for (size_t n : order) {
       auto& nd = plan[n];
       bool first = true;
@@ -818,7 +820,6 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
         if (any && (!first || !elide || hazards.NeedsBarrier(nd.reads, nd.writes))) {
           FullBarrier(cb);
           hazards.Clear();
-          ++barriers;
         }
         if (with_timestamps && first) {
           // After the barrier: the node's time starts when the ones before
@@ -862,7 +863,6 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
       FullBarrier(cb);
     }
     if (VkResult r = vkEndCommandBuffer(cb); r != VK_SUCCESS) return Note(VkError(r, "vkEndCommandBuffer"));
-    if (!with_timestamps) prepared->barriers = barriers;
     return absl::OkStatus();
   };
   if (auto st = record(prepared->cb, false); !st.ok()) return st;
