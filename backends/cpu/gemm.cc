@@ -53,39 +53,18 @@ using VF = hn::Vec<DF>;
 // latency, and room for the B vectors and a broadcast in 16 registers).
 constexpr int64_t kMR = 6;
 // Cache blocks (Zen 3 / Skylake-class: 32 KiB L1, >= 512 KiB L2).
-// Defaults; KILN_CPU_GEMM=kc=N,mc=N,nc=N sets others (docs/DESIGN.md; kc a
-// multiple of 32).
 constexpr int64_t kKC = 256;   // depth: a KC x NR micro-panel of B is 16-32 KiB (L1)
 constexpr int64_t kMC = 144;   // rows of A per block: MC x KC is 144 KiB (L2)
 constexpr int64_t kNC = 2048;  // columns of B per block: KC x NC is 2 MiB (L3)
 
-struct GemmTuning {
-  int64_t kc, mc, nc;
-  bool mr12;  // KILN_CPU_GEMM=mr=12: the 12-row register tile (AVX-512 only)
-  int64_t gemv_rows;      // KILN_CPU_GEMV=rows=8: 8 weight rows per pass for one row of A
-  int64_t gemv_prefetch;  // KILN_CPU_GEMV=prefetch=BYTES: software prefetch that far ahead in each weight row
-};
-
-HWY_INLINE const GemmTuning& Tuning() {
-  static const GemmTuning t = [] {
-    auto positive = [](const char* env, const char* key, int64_t def) {
-      const int64_t v = TuningValue(env, key, def);
-      return v > 0 ? v : def;
-    };
-    GemmTuning g;
-    g.kc = positive("KILN_CPU_GEMM", "kc", kKC);
-    if (g.kc % kQ8BlockSize != 0) g.kc = kKC;  // q8_0 panels start at whole blocks
-    g.mc = positive("KILN_CPU_GEMM", "mc", kMC);
-    g.nc = positive("KILN_CPU_GEMM", "nc", kNC);
-    g.mr12 = TuningValue("KILN_CPU_GEMM", "mr", 6) == 12;
-    g.gemv_rows = TuningValue("KILN_CPU_GEMV", "rows", 4) == 8 ? 8 : 4;
-    g.gemv_prefetch = std::max<int64_t>(0, TuningValue("KILN_CPU_GEMV", "prefetch", 0));
-    return g;
-  }();
-  return t;
-}
-
 HWY_INLINE int64_t NR() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
+
+// GEMV software prefetch distance in bytes along each weight row
+// (KILN_CPU_GEMV=prefetch=BYTES, docs/DESIGN.md); 0, the default: none.
+HWY_INLINE int64_t GemvPrefetch() {
+  static const int64_t bytes = std::max<int64_t>(0, TuningValue("KILN_CPU_GEMV", "prefetch", 0));
+  return bytes;
+}
 
 // Widens k in [k0, k0 + n) of one weight row to f32 (q8_0: k0 % 32 == 0).
 HWY_INLINE void WidenRow(DType t, const std::byte* row, int64_t k0, int64_t n, float* out) {
@@ -311,83 +290,6 @@ HWY_INLINE void MicroKernel(int64_t kc, const float* HWY_RESTRICT a, const float
   }
 }
 
-#undef KILN_GEMM_MR12
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-#define KILN_GEMM_MR12 1
-// AVX-512 has 32 vector registers: a 12-row tile (24 accumulators) halves
-// the B loads per FMA of the 6-row one.
-constexpr int64_t kMR12 = 12;
-
-// PackA for 12 rows: dst[k * 12 + i]. Per 8 values of depth, rows 8-11
-// (and 4 zero rows) first, then rows 0-7: each store of the first spills
-// 4 lanes into the next k, which the second then overwrites (the buffer
-// has slack for the last).
-void PackA12(const float* a, int64_t lda, int64_t m0, int64_t mr, int64_t k0, int64_t kc, float* HWY_RESTRICT dst) {
-  int64_t k = 0;
-  for (; k + 8 <= kc; k += 8) {
-    Transpose8x8(
-        [&](int r) {
-          return r < 4 && 8 + r < mr ? _mm256_loadu_ps(a + (m0 + 8 + r) * lda + k0 + k) : _mm256_setzero_ps();
-        },
-        dst + k * kMR12 + 8, kMR12);
-    Transpose8x8(
-        [&](int r) { return r < mr ? _mm256_loadu_ps(a + (m0 + r) * lda + k0 + k) : _mm256_setzero_ps(); },
-        dst + k * kMR12, kMR12);
-  }
-  if (k == kc) return;
-  std::memset(dst + k * kMR12, 0, 4 * kMR12 * (kc - k));
-  for (int64_t i = 0; i < mr; ++i) {
-    const float* HWY_RESTRICT row = a + (m0 + i) * lda + k0;
-    for (int64_t kk = k; kk < kc; ++kk) dst[kk * kMR12 + i] = row[kk];
-  }
-}
-
-// MicroKernel for 12 rows of A (a[k * 12 + i]).
-HWY_INLINE void MicroKernel12(int64_t kc, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, float* c,
-                              int64_t ldc, int64_t mr, int64_t nr, bool add) {
-  const DF d;
-  const int64_t N = hn::Lanes(d);
-  for (int64_t i = 0; i < mr; ++i) {
-    hwy::Prefetch(c + i * ldc);
-    hwy::Prefetch(c + i * ldc + 2 * N - 1);
-  }
-  VF acc[kMR12][2];
-#pragma GCC unroll 12
-  for (int i = 0; i < kMR12; ++i) acc[i][0] = acc[i][1] = hn::Zero(d);
-  for (int64_t k = 0; k < kc; ++k) {
-    const VF b0 = hn::Load(d, b), b1 = hn::Load(d, b + N);
-#pragma GCC unroll 12
-    for (int i = 0; i < kMR12; ++i) {
-      const VF t = hn::Set(d, a[i]);
-      acc[i][0] = hn::MulAdd(t, b0, acc[i][0]);
-      acc[i][1] = hn::MulAdd(t, b1, acc[i][1]);
-    }
-    a += kMR12;
-    b += 2 * N;
-  }
-  if (mr == kMR12 && nr == 2 * N) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kMR12; ++i) {
-      float* p = c + i * ldc;
-      VF v0 = acc[i][0], v1 = acc[i][1];
-      if (add) v0 = hn::Add(v0, hn::LoadU(d, p)), v1 = hn::Add(v1, hn::LoadU(d, p + N));
-      hn::StoreU(v0, d, p);
-      hn::StoreU(v1, d, p + N);
-    }
-    return;
-  }
-  HWY_ALIGN float tile[kMR12 * 2 * HWY_MAX_BYTES / 4];
-#pragma GCC unroll 12
-  for (int i = 0; i < kMR12; ++i) {
-    hn::Store(acc[i][0], d, tile + i * 2 * N);
-    hn::Store(acc[i][1], d, tile + i * 2 * N + N);
-  }
-  for (int64_t i = 0; i < mr; ++i) {
-    for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] = (add ? c[i * ldc + j] : 0.0f) + tile[i * 2 * N + j];
-  }
-}
-#endif
-
 // Per-thread packing buffers, grown once (repeat runs do not allocate).
 float* Scratch(hwy::AlignedFreeUniquePtr<float[]>& buf, size_t& cap, size_t n) {
   if (cap < n) {
@@ -403,40 +305,19 @@ void GemmBlock(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const 
   const int64_t nrv = NR();
   thread_local hwy::AlignedFreeUniquePtr<float[]> abuf, bbuf, tbuf;
   thread_local size_t acap = 0, bcap = 0, tcap = 0;
-  const GemmTuning& tune = Tuning();
-  const int64_t mc_max = tune.mc, kc_max = tune.kc, nc_max = tune.nc;
-#ifdef KILN_GEMM_MR12
-  const bool mr12 = tune.mr12;
-#endif
-  // + a partial 12-row panel past MC, and the slack of PackA's transposes
-  float* ap = Scratch(abuf, acap, (mc_max + 12) * kc_max + 8);
-  float* bp = Scratch(bbuf, bcap, (nc_max + nrv) * kc_max);
-  float* tmp = Scratch(tbuf, tcap, nrv * kc_max);
-  for (int64_t jc = n0; jc < n1; jc += nc_max) {
-    const int64_t nc = std::min(nc_max, n1 - jc);
-    for (int64_t pc = 0; pc < K; pc += kc_max) {
-      const int64_t kc = std::min(kc_max, K - pc);
+  float* ap = Scratch(abuf, acap, kMC * kKC + 8);  // + slack of PackA's transposes
+  float* bp = Scratch(bbuf, bcap, (kNC + nrv) * kKC);
+  float* tmp = Scratch(tbuf, tcap, nrv * kKC);
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
       const bool add = accumulate || pc > 0;
       for (int64_t jr = 0; jr < nc; jr += nrv) {
         PackB(b, jc + jr, std::min(nrv, nc - jr), pc, kc, tmp, bp + jr * kc);
       }
-      for (int64_t ic = m0; ic < m1; ic += mc_max) {
-        const int64_t mc = std::min(mc_max, m1 - ic);
-#ifdef KILN_GEMM_MR12
-        if (mr12) {
-          for (int64_t ir = 0; ir < mc; ir += kMR12) {
-            PackA12(a, lda, ic + ir, std::min(kMR12, mc - ir), pc, kc, ap + ir * kc);
-          }
-          for (int64_t jr = 0; jr < nc; jr += nrv) {
-            const int64_t nr = std::min(nrv, nc - jr);
-            for (int64_t ir = 0; ir < mc; ir += kMR12) {
-              MicroKernel12(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
-                            std::min(kMR12, mc - ir), nr, add);
-            }
-          }
-          continue;
-        }
-#endif
+      for (int64_t ic = m0; ic < m1; ic += kMC) {
+        const int64_t mc = std::min(kMC, m1 - ic);
         for (int64_t ir = 0; ir < mc; ir += kMR) PackA(a, lda, ic + ir, std::min(kMR, mc - ir), pc, kc, ap + ir * kc);
         for (int64_t jr = 0; jr < nc; jr += nrv) {
           const int64_t nr = std::min(nrv, nc - jr);
@@ -480,11 +361,11 @@ HWY_INLINE void GemvGroup(int64_t K, const float* a, int64_t lda, const GemmB& b
     for (int64_t g = 0; g < kGroup; ++g) acc[r][g] = hn::Zero(d);
   }
   int64_t k = 0;
-  const int64_t pf = Tuning().gemv_prefetch;
-  constexpr int64_t kEl = kType == DType::kF32 ? 4 : 2;
+  const int64_t pf = GemvPrefetch();
+  constexpr int64_t kBytes = kType == DType::kF32 ? 4 : 2;  // per weight
   for (; k + N <= K; k += N) {
-    if (pf > 0 && (k * kEl) % 64 == 0) {
-      for (int64_t g = 0; g < kGroup; ++g) hwy::Prefetch(reinterpret_cast<const char*>(w16[g]) + k * kEl + pf);
+    if (pf > 0 && (k * kBytes) % 64 == 0) {  // once per cache line of each row
+      for (int64_t g = 0; g < kGroup; ++g) hwy::Prefetch(reinterpret_cast<const char*>(w16[g]) + k * kBytes + pf);
     }
     VF w[kGroup];
     for (int64_t g = 0; g < kGroup; ++g) w[g] = load_w(g, k);
@@ -521,11 +402,6 @@ void GemvRowsT(int64_t n0, int64_t n1, int64_t K, const float* a, int64_t lda, c
   // Groups of 4 weight rows (2 for 3-4 activation rows, to stay in registers).
   constexpr int64_t kGroup = kRows <= 2 ? 4 : 2;
   int64_t n = n0;
-  if constexpr (kRows == 1) {
-    if (Tuning().gemv_rows == 8) {
-      for (; n + 8 <= n1; n += 8) GemvGroup<kRows, 8, kType>(K, a, lda, b, n, c, ldc, accumulate);
-    }
-  }
   for (; n + kGroup <= n1; n += kGroup) GemvGroup<kRows, kGroup, kType>(K, a, lda, b, n, c, ldc, accumulate);
   for (; n < n1; ++n) GemvGroup<kRows, 1, kType>(K, a, lda, b, n, c, ldc, accumulate);
 }

@@ -1,9 +1,11 @@
 // bf16 GEMM on matrix units for bf16 weight rows (gemm_bf16.h).
 // AMX: the weight rows are the tiles' first operand as they lie in memory
 // (16 rows x 32 bf16 of depth, no packing); A, rounded to bf16, is packed
-// once into the second operand's pair-interleaved layout; the product is
-// C^T, kept in f32 tiles of a per-thread buffer across depth blocks and
-// transposed into C at the end.
+// once into the second operand's pair-interleaved layout; each thread takes
+// a range of columns and, per block of 256 rows of A, keeps the product
+// (C^T) in f32 tiles of a buffer across depth blocks (256 rows x 768
+// columns: 768 KiB, with 256 KiB of packed A, inside a 2 MiB L2), then
+// transposes it into C.
 // AVX512-BF16: A rounded to bf16 row-major; per 32 weight rows and depth
 // block a panel of (k, k+1) pairs, 32 columns a row; a 6 x 32 register tile
 // of vdpbf16ps (two products per f32 lane and instruction).
@@ -28,7 +30,7 @@ namespace {
 constexpr int64_t kTile = 16;       // rows of a tile; f32 columns of an accumulator tile
 constexpr int64_t kTileK = 32;      // bf16 depth of one tdpbf16ps
 constexpr int64_t kTileBytes = 1024;
-constexpr int64_t kMc = 512;        // rows of A per block (multiple of 32); KILN_CPU_AMX=rows=N
+constexpr int64_t kMc = 256;        // rows of A per block (multiple of 32); KILN_CPU_AMX=rows=N
 constexpr int64_t kKc = 512;        // depth per block (multiple of 32); KILN_CPU_AMX=depth=N
 constexpr int64_t kDotMr = 6;       // AVX512-BF16 register tile: 6 rows x 2 vectors (12 accumulators)
 constexpr int64_t kDotKcPairs = 256;  // depth pairs per panel: 32 columns x 256 pairs = 32 KiB (L1)
@@ -36,13 +38,12 @@ constexpr int64_t kDotKcPairs = 256;  // depth pairs per panel: 32 columns x 256
 // The AMX path's settings (KILN_CPU_AMX): rows of A and depth per block;
 // `panel`: the first pass over a block's rows stores each 32-row weight
 // panel in tile order (contiguous 1 KiB tiles: weight rows 2K bytes apart
-// all fall in one L1 set for K a power of two) and the other passes load
+// fall in one L1 set when 2K is a multiple of 4 KiB) and the other passes load
 // it from there; `prefetch`: the next panel is prefetched into L2 while
-// this one runs; `pack512`: A is rounded and packed with AVX-512 rather
-// than a value at a time.
+// this one runs (both on by default).
 struct AmxTuning {
   int64_t rows = kMc, depth = kKc;
-  bool panel = false, prefetch = false, pack512 = false;
+  bool panel = true, prefetch = true;
 };
 
 uint8_t* Scratch(hwy::AlignedFreeUniquePtr<uint8_t[]>& buf, size_t& cap, size_t n) {
@@ -51,31 +52,6 @@ uint8_t* Scratch(hwy::AlignedFreeUniquePtr<uint8_t[]>& buf, size_t& cap, size_t 
     cap = n;
   }
   return buf.get();
-}
-
-// A rows [0, M) as bf16 pairs: tile (mt, kb) holds, at row p and column m,
-// the u32 {A[16 mt + m][32 kb + 2p], A[...][32 kb + 2p + 1]}; rows of A
-// beyond M are zero.
-void PackA(int64_t mt0, int64_t mt1, int64_t M, int64_t K, const float* a, int64_t lda, uint32_t* dst) {
-  const int64_t kb_n = K / kTileK;
-  for (int64_t mt = mt0; mt < mt1; ++mt) {
-    for (int64_t m = 0; m < kTile; ++m) {
-      const int64_t row = mt * kTile + m;
-      uint32_t* out = dst + mt * kb_n * (kTileBytes / 4) + m;
-      if (row >= M) {
-        for (int64_t i = 0; i < K / 2; ++i) out[(i / kTile) * (kTileBytes / 4) + (i % kTile) * kTile] = 0;
-        continue;
-      }
-      const float* x = a + row * lda;
-      for (int64_t kb = 0; kb < kb_n; ++kb) {
-        uint32_t* t = out + kb * (kTileBytes / 4);
-        for (int64_t p = 0; p < kTile; ++p) {
-          const int64_t k = kb * kTileK + 2 * p;
-          t[p * kTile] = F32ToBF16(x[k]) | (static_cast<uint32_t>(F32ToBF16(x[k + 1])) << 16);
-        }
-      }
-    }
-  }
 }
 
 #if defined(__x86_64__)
@@ -92,9 +68,11 @@ __attribute__((target("avx512f"))) inline __m512i Bf16Lanes(__m512 x) {
   return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
 }
 
-// PackA with AVX-512 (AMX hosts have it): per row and tile, 32 values
-// rounded at once and scattered to their 16 pair positions.
-__attribute__((target("avx512f"))) void PackA512(int64_t mt0, int64_t mt1, int64_t M, int64_t K, const float* a,
+// A rows [0, M) as bf16 pairs: tile (mt, kb) holds, at row p and column m,
+// the u32 {A[16 mt + m][32 kb + 2p], A[...][32 kb + 2p + 1]}; rows of A
+// beyond M are zero. With AVX-512 (every AMX host has it): per row and
+// tile, 32 values rounded at once and scattered to their 16 pair positions.
+__attribute__((target("avx512f"))) void PackA(int64_t mt0, int64_t mt1, int64_t M, int64_t K, const float* a,
                                                  int64_t lda, uint32_t* dst) {
   const int64_t kb_n = K / kTileK;
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -314,9 +292,8 @@ int64_t GemmBf16Units(int64_t M, int64_t N, int64_t K, const float* a, int64_t l
     const int64_t rows = TuningValue("KILN_CPU_AMX", "rows", kMc), depth = TuningValue("KILN_CPU_AMX", "depth", kKc);
     t.rows = rows >= 32 && rows % 32 == 0 ? rows : kMc;
     t.depth = depth >= kTileK && depth % kTileK == 0 ? depth : kKc;
-    t.panel = TuningValue("KILN_CPU_AMX", "panel", 0) != 0;
-    t.prefetch = TuningValue("KILN_CPU_AMX", "prefetch", 0) != 0;
-    t.pack512 = TuningValue("KILN_CPU_AMX", "pack", 0) != 0;
+    t.panel = TuningValue("KILN_CPU_AMX", "panel", 1) != 0;
+    t.prefetch = TuningValue("KILN_CPU_AMX", "prefetch", 1) != 0;
     return t;
   }();
   // A packed whole (all threads), then each thread its columns, a block of
@@ -325,13 +302,7 @@ int64_t GemmBf16Units(int64_t M, int64_t N, int64_t K, const float* a, int64_t l
   const int64_t kb_n = K / kTileK;
   auto* ap = reinterpret_cast<uint32_t*>(Scratch(abuf, acap, mt_n * kb_n * kTileBytes));
   const int pack_threads = static_cast<int>(std::min<int64_t>(threads, mt_n));
-  ParallelFor(mt_n, pack_threads, [&](int64_t t0, int64_t t1) {
-    if (tune.pack512) {
-      PackA512(t0, t1, M, K, a, lda, ap);
-    } else {
-      PackA(t0, t1, M, K, a, lda, ap);
-    }
-  });
+  ParallelFor(mt_n, pack_threads, [&](int64_t t0, int64_t t1) { PackA(t0, t1, M, K, a, lda, ap); });
   ParallelFor(
       cols, threads,
       [&](int64_t n0, int64_t n1) {

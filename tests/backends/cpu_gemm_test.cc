@@ -156,7 +156,7 @@ TEST(CpuGemm, WideAndDeep) {
 // path where the host has one (A rounded to bf16: NMSE ~1e-6, OPS.md allows 5e-4 for
 // bf16 inputs), the f32 path elsewhere; both must match. Shapes cross the
 // 32-column pass (N % 32 left to the f32 path), the 16-row tile, the
-// 512-row and 512-deep blocks.
+// 256-row and 512-deep blocks.
 TEST(CpuGemm, Bf16WeightRowsOnMatrixUnits) {
   const MatrixUnits& u = HostMatrixUnits();
   const bool units = u.amx_bf16 || u.avx512_bf16_gemm;
