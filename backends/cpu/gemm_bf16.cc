@@ -73,7 +73,7 @@ __attribute__((target("avx512f"))) inline __m512i Bf16Lanes(__m512 x) {
 // beyond M are zero. With AVX-512 (every AMX host has it): per row and
 // tile, 32 values rounded at once and scattered to their 16 pair positions.
 __attribute__((target("avx512f"))) void PackA(int64_t mt0, int64_t mt1, int64_t M, int64_t K, const float* a,
-                                                 int64_t lda, uint32_t* dst) {
+                                              int64_t lda, uint32_t* dst) {
   const int64_t kb_n = K / kTileK;
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i one = _mm512_set1_epi32(1);
