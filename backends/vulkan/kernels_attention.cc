@@ -400,7 +400,7 @@ namespace {
 // gated_delta_net_decode.comp: few tokens on a GPU whose subgroup size is
 // fixed (the kernel's lanes split K across a subgroup's lanes by shuffles).
 // False (nothing recorded) where gated_delta_net.comp takes the node.
-// KILN_VULKAN_GDN_DECODE=0 turns it off; _SGS sets subgroups per workgroup.
+// KILN_VULKAN_GDN_DECODE=0 turns it off (for measuring).
 absl::StatusOr<bool> RecordGdnDecode(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kGdnQ);
   const TensorArg& v = ctx.in(kGdnV);
@@ -418,7 +418,7 @@ absl::StatusOr<bool> RecordGdnDecode(KernelContext& ctx) {
   // 8 columns per subgroup (a 32-byte sector per row and load); K = 256:
   // 4, so that a lane of 32 keeps K / 8 rows (registers).
   const int64_t cps = std::min<int64_t>(K <= 128 ? 8 : 4, sg);
-  const int64_t sgs = std::clamp<int64_t>(EnvInt("KILN_VULKAN_GDN_SGS", 2), 1, 16);
+  const int64_t sgs = 2;  // subgroups per workgroup (H200: 1 and 4 were 3-4% slower)
   const int64_t subgroups = Hv * ((V + cps - 1) / cps);
   const std::vector<int32_t> spec = {static_cast<int32_t>(sg * sgs), static_cast<int32_t>(sg), static_cast<int32_t>(cps),
                                      static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
