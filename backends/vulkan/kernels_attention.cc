@@ -397,6 +397,42 @@ void PushGdnParams(KernelContext& ctx, Dispatch& d) {
 
 namespace {
 
+// gated_delta_net_decode.comp: few tokens on a GPU whose subgroup size is
+// fixed (the kernel's lanes split K across a subgroup's lanes by shuffles).
+// False (nothing recorded) where gated_delta_net.comp takes the node.
+// KILN_VULKAN_GDN_DECODE=0 turns it off (for measuring).
+absl::StatusOr<bool> RecordGdnDecode(KernelContext& ctx) {
+  const TensorArg& q = ctx.in(kGdnQ);
+  const TensorArg& v = ctx.in(kGdnV);
+  const TensorArg& g = ctx.in(kGdnG);
+  const TensorArg& state = ctx.in(kGdnState);
+  const TensorArg& out = ctx.out(kGdnOut);
+  const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
+  const int64_t Hv = v.dims[2], V = v.dims[3];
+  const DeviceFacts& f = ctx.facts;
+  const int64_t sg = f.subgroup_size;
+  // Specialized builds only (CPU devices too when asked: the CI's check).
+  if (f.generic_kernels || !f.subgroup_shuffle) return false;
+  if (f.min_subgroup != f.max_subgroup || sg < 8 || sg > 64 || (sg & (sg - 1))) return false;
+  if (T > 8 || EnvInt("KILN_VULKAN_GDN_DECODE", 1) == 0) return false;
+  // 8 columns per subgroup (a 32-byte sector per row and load); K = 256:
+  // 4, so that a lane of 32 keeps K / 8 rows (registers).
+  const int64_t cps = std::min<int64_t>(K <= 128 ? 8 : 4, sg);
+  const int64_t sgs = 2;  // subgroups per workgroup (H200: 1 and 4 were 3-4% slower)
+  const int64_t subgroups = Hv * ((V + cps - 1) / cps);
+  const std::vector<int32_t> spec = {static_cast<int32_t>(sg * sgs), static_cast<int32_t>(sg), static_cast<int32_t>(cps),
+                                     static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
+                                     DtCode(ctx.in(kGdnK).dtype()), DtCode(v.dtype()), g.rank == 4 ? 1 : 0,
+                                     state.present() ? 1 : 0, ctx.node.GetBool("l2norm_qk") ? 1 : 0,
+                                     GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0, DtCode(out.dtype())};
+  Dispatch& d = ctx.Add("gated_delta_net_decode", spec, (subgroups + sgs - 1) / sgs, B);
+  PushGdnParams(ctx, d);
+  d.Bind(0, q).Bind(1, ctx.in(kGdnK)).Bind(2, v).Bind(3, g).Bind(4, ctx.in(kGdnBeta)).Bind(6, out);
+  d.Bind(7, ctx.out(kGdnFinalState));
+  if (state.present()) d.Bind(5, state);
+  return true;
+}
+
 absl::Status RecordGdn(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kGdnQ);
   const TensorArg& k = ctx.in(kGdnK);
@@ -410,6 +446,7 @@ absl::Status RecordGdn(KernelContext& ctx) {
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (B * Hv == 0) return absl::OkStatus();
   if (auto chunked = RecordGdnChunked(ctx); !chunked.ok() || *chunked) return chunked.status();
+  if (auto decode = RecordGdnDecode(ctx); !decode.ok() || *decode) return decode.status();
   // Invocation (j, part) holds rows part*K/kp.. of state column j. On a CPU
   // device (lavapipe) every barrier switches all invocations: one per
   // column there.

@@ -11,12 +11,13 @@ namespace {
 
 constexpr int kGemvRows = 8;
 
-// 16-byte weight loads per lane in flight (matmul.comp's NV);
-// KILN_VULKAN_GEMV_NV is a tuning knob.
+// 16-byte weight loads per lane in flight (matmul.comp's NV): 2. On the
+// H200 (f16 4096x4096) fewer were faster: 14.0 us against 15.7 for 4, 17.3
+// for 8, 19.8 for 16 (bench/RESULTS.md). KILN_VULKAN_GEMV_NV is a tuning knob.
 int GemvLoads() {
   const char* v = std::getenv("KILN_VULKAN_GEMV_NV");
   const int n = v ? std::atoi(v) : 0;
-  return n >= 1 && n <= 32 ? n : 4;
+  return n >= 1 && n <= 32 ? n : 2;
 }
 
 Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& facts) {

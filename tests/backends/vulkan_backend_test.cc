@@ -135,5 +135,32 @@ TEST_F(VulkanBackendTest, SplitKvDecode) {
   ::unsetenv("KILN_VULKAN_FA_SPLIT_KEYS");
 }
 
+// gated_delta_net_decode.comp runs only in specialized builds, which CPU
+// devices (lavapipe, CI) do not use by default: one backend with
+// specialize=on checks it there (state in and out, KDA, a column block
+// past V, f16 q/k, grouped and tiled head maps, several tokens).
+TEST_F(VulkanBackendTest, SpecializedGdnDecode) {
+  BackendOptions o;
+  o.cache_dir = "off";
+  o.flags["specialize"] = "on";
+  auto be = CreateBackend("vulkan", o);
+  ASSERT_TRUE(be.ok()) << be.status();
+  std::vector<OpCase> cases = {
+      {"gated_delta_net",
+       {In(kF32, {1, 1, 2, 32}), In(kF32, {1, 1, 2, 32}), In(kF32, {1, 1, 4, 20}), In(kF32, {1, 1, 4}, -2, -0.1),
+        In(kF32, {1, 1, 4}, 0.1, 0.9), In(kF32, {1, 4, 32, 20})},
+       {{"l2norm_qk", true}}},
+      {"gated_delta_net",
+       {In(kF16, {2, 3, 1, 16}), In(kF16, {2, 3, 1, 16}), In(kF32, {2, 3, 2, 24}), In(kF32, {2, 3, 2, 16}, -2, -0.1),
+        In(kF32, {2, 3, 2}, 0.1, 0.9), In(kF32, {2, 2, 16, 24})}},
+      {"gated_delta_net",
+       {In(kF32, {1, 2, 2, 24}), In(kF32, {1, 2, 2, 24}), In(kF32, {1, 2, 4, 8}), In(kF32, {1, 2, 4}, -2, -0.1),
+        In(kF32, {1, 2, 4}, 0.1, 0.9)},
+       {{"l2norm_qk", true}, {"head_map", std::string("tiled")}}},
+  };
+  uint32_t seed = 200;
+  for (const OpCase& c : cases) EXPECT_TRUE(MatchesReference(**be, c, seed++));
+}
+
 }  // namespace
 }  // namespace kiln

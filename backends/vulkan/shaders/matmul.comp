@@ -17,7 +17,7 @@ layout(constant_id = 6) const int MROWS = 1;
 // VECA: f32 A rows contiguous in k and 16-byte aligned (GEMV reads them as vectors).
 layout(constant_id = 7) const int VECA = 0;
 // GEMV: 16-byte weight loads per lane in flight.
-layout(constant_id = 8) const int NV = 4;
+layout(constant_id = 8) const int NV = 2;
 
 DECLARE_SLOT(0, A)
 DECLARE_SLOT(1, B)
