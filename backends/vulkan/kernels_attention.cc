@@ -54,9 +54,9 @@ int64_t EnvInt(const char* name, int64_t dflt) {
   return end && *end == 0 && x > 0 ? x : dflt;
 }
 
-// Query rows up to which flash_attn_decode.comp is used (each row's
-// workgroups read the KV head's K/V; beyond this the tiled kernel's reuse
-// across rows wins).
+// Query rows up to which flash_attn_decode.comp is used (its MAXROWS: a
+// workgroup loops over them, each row reading the split's K/V again;
+// beyond this the tiled kernel's reuse across rows wins).
 constexpr int64_t kDecodeRows = 8;
 
 // Whether K and V can be read as 16-byte runs of 8 elements per lane.
@@ -174,7 +174,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
     if (gqa % g == 0) G = g;
   }
   const int64_t head_groups = gqa / G;
-  const int64_t wgs = B * Hkv * head_groups * Sq;
+  const int64_t wgs = B * Hkv * head_groups;  // the query rows loop inside one
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
   // GPU's memory busy; with a mask, one split per 128 keys so that a row's
   // live keys (a block of a shared cache) spread over as many workgroups as
@@ -218,7 +218,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
   spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg});
-  Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * Sq, Hkv, B * splits);
+  Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);
   while (d.params.size() < 50) d.U(0);
