@@ -51,6 +51,10 @@ layout(constant_id = 16) const int UNR = 4;  // row slots per lane per step
 layout(constant_id = 17) const int LPR = 8;  // lanes per K/V row (a power of 2 dividing the subgroup size)
 layout(constant_id = 18) const int NVL = 2;  // 8-element vectors per lane per row (>= D / 8 / LPR)
 layout(constant_id = 19) const int NSG = 4;  // subgroups per workgroup at most (shared memory)
+// FUSED (with SPLIT): the partials go to binding 6, and the last workgroup
+// of a (batch, KV head, head group) to finish merges its splits into O.
+layout(constant_id = 20) const int FUSED = 0;
+layout(constant_id = 21) const int FMAX = 1;  // FUSED: Sq * G * splits at most (shared memory)
 const int GMAX = GENERIC != 0 ? 4 : G;
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
@@ -71,6 +75,12 @@ DECLARE_SLOT(2, V)
 DECLARE_SLOT(3, Mk)
 DECLARE_SLOT(4, Sk)
 DECLARE_SLOT(5, O)
+// FUSED: the partials, then one counter per (b, KV head, head group) at
+// word P(62) (zeroed by the backend before the first run; the merging
+// workgroup zeroes it again). Coherent: the last workgroup reads what the
+// others wrote.
+layout(std430, set = 0, binding = 6) coherent buffer PartF { float part_f[]; };
+layout(std430, set = 0, binding = 6) coherent buffer PartU { uint part_u[]; };
 
 // params: 1 B, 2 Sq, 3 Skv, 4 Hq, 5 Hkv, 6 scale, 7 softcap, 11 splits, 12 keys per split,
 //         13 q T, 18 k T, 23 v T, 28 mask T, 33 out T, 38 sinks off, 39 head groups per KV head,
@@ -83,6 +93,12 @@ const int MAXROWS = 8;  // query rows at most (kernels_attention.cc's kDecodeRow
 // With a mask: per query row, its live keys in the split as [lo_s, end_s).
 shared uint lo_s[MAXROWS];
 shared uint end_s[MAXROWS];
+// FUSED merge: per (row, head) pair and split its m then weight, its l
+// then l * weight; per pair the max m (ordered bits, atomicMax).
+shared float w_s[FMAX];
+shared float lw_s[FMAX];
+shared uint mx_s[MAXROWS * GMAX];
+shared uint last_s;
 
 #define NINF uintBitsToFloat(0xff800000u)
 
@@ -122,6 +138,20 @@ bool KeyLive(uint b, uint h0, uint i, uint j, uint Sq, uint Skv) {
   }
   return live;
 }
+
+// A split's partial word: flash_attn_merge.comp's buffer (binding 5), or
+// binding 6 when the merge is fused.
+void PutPart(uint at, float v) {
+  if (FUSED != 0) part_f[at] = v;
+  else O_f[at] = v;
+}
+
+// Float bits whose unsigned order is the floats' order (-inf: the least but 0).
+uint OrderedBits(float f) {
+  const uint u = floatBitsToUint(f);
+  return (u & 0x80000000u) != 0u ? ~u : u | 0x80000000u;
+}
+float FromOrderedBits(uint u) { return uintBitsToFloat((u & 0x80000000u) != 0u ? u & 0x7fffffffu : ~u); }
 
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4);
@@ -195,8 +225,8 @@ void main() {
       // 0 and never reads its acc), 8 bytes instead of D * 4.
       if (tid < uint(G_)) {
         const uint rec = (((b * Hq + h0 + tid) * Sq + i) * P(11) + split) * (Dh + 2u);
-        O_f[rec] = NINF;
-        O_f[rec + 1u] = 0.0;
+        PutPart(rec, NINF);
+        PutPart(rec + 1u, 0.0);
       }
       continue;
     }
@@ -372,8 +402,8 @@ void main() {
       if (SPLIT != 0) {
         // Partials [b][h][i][split] of (m, l, acc[D]).
         const uint rec = (((b * Hq + h) * Sq + i) * P(11) + split) * (Dh + 2u);
-        if (d == 0u) { O_f[rec] = mm; O_f[rec + 1u] = ll; }
-        if (mm != NINF) O_f[rec + 2u + d] = o;
+        if (d == 0u) { PutPart(rec, mm); PutPart(rec + 1u, ll); }
+        if (mm != NINF) PutPart(rec + 2u + d, o);
       } else {
         float f = 1.0;
         if (F_SINKS != 0) {
@@ -387,5 +417,62 @@ void main() {
       }
     }
     barrier();  // m_s, l_s, acc_s are the next row's
+  }
+
+  if (FUSED == 0) return;
+  // Fused merge: this workgroup's partials are written (each invocation's
+  // writes made visible, then all of them, before the count); the last of
+  // the column's P(11) workgroups merges them, as flash_attn_merge.comp.
+  const uint NS = P(11), rec = Dh + 2u;
+  const uint counter = P(62) + (b * P(5) + kvh) * P(39) + hg;
+  memoryBarrierBuffer();
+  barrier();
+  if (tid == 0u) last_s = atomicAdd(part_u[counter], 1u) == NS - 1u ? 1u : 0u;
+  barrier();
+  if (last_s == 0u) return;
+  memoryBarrierBuffer();  // every other workgroup's partials visible here
+  if (tid == 0u) part_u[counter] = 0u;  // for the next run
+  const uint pairs = Sq * uint(G_);  // pair = i * G + g
+  if (tid < pairs) mx_s[tid] = 0u;
+  barrier();
+  // 1. Every split's m and l of every pair at once; the pairs' max m.
+  for (uint e = tid; e < pairs * NS; e += gl_WorkGroupSize.x) {
+    const uint pr = e / NS, sp = e % NS;
+    const uint at = (((b * Hq + h0 + pr % uint(G_)) * Sq + pr / uint(G_)) * NS + sp) * rec;
+    const float m = part_f[at];
+    w_s[e] = m;
+    lw_s[e] = part_f[at + 1u];
+    atomicMax(mx_s[pr], OrderedBits(m));
+  }
+  barrier();
+  // 2. The weights exp(m - M) (M: with the sink), 0 for a split that saw no key.
+  for (uint e = tid; e < pairs * NS; e += gl_WorkGroupSize.x) {
+    const uint pr = e / NS;
+    float M = FromOrderedBits(mx_s[pr]);
+    if (F_SINKS != 0) M = max(M, Sk_f[P(38) + h0 + pr % uint(G_)]);
+    const float m = w_s[e];
+    const float w = m == NINF ? 0.0 : exp(m - M);
+    w_s[e] = w;
+    lw_s[e] = w != 0.0 ? lw_s[e] * w : 0.0;
+  }
+  barrier();
+  // 3. Each output element: the weighted sum of the live splits' acc.
+  for (uint e = tid; e < pairs * Dh; e += gl_WorkGroupSize.x) {
+    const uint pr = e / Dh, d = e % Dh;
+    const uint g = pr % uint(G_), i = pr / uint(G_), h = h0 + g;
+    const uint base = ((b * Hq + h) * Sq + i) * NS * rec;
+    float L = 0.0, v = 0.0;
+    for (uint sp = 0u; sp < NS; ++sp) {
+      const float w = w_s[pr * NS + sp];
+      L += lw_s[pr * NS + sp];
+      if (w != 0.0) v += part_f[base + sp * rec + 2u + d] * w;
+    }
+    if (F_SINKS != 0) {
+      const float sink = Sk_f[P(38) + h];
+      const float M = max(FromOrderedBits(mx_s[pr]), sink);
+      if (M != NINF) L += exp(sink - M);
+    }
+    const float res = L == 0.0 ? 0.0 : v / L;
+    STOREF(O, DT_O, P(33) + b * P(34) + i * P(35) + h * P(36) + d, res);
   }
 }
