@@ -173,39 +173,28 @@ void main() {
   // With a mask: the live keys of each query row in this split, as the
   // range [first, last + 1] (a shared cache's block-diagonal mask: one
   // row's block, the other rows none). Every invocation checks its keys for
-  // all rows at once (specialized: the loads of all rows and heads in
-  // flight together), so a row none of whose keys is live costs one round
-  // of mask loads, not a key loop.
-  if (F_MASK != 0) {
+  // all rows at once (the loads of all rows and heads in flight together),
+  // so a row none of whose keys is live costs one round of mask loads, not
+  // a key loop. Not in the generic build (its LLVM compile time on
+  // lavapipe): there every row loops over the whole split, its dead keys
+  // selected away below.
+  if (F_MASK != 0 && GENERIC == 0) {
     if (tid < uint(MAXROWS)) {
       lo_s[tid] = 0xffffffffu;
       end_s[tid] = 0u;
     }
     barrier();
-    if (GENERIC != 0) {
-      // Row by row (one copy of the loads: LLVM compiles the generic build).
-      [[dont_unroll]] for (uint r = 0u; r < Sq; ++r) {
-        uint lo = 0xffffffffu, hi = 0u;
-        for (uint j = k_begin + tid; j < k_end; j += gl_WorkGroupSize.x) {
-          if (KeyLive(b, h0, r, j, Sq, Skv)) { lo = min(lo, j); hi = j + 1u; }
-        }
-        lo = subgroupMin(lo);
-        hi = subgroupMax(hi);
-        if (subgroupElect()) { atomicMin(lo_s[r], lo); atomicMax(end_s[r], hi); }
-      }
-    } else {
-      uint lo[MAXROWS], hi[MAXROWS];
-      [[unroll]] for (int r = 0; r < MAXROWS; ++r) { lo[r] = 0xffffffffu; hi[r] = 0u; }
-      [[dont_unroll]] for (uint j = k_begin + tid; j < k_end; j += gl_WorkGroupSize.x) {
-        [[unroll]] for (int r = 0; r < MAXROWS; ++r) {
-          if (uint(r) < Sq && KeyLive(b, h0, uint(r), j, Sq, Skv)) { lo[r] = min(lo[r], j); hi[r] = j + 1u; }
-        }
-      }
+    uint lo[MAXROWS], hi[MAXROWS];
+    [[unroll]] for (int r = 0; r < MAXROWS; ++r) { lo[r] = 0xffffffffu; hi[r] = 0u; }
+    [[dont_unroll]] for (uint j = k_begin + tid; j < k_end; j += gl_WorkGroupSize.x) {
       [[unroll]] for (int r = 0; r < MAXROWS; ++r) {
-        if (uint(r) >= Sq) break;
-        const uint l2 = subgroupMin(lo[r]), h2 = subgroupMax(hi[r]);
-        if (subgroupElect()) { atomicMin(lo_s[r], l2); atomicMax(end_s[r], h2); }
+        if (uint(r) < Sq && KeyLive(b, h0, uint(r), j, Sq, Skv)) { lo[r] = min(lo[r], j); hi[r] = j + 1u; }
       }
+    }
+    [[unroll]] for (int r = 0; r < MAXROWS; ++r) {
+      if (uint(r) >= Sq) break;
+      const uint l2 = subgroupMin(lo[r]), h2 = subgroupMax(hi[r]);
+      if (subgroupElect()) { atomicMin(lo_s[r], l2); atomicMax(end_s[r], h2); }
     }
     barrier();
   }
@@ -213,7 +202,7 @@ void main() {
   [[dont_unroll]] for (uint i = 0u; i < Sq; ++i) {
     // The row's keys in this split: [kb, ke).
     uint kb = k_begin, ke = k_end;
-    if (F_MASK != 0) {
+    if (F_MASK != 0 && GENERIC == 0) {
       kb = lo_s[i];
       ke = end_s[i];
       kb = min(kb, ke);  // a dead row: the empty range [ke, ke)
