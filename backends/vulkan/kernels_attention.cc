@@ -174,7 +174,9 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
     if (gqa % g == 0) G = g;
   }
   const int64_t head_groups = gqa / G;
-  const int64_t wgs = B * Hkv * head_groups;  // the query rows loop inside one
+  // The query rows loop inside a workgroup (generic build: a workgroup each).
+  const int64_t row_groups = generic ? Sq : 1;
+  const int64_t wgs = B * Hkv * head_groups * row_groups;
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
   // GPU's memory busy; with a mask, one split per 128 keys so that a row's
   // live keys (a block of a shared cache) spread over as many workgroups as
@@ -230,7 +232,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   spec.push_back(generic ? 1 : 0);
   spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg, fused ? 1 : 0,
                            fused ? static_cast<int32_t>(merge_words) : 1});
-  Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups, Hkv, B * splits);
+  Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * row_groups, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);
   while (d.params.size() < 50) d.U(0);

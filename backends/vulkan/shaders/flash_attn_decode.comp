@@ -1,7 +1,7 @@
 #version 450
 // Flash attention for few query rows (decode), one workgroup per (batch,
 // KV head, group of G query heads, KV split), looping over the Sq <= 8
-// query rows. Built for memory parallelism: nothing in the key loop waits
+// query rows (generic build: one workgroup per row too). Built for memory parallelism: nothing in the key loop waits
 // on another subgroup, nor a K/V load on a mask load.
 //
 // Lanes split D: LPR lanes read one K/V row, lane `seg` of a row holding its
@@ -155,7 +155,14 @@ float FromOrderedBits(uint u) { return uintBitsToFloat((u & 0x80000000u) != 0u ?
 
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4);
-  const uint hg = gl_WorkGroupID.x;
+  // Generic build: one query row per workgroup (x = row * groups + head
+  // group), as before the row loop: looping over the rows there gave wrong
+  // results on lavapipe at Skv = 4096 (Sq = 3), which the specialized
+  // kernel does not.
+  const uint groups = P(39);
+  const uint hg = gl_WorkGroupID.x % groups;
+  const uint row0 = GENERIC != 0 ? gl_WorkGroupID.x / groups : 0u;
+  const uint row_end = GENERIC != 0 ? row0 + 1u : Sq;
   const uint kvh = gl_WorkGroupID.y;
   const uint b = gl_WorkGroupID.z / P(11), split = gl_WorkGroupID.z % P(11);
   const uint h0 = kvh * (Hq / P(5)) + hg * uint(G_);
@@ -199,7 +206,7 @@ void main() {
     barrier();
   }
 
-  [[dont_unroll]] for (uint i = 0u; i < Sq; ++i) {
+  [[dont_unroll]] for (uint i = row0; i < row_end; ++i) {
     // The row's keys in this split: [kb, ke).
     uint kb = k_begin, ke = k_end;
     if (F_MASK != 0 && GENERIC == 0) {
@@ -413,7 +420,7 @@ void main() {
   // writes made visible, then all of them, before the count); the last of
   // the column's P(11) workgroups merges them, as flash_attn_merge.comp.
   const uint NS = P(11), rec = Dh + 2u;
-  const uint counter = P(62) + (b * P(5) + kvh) * P(39) + hg;
+  const uint counter = P(62) + (b * P(5) + kvh) * groups + hg;
   memoryBarrierBuffer();
   barrier();
   if (tid == 0u) last_s = atomicAdd(part_u[counter], 1u) == NS - 1u ? 1u : 0u;
