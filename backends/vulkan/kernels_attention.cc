@@ -54,9 +54,9 @@ int64_t EnvInt(const char* name, int64_t dflt) {
   return end && *end == 0 && x > 0 ? x : dflt;
 }
 
-// Query rows up to which flash_attn_decode.comp is used (each row's
-// workgroups read the KV head's K/V; beyond this the tiled kernel's reuse
-// across rows wins).
+// Query rows up to which flash_attn_decode.comp is used (its MAXROWS: a
+// workgroup loops over them, each row reading the split's K/V again;
+// beyond this the tiled kernel's reuse across rows wins).
 constexpr int64_t kDecodeRows = 8;
 
 // Whether K and V can be read as 16-byte runs of 8 elements per lane.
@@ -174,7 +174,9 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
     if (gqa % g == 0) G = g;
   }
   const int64_t head_groups = gqa / G;
-  const int64_t wgs = B * Hkv * head_groups * Sq;
+  // The query rows loop inside a workgroup (generic build: a workgroup each).
+  const int64_t row_groups = generic ? Sq : 1;
+  const int64_t wgs = B * Hkv * head_groups * row_groups;
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
   // GPU's memory busy; with a mask, one split per 128 keys so that a row's
   // live keys (a block of a shared cache) spread over as many workgroups as
@@ -215,20 +217,39 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   } else {
     spec.insert(spec.end(), flags.begin(), flags.end());
   }
+  // Split KV: the merge fused into the decode dispatch (its last workgroup
+  // of each head group merges; one dispatch less, ~5 us on the H200) where
+  // the kernel is specialized and the weights of its Sq * G * splits
+  // (row, head, split) triples (8 bytes each) fit beside the combine's
+  // NSG * G * D floats in 24 KiB of shared memory (lavapipe has 32);
+  // else flash_attn_merge.comp after it (the generic build: its compile
+  // time on lavapipe). KILN_VULKAN_FA_SEPARATE_MERGE=1 (tuning) keeps the
+  // merge dispatch.
+  const int64_t merge_words = Sq * G * splits;
+  const bool fused = splits > 1 && !generic && merge_words * 8 + nsg * G * D * 4 <= 24 * 1024 &&
+                     EnvInt("KILN_VULKAN_FA_SEPARATE_MERGE", 0) == 0;
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
-  spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg});
-  Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * Sq, Hkv, B * splits);
+  spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg, fused ? 1 : 0,
+                           fused ? static_cast<int32_t>(merge_words) : 1});
+  Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * row_groups, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);
   while (d.params.size() < 50) d.U(0);
   for (int32_t f : flags) d.U(static_cast<uint32_t>(f));
   d.U(D);  // word 61
+  const int64_t part_words = B * Hq * Sq * splits * (D + 2);
+  d.U(static_cast<uint32_t>(part_words));  // word 62: FUSED's counters
   while (d.params.size() < 64) d.U(0);
   PushAlibiSlopes(ctx, d);
   BindFlashAttnInputs(ctx, d);
-  if (splits > 1) {
-    auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (D + 2) * 4));
+  if (fused) {
+    // The partials, then a counter per (b, KV head, head group), zeroed.
+    auto s = ctx.scratch(static_cast<size_t>((part_words + B * Hkv * head_groups) * 4), true);
+    if (!s.ok()) return s.status();
+    d.Bind(6, *s).Bind(5, out);
+  } else if (splits > 1) {
+    auto s = ctx.scratch(static_cast<size_t>(part_words * 4), false);
     if (!s.ok()) return s.status();
     if (auto st = AddMerge(ctx, d, *s, splits); !st.ok()) return st;
   } else {
@@ -311,7 +332,7 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   const double softcap = ctx.node.GetFloat("softcap");
   Slot partials;
   if (splits > 1) {
-    auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (Dv + 2) * 4));
+    auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (Dv + 2) * 4), false);
     if (!s.ok()) return s.status();
     partials = *s;
   }

@@ -92,8 +92,10 @@ class KernelContext {
   const DeviceFacts& facts;
   std::vector<TensorArg> inputs;   // absent optional inputs: !present()
   std::vector<TensorArg> outputs;
-  // Device-local scratch memory owned by the prepared split.
-  std::function<absl::StatusOr<Slot>(size_t bytes)> scratch;
+  // Device-local scratch memory owned by the prepared split; zeroed: filled
+  // with zeros once, before the split's first run (counters that the
+  // kernels reset to zero when done), else uninitialized.
+  std::function<absl::StatusOr<Slot>(size_t bytes, bool zeroed)> scratch;
   std::vector<Dispatch> dispatches;
 
   const TensorArg& in(int i) const { static const TensorArg none; return i < (int)inputs.size() ? inputs[i] : none; }

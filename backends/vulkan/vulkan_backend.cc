@@ -608,9 +608,14 @@ absl::StatusOr<std::unique_ptr<PreparedSplit>> VulkanBackend::Prepare(const Spli
       ctx.outputs.push_back(*a);
     }
     VkPreparedSplit* p = prepared.get();
-    ctx.scratch = [this, p, &node](size_t bytes) -> absl::StatusOr<Slot> {
+    ctx.scratch = [this, p, &node](size_t bytes, bool zeroed) -> absl::StatusOr<Slot> {
       auto b = VkBuf::Create(*device_, bytes, BufferUsage::kArena, absl::StrCat(NodeLabel(node), " scratch"));
       if (!b.ok()) return b.status();
+      // Zeroed once, ahead of the split's first run (the pending command
+      // buffer); the kernels that need it leave it zeroed again.
+      if (zeroed) {
+        if (auto st = Fill(**b, 0, bytes, 0); !st.ok()) return st;
+      }
       Slot s{(*b)->handle(), 0, VK_WHOLE_SIZE};
       p->scratch.push_back(std::move(*b));
       return s;
