@@ -174,8 +174,11 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
     if (gqa % g == 0) G = g;
   }
   const int64_t head_groups = gqa / G;
-  // The query rows loop inside a workgroup (generic build: a workgroup each).
-  const int64_t row_groups = generic ? Sq : 1;
+  // The query rows loop inside a workgroup where a mask may leave most of
+  // them dead in a split (several sequences over one cache); without a mask
+  // (every row live) and in the generic build a workgroup each.
+  const bool row_loop = !generic && (Sq == 1 || mask.present());
+  const int64_t row_groups = row_loop ? 1 : Sq;
   const int64_t wgs = B * Hkv * head_groups * row_groups;
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
   // GPU's memory busy; with a mask, one split per 128 keys so that a row's
@@ -217,21 +220,20 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   } else {
     spec.insert(spec.end(), flags.begin(), flags.end());
   }
-  // Split KV: the merge fused into the decode dispatch (its last workgroup
-  // of each head group merges; one dispatch less, ~5 us on the H200) where
-  // the kernel is specialized and the weights of its Sq * G * splits
-  // (row, head, split) triples (8 bytes each) fit beside the combine's
-  // NSG * G * D floats in 24 KiB of shared memory (lavapipe has 32);
-  // else flash_attn_merge.comp after it (the generic build: its compile
-  // time on lavapipe). KILN_VULKAN_FA_SEPARATE_MERGE=1 (tuning) keeps the
-  // merge dispatch.
+  // Split KV: flash_attn_merge.comp after the decode dispatch. The merge
+  // fused into the decode dispatch (its last workgroup of each head group
+  // merges; KILN_VULKAN_FA_FUSED_MERGE=1, where the weights of its
+  // Sq * G * splits (row, head, split) triples (8 bytes each) fit beside the
+  // combine's NSG * G * D floats in 24 KiB of shared memory) saves a
+  // dispatch but measured slower on the H200 (Skv=16384: 58.0 against 46.0
+  // us; the last workgroup merges alone), so it is not the default.
   const int64_t merge_words = Sq * G * splits;
-  const bool fused = splits > 1 && !generic && merge_words * 8 + nsg * G * D * 4 <= 24 * 1024 &&
-                     EnvInt("KILN_VULKAN_FA_SEPARATE_MERGE", 0) == 0;
+  const bool fused = splits > 1 && row_loop && merge_words * 8 + nsg * G * D * 4 <= 24 * 1024 &&
+                     EnvInt("KILN_VULKAN_FA_FUSED_MERGE", 0) == 1;
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
   spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg, fused ? 1 : 0,
-                           fused ? static_cast<int32_t>(merge_words) : 1});
+                           fused ? static_cast<int32_t>(merge_words) : 1, row_loop ? 1 : 0});
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * row_groups, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);

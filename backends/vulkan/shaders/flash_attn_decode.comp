@@ -55,6 +55,12 @@ layout(constant_id = 19) const int NSG = 4;  // subgroups per workgroup at most 
 // of a (batch, KV head, head group) to finish merges its splits into O.
 layout(constant_id = 20) const int FUSED = 0;
 layout(constant_id = 21) const int FMAX = 1;  // FUSED: Sq * G * splits at most (shared memory)
+// ROWLOOP: a workgroup loops over the query rows, with a mask after finding
+// each row's live keys in its split (a shared cache's rows: most are dead
+// there). 0: one row per workgroup (the generic build; without a mask,
+// where every row is live and 8 rows in one workgroup ran 2x slower on the
+// H200).
+layout(constant_id = 22) const int ROWLOOP = 1;
 const int GMAX = GENERIC != 0 ? 4 : G;
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
@@ -155,14 +161,14 @@ float FromOrderedBits(uint u) { return uintBitsToFloat((u & 0x80000000u) != 0u ?
 
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4);
-  // Generic build: one query row per workgroup (x = row * groups + head
-  // group), as before the row loop: looping over the rows there gave wrong
-  // results on lavapipe at Skv = 4096 (Sq = 3), which the specialized
+  // ROWLOOP == 0: one query row per workgroup (x = row * groups + head
+  // group). The generic build always: looping over the rows there gave
+  // wrong results on lavapipe at Skv = 4096 (Sq = 3), which the specialized
   // kernel does not.
   const uint groups = P(39);
   const uint hg = gl_WorkGroupID.x % groups;
-  const uint row0 = GENERIC != 0 ? gl_WorkGroupID.x / groups : 0u;
-  const uint row_end = GENERIC != 0 ? row0 + 1u : Sq;
+  const uint row0 = ROWLOOP == 0 ? gl_WorkGroupID.x / groups : 0u;
+  const uint row_end = ROWLOOP == 0 ? row0 + 1u : Sq;
   const uint kvh = gl_WorkGroupID.y;
   const uint b = gl_WorkGroupID.z / P(11), split = gl_WorkGroupID.z % P(11);
   const uint h0 = kvh * (Hq / P(5)) + hg * uint(G_);
@@ -185,7 +191,7 @@ void main() {
   // a key loop. Not in the generic build (its LLVM compile time on
   // lavapipe): there every row loops over the whole split, its dead keys
   // selected away below.
-  if (F_MASK != 0 && GENERIC == 0) {
+  if (F_MASK != 0 && ROWLOOP != 0) {
     if (tid < uint(MAXROWS)) {
       lo_s[tid] = 0xffffffffu;
       end_s[tid] = 0u;
@@ -209,7 +215,7 @@ void main() {
   [[dont_unroll]] for (uint i = row0; i < row_end; ++i) {
     // The row's keys in this split: [kb, ke).
     uint kb = k_begin, ke = k_end;
-    if (F_MASK != 0 && GENERIC == 0) {
+    if (F_MASK != 0 && ROWLOOP != 0) {
       kb = lo_s[i];
       ke = end_s[i];
       kb = min(kb, ke);  // a dead row: the empty range [ke, ke)
