@@ -177,7 +177,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   // The query rows loop inside a workgroup where a mask may leave most of
   // them dead in a split (several sequences over one cache); without a mask
   // (every row live) and in the generic build a workgroup each.
-  const bool row_loop = !generic && (Sq == 1 || mask.present());
+  const bool row_loop = !generic && Sq > 1 && mask.present();
   const int64_t row_groups = row_loop ? 1 : Sq;
   const int64_t wgs = B * Hkv * head_groups * row_groups;
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
