@@ -418,6 +418,27 @@ void PushGdnParams(KernelContext& ctx, Dispatch& d) {
   while (d.params.size() < 40) d.U(0);
 }
 
+std::vector<int32_t> GdnShapeWords(const KernelContext& ctx) {
+  const TensorArg& q = ctx.in(kGdnQ);
+  const TensorArg& v = ctx.in(kGdnV);
+  return {static_cast<int32_t>(q.dims[3]),
+          static_cast<int32_t>(v.dims[3]),
+          DtCode(q.dtype()),
+          DtCode(ctx.in(kGdnK).dtype()),
+          DtCode(v.dtype()),
+          ctx.in(kGdnG).rank == 4 ? 1 : 0,
+          ctx.in(kGdnState).present() ? 1 : 0,
+          ctx.node.GetBool("l2norm_qk") ? 1 : 0,
+          GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0,
+          DtCode(ctx.out(kGdnOut).dtype())};
+}
+
+void BindGdn(KernelContext& ctx, Dispatch& d) {
+  d.Bind(0, ctx.in(kGdnQ)).Bind(1, ctx.in(kGdnK)).Bind(2, ctx.in(kGdnV)).Bind(3, ctx.in(kGdnG));
+  d.Bind(4, ctx.in(kGdnBeta)).Bind(6, ctx.out(kGdnOut)).Bind(7, ctx.out(kGdnFinalState));
+  if (ctx.in(kGdnState).present()) d.Bind(5, ctx.in(kGdnState));
+}
+
 namespace {
 
 // gated_delta_net_decode.comp: few tokens on a GPU whose subgroup size is
@@ -425,13 +446,8 @@ namespace {
 // False (nothing recorded) where gated_delta_net.comp takes the node.
 // KILN_VULKAN_GDN_DECODE=0 turns it off (for measuring).
 absl::StatusOr<bool> RecordGdnDecode(KernelContext& ctx) {
-  const TensorArg& q = ctx.in(kGdnQ);
-  const TensorArg& v = ctx.in(kGdnV);
-  const TensorArg& g = ctx.in(kGdnG);
-  const TensorArg& state = ctx.in(kGdnState);
-  const TensorArg& out = ctx.out(kGdnOut);
-  const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
-  const int64_t Hv = v.dims[2], V = v.dims[3];
+  const int64_t B = ctx.in(kGdnQ).dims[0], T = ctx.in(kGdnQ).dims[1], K = ctx.in(kGdnQ).dims[3];
+  const int64_t Hv = ctx.in(kGdnV).dims[2], V = ctx.in(kGdnV).dims[3];
   const DeviceFacts& f = ctx.facts;
   const int64_t sg = f.subgroup_size;
   // Specialized builds only (CPU devices too when asked: the CI's check).
@@ -443,28 +459,17 @@ absl::StatusOr<bool> RecordGdnDecode(KernelContext& ctx) {
   const int64_t cps = std::min<int64_t>(K <= 128 ? 8 : 4, sg);
   const int64_t sgs = 2;  // subgroups per workgroup (H200: 1 and 4 were 3-4% slower)
   const int64_t subgroups = Hv * ((V + cps - 1) / cps);
-  const std::vector<int32_t> spec = {static_cast<int32_t>(sg * sgs), static_cast<int32_t>(sg), static_cast<int32_t>(cps),
-                                     static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
-                                     DtCode(ctx.in(kGdnK).dtype()), DtCode(v.dtype()), g.rank == 4 ? 1 : 0,
-                                     state.present() ? 1 : 0, ctx.node.GetBool("l2norm_qk") ? 1 : 0,
-                                     GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0, DtCode(out.dtype())};
+  std::vector<int32_t> spec = {static_cast<int32_t>(sg * sgs), static_cast<int32_t>(sg), static_cast<int32_t>(cps)};
+  for (int32_t w : GdnShapeWords(ctx)) spec.push_back(w);  // constants 3..12
   Dispatch& d = ctx.Add("gated_delta_net_decode", spec, (subgroups + sgs - 1) / sgs, B);
   PushGdnParams(ctx, d);
-  d.Bind(0, q).Bind(1, ctx.in(kGdnK)).Bind(2, v).Bind(3, g).Bind(4, ctx.in(kGdnBeta)).Bind(6, out);
-  d.Bind(7, ctx.out(kGdnFinalState));
-  if (state.present()) d.Bind(5, state);
+  BindGdn(ctx, d);
   return true;
 }
 
 absl::Status RecordGdn(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kGdnQ);
-  const TensorArg& k = ctx.in(kGdnK);
   const TensorArg& v = ctx.in(kGdnV);
-  const TensorArg& g = ctx.in(kGdnG);
-  const TensorArg& beta = ctx.in(kGdnBeta);
-  const TensorArg& state = ctx.in(kGdnState);
-  const TensorArg& out = ctx.out(kGdnOut);
-  const TensorArg& fs = ctx.out(kGdnFinalState);
   const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (B * Hv == 0) return absl::OkStatus();
@@ -482,18 +487,14 @@ absl::Status RecordGdn(KernelContext& ctx) {
   while (!cpu && kp * 2 <= K && cols * kp * 2 <= 512) kp *= 2;
   const int wg = generic ? 256 : static_cast<int>(cols * kp);
   const int64_t cblocks = (V + cols - 1) / cols;
-  const bool kda = g.rank == 4;
-  const std::vector<int32_t> shape = {static_cast<int32_t>(K), static_cast<int32_t>(V), DtCode(q.dtype()),
-                                      DtCode(k.dtype()), DtCode(v.dtype()), kda ? 1 : 0, state.present() ? 1 : 0,
-                                      ctx.node.GetBool("l2norm_qk") ? 1 : 0,
-                                      GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0};
-  std::vector<int32_t> spec = shape;
+  const std::vector<int32_t> shape = GdnShapeWords(ctx);
+  std::vector<int32_t> spec(shape.begin(), shape.begin() + 9);  // constants 0..8
   if (generic) {
     spec = {256, 256, 0, 0, 0, 0, 0, 0, 0};
     kp = 1;
   }
   spec.push_back(kp);
-  spec.push_back(generic ? 0 : DtCode(out.dtype()));
+  spec.push_back(generic ? 0 : shape[9]);  // the out dtype
   spec.push_back(wg);
   spec.push_back(generic ? 1 : 0);
   spec.push_back(cols == V ? 0 : static_cast<int32_t>(cols));
@@ -502,10 +503,8 @@ absl::Status RecordGdn(KernelContext& ctx) {
                     ? ctx.Add("gated_delta_net_columns", {}, (B * Hv * V + 31) / 32)
                     : ctx.Add("gated_delta_net", spec, Hv * cblocks, B);
   PushGdnParams(ctx, d);
-  for (int32_t v : shape) d.U(static_cast<uint32_t>(v));
-  d.U(DtCode(out.dtype()));
-  d.Bind(0, q).Bind(1, k).Bind(2, v).Bind(3, g).Bind(4, beta).Bind(6, out).Bind(7, fs);
-  if (state.present()) d.Bind(5, state);
+  for (int32_t w : shape) d.U(static_cast<uint32_t>(w));  // words 40..49
+  BindGdn(ctx, d);
   return absl::OkStatus();
 }
 

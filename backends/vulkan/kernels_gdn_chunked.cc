@@ -26,23 +26,15 @@ bool GdnChunkedFor(int64_t T, const DeviceFacts& facts) {
 
 absl::StatusOr<bool> RecordGdnChunked(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kGdnQ);
-  const TensorArg& k = ctx.in(kGdnK);
   const TensorArg& v = ctx.in(kGdnV);
-  const TensorArg& g = ctx.in(kGdnG);
-  const TensorArg& state = ctx.in(kGdnState);
-  const TensorArg& out = ctx.out(kGdnOut);
-  const int64_t B = q.dims[0], T = q.dims[1], K = q.dims[3];
+  const int64_t B = q.dims[0], T = q.dims[1];
   const int64_t Hv = v.dims[2], V = v.dims[3];
   if (!GdnChunkedFor(T, ctx.facts) || B * Hv == 0) return false;
   const bool generic = ctx.facts.generic_kernels;
   // 32 state columns per workgroup (16, twice the workgroups, was slower on the H200).
   const int64_t vb = generic ? 32 : std::min<int64_t>(V, 32);
   const int64_t cblocks = (V + vb - 1) / vb;
-  const std::vector<int32_t> shape = {static_cast<int32_t>(K),       static_cast<int32_t>(V),
-                                      DtCode(q.dtype()),            DtCode(k.dtype()),
-                                      DtCode(v.dtype()),            g.rank == 4 ? 1 : 0,
-                                      state.present() ? 1 : 0,      ctx.node.GetBool("l2norm_qk") ? 1 : 0,
-                                      GdnHeadMapOf(ctx.node) == GdnHeadMap::kTiled ? 1 : 0, DtCode(out.dtype())};
+  const std::vector<int32_t> shape = GdnShapeWords(ctx);
   // Spec: WG, K, V, q/k/v dtypes, state, l2norm, tiled, out dtype, VB, KDA, GENERIC.
   std::vector<int32_t> spec = {static_cast<int32_t>(vb * 8), shape[0], shape[1], shape[2], shape[3], shape[4],
                                shape[6], shape[7], shape[8], shape[9], static_cast<int32_t>(vb), shape[5], 0};
@@ -50,8 +42,7 @@ absl::StatusOr<bool> RecordGdnChunked(KernelContext& ctx) {
   Dispatch& d = ctx.Add("gated_delta_net_chunked", spec, Hv * cblocks, B);
   PushGdnParams(ctx, d);
   for (int32_t w : shape) d.U(static_cast<uint32_t>(w));  // words 40..49
-  d.Bind(0, q).Bind(1, k).Bind(2, v).Bind(3, g).Bind(4, ctx.in(kGdnBeta)).Bind(6, out).Bind(7, ctx.out(kGdnFinalState));
-  if (state.present()) d.Bind(5, state);
+  BindGdn(ctx, d);
   return true;
 }
 

@@ -2,6 +2,9 @@
 // beside the fused recurrence of kernels_attention.cc.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "backends/vulkan/vk_kernels.h"
 
@@ -18,5 +21,14 @@ absl::StatusOr<bool> RecordGdnChunked(KernelContext& ctx);
 // The parameter words both GDN kernels read (shape, scale, q/k/v/g/beta/
 // state/out/final-state offsets and strides), up to word 40.
 void PushGdnParams(KernelContext& ctx, Dispatch& d);
+
+// Words 40..49 (what a generic build reads; a specialized one takes them as
+// specialization constants): K, V, q/k/v dtypes, KDA, state present,
+// l2norm_qk, tiled head map, out dtype.
+std::vector<int32_t> GdnShapeWords(const KernelContext& ctx);
+
+// Bindings 0-7 of every GDN kernel: q, k, v, g, beta, state (when present),
+// out, final state.
+void BindGdn(KernelContext& ctx, Dispatch& d);
 
 }  // namespace kiln::vk
