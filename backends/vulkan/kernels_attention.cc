@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "backends/vulkan/kernels_gdn_chunked.h"
@@ -167,8 +168,13 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const int64_t gqa = Hq / Hkv;
   // Heads per workgroup (their K/V rows read once for all, Q and the sums
   // of each in registers): 2 on GPUs (the next pair reads them from the
-  // L2; 4 cost registers: 81 vs 61 us on the H200), 4 on CPU devices.
-  const int gmax = static_cast<int>(std::min<int64_t>(4, EnvInt("KILN_VULKAN_FA_G", cpu ? 4 : 2)));
+  // L2; 4 cost registers: 81 vs 61 us on the H200), 4 on CPU devices. With
+  // a mask over at most 16384 keys, 1: a masked row's work per workgroup is
+  // short (128-key splits), so more workgroups win over fewer K/V reads (on
+  // the H200, 8 sequences x 512 cells 126 -> 81 us, 8 x 2048 240 -> 137, one
+  // sequence of 512 70 -> 56; at 65536 keys 2 stayed faster, 0.64 vs 1.0 ms).
+  const int gdefault = cpu ? 4 : mask.present() && Skv <= 16384 ? 1 : 2;
+  const int gmax = static_cast<int>(std::min<int64_t>(4, EnvInt("KILN_VULKAN_FA_G", gdefault)));
   int G = 1;
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
@@ -177,7 +183,10 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   // The query rows loop inside a workgroup where a mask may leave most of
   // them dead in a split (several sequences over one cache); without a mask
   // (every row live) and in the generic build a workgroup each.
-  const bool row_loop = !generic && Sq > 1 && mask.present();
+  // KILN_VULKAN_FA_ROWLOOP=never|always overrides that (tuning).
+  const char* rl = std::getenv("KILN_VULKAN_FA_ROWLOOP");
+  const std::string_view rlv = rl ? rl : "";
+  const bool row_loop = !generic && Sq > 1 && (rlv == "always" || (rlv != "never" && mask.present()));
   const int64_t row_groups = row_loop ? 1 : Sq;
   const int64_t wgs = B * Hkv * head_groups * row_groups;
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
@@ -263,7 +272,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
 // flash_attn_cm.comp: many query rows with f16 K/V on a device with NV
 // cooperative matrices. False (nothing recorded) when the shapes are not
 // its own.
-bool RecordFlashAttnCoopmat(KernelContext& ctx) {
+absl::StatusOr<bool> RecordFlashAttnCoopmat(KernelContext& ctx) {
   const TensorArg& q = ctx.in(kFlashAttnQ);
   const TensorArg& k = ctx.in(kFlashAttnK);
   const TensorArg& v = ctx.in(kFlashAttnV);
@@ -279,18 +288,39 @@ bool RecordFlashAttnCoopmat(KernelContext& ctx) {
   const int64_t gqa = Hq / Hkv;
   const int G = gqa % 4 == 0 ? 4 : gqa % 2 == 0 ? 2 : 1;
   const int64_t rows = 64 / G;
+  const int64_t wgs = B * ((Sq + rows - 1) / rows) * (Hq / G);
+  // KV splits (with the merge dispatch) when heads x row blocks give fewer
+  // workgroups than KILN_VULKAN_FA_CM_TARGET_WGS (a short chunk of rows on
+  // a long cache), each split at least KILN_VULKAN_FA_CM_MIN_KEYS keys;
+  // KILN_VULKAN_FA_CM_SPLITS forces a count (tuning, and tests of the split
+  // path on small shapes). At 256 workgroups (Sq=512, 32 heads) on the H200,
+  // 2 splits were 1.16x slower than none, 8 splits 1.35x.
+  const int64_t target = EnvInt("KILN_VULKAN_FA_CM_TARGET_WGS", 128);
+  const int64_t min_keys = EnvInt("KILN_VULKAN_FA_CM_MIN_KEYS", 1024);
+  int64_t splits = std::clamp<int64_t>(std::min((target + wgs - 1) / wgs, Skv / min_keys), 1, 256);
+  if (const int64_t forced = EnvInt("KILN_VULKAN_FA_CM_SPLITS", 0); forced > 0) splits = std::min<int64_t>(forced, 256);
+  int64_t per_split = (Skv + splits - 1) / splits;
+  per_split = (per_split + 31) / 32 * 32;  // whole 32-key tiles
+  splits = std::max<int64_t>(1, (Skv + per_split - 1) / per_split);
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
   Dispatch& d = ctx.Add("flash_attn_cm",
                         {static_cast<int32_t>(D), DtCode(q.dtype()), mask.present() ? 1 : 0,
                          mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
-                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G},
-                        (Sq + rows - 1) / rows, Hq / G, B);
-  PushFlashAttnHeader(ctx, d, 1, Skv);
+                         max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G,
+                         splits > 1 ? 1 : 0},
+                        (Sq + rows - 1) / rows, Hq / G, B * splits);
+  PushFlashAttnHeader(ctx, d, splits, splits > 1 ? per_split : Skv);
   while (d.params.size() < 64) d.U(0);
   PushAlibiSlopes(ctx, d);
   BindFlashAttnInputs(ctx, d);
-  d.Bind(5, out);
+  if (splits > 1) {
+    auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (D + 2) * 4), false);
+    if (!s.ok()) return s.status();
+    if (auto st = AddMerge(ctx, d, *s, splits); !st.ok()) return st;
+  } else {
+    d.Bind(5, out);
+  }
   return true;
 }
 
@@ -305,7 +335,7 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   const int64_t Skv = k.dims[1], Hkv = k.dims[2], Dv = v.dims[3];
   if (B * Sq * Hq == 0 || Dv == 0) return absl::OkStatus();
   if (auto decode = RecordFlashAttnDecode(ctx); !decode.ok() || *decode) return decode.status();
-  if (RecordFlashAttnCoopmat(ctx)) return absl::OkStatus();
+  if (auto cm = RecordFlashAttnCoopmat(ctx); !cm.ok() || *cm) return cm.status();
   const int64_t gqa = Hq / Hkv;
   const bool generic = ctx.facts.generic_kernels;
   const int budget = generic ? 8 : RowBudget(Dk);

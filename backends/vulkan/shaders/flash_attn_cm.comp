@@ -17,7 +17,19 @@
 // Masked S cells are replaced by -inf, never used. A tile with no live cell
 // for the workgroup's rows is skipped without reading its K/V (the one tile
 // after a live tile is read ahead, used or not); past the causal diagonal
-// the walk ends. Keys past Skv (a last partial tile) are masked.
+// the walk ends. Keys past Skv (a last partial tile) are
+// masked.
+// SPLIT: the keys are split over gl_WorkGroupID.z (P(11) splits of P(12)
+// keys) for more workgroups than heads x row blocks give, and each writes
+// its (m, l, unnormalized O) partial for flash_attn_merge.comp.
+// Q, K and V sit in shared memory as uvec4 (8 halves): one 16-byte store per
+// 8 elements (scalar f16 stores of the K/V tile were 1.29x slower on the
+// H200); the cooperative-matrix loads count elements and strides in uvec4.
+// S and O blocks likewise as uvec4 of float bits, a lane's 16 S cells read
+// in 4 loads; a tile whose every cell is live for the subgroup's rows (no
+// mask, inside Sq x Skv and the causal triangle) skips the per-cell bias
+// (each about 1.03x on the H200). (P written as packed 16-byte stores
+// instead of f16 scalars was 1.06x slower.)
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -35,9 +47,11 @@ layout(constant_id = 6) const int ALIBI = 0;
 layout(constant_id = 7) const int CAUSAL = 0;
 layout(constant_id = 8) const int DTO = 0;
 layout(constant_id = 9) const int G = 1;          // query heads per workgroup: 1, 2 or 4
+layout(constant_id = 10) const int SPLIT = 0;
 const int NQ = D / 16;     // 16-wide blocks of the head dim
 const uint BC = 32u;       // keys per tile
 const uint LDK = uint(D) + 8u;  // f16 row stride of Q / K / V in shared memory
+const uint LDK4 = LDK / 8u;     // ... in uvec4
 const uint LDP = BC + 8u;
 const uint LDS = BC + 4u;  // S's f32 row stride (fewer bank conflicts in the row reads)
 const uint RB = 4u / uint(G);   // 16-row blocks per workgroup
@@ -52,10 +66,13 @@ DECLARE_SLOT(5, O)
 // params as flash_attn.comp: 1 B, 2 Sq, 3 Skv, 4 Hq, 5 Hkv, 6 scale, 7 softcap,
 //   13 q T, 18 k T, 23 v T, 28 mask T, 33 out T, 38 sinks off, 64.. ALiBi slopes
 // KVs: Q staging at the start, then the K tile (BC x D) and the V tile.
-shared float16_t KVs[2u * BC * LDK];
+shared uvec4 KVs[2u * BC * LDK4];
+// Half h of KVs.
+float KVh(uint h) { return unpackHalf2x16(KVs[h >> 3][(h >> 1) & 3u])[h & 1u]; }
 // Per subgroup (1024 floats from sg * 1024): S (16 x 32, row stride LDS),
 // later a 16 x 64 block of O.
-shared float SP[4u * 1024u];
+shared uvec4 SP[4u * 256u];  // float bits: glslang stores f32 matrices to integer vectors only
+float SPf(uint f) { return uintBitsToFloat(SP[f >> 2][f & 3u]); }
 shared float16_t Ps[4u * 16u * LDP];
 shared uint live_flags[2][4];  // per tile parity and subgroup: bit 0 any live cell
 
@@ -64,8 +81,8 @@ shared uint live_flags[2][4];  // per tile parity and subgroup: bit 0 any live c
 #define HALF fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
 
 // The K and V tile of keys j0..: global loads into registers (8 halves
-// each; issued a tile ahead, so they fly while the current tile computes),
-// then into shared memory.
+// each; issued a tile ahead, so they fly while the current tile computes:
+// without that, 1.22x slower on the H200), then into shared memory.
 const uint CH = uint(D) / 8u;
 const uint NLD = (BC * CH + 127u) / 128u;
 uvec4 kq[NLD], vq[NLD];
@@ -84,21 +101,16 @@ void StoreKV() {
   for (uint u = 0u; u < NLD; ++u) {
     const uint e = gl_LocalInvocationID.x + 128u * u, row = e / CH, ch = e % CH;
     if (e >= BC * CH) break;
-    for (uint w = 0u; w < 4u; ++w) {
-      const f16vec2 kh = unpackFloat2x16(kq[u][w]), vh = unpackFloat2x16(vq[u][w]);
-      const uint at = row * LDK + ch * 8u + w * 2u;
-      KVs[at] = kh.x;
-      KVs[at + 1u] = kh.y;
-      KVs[BC * LDK + at] = vh.x;
-      KVs[BC * LDK + at + 1u] = vh.y;
-    }
+    KVs[row * LDK4 + ch] = kq[u];
+    KVs[BC * LDK4 + row * LDK4 + ch] = vq[u];
   }
 }
 
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4), Hkv = P(5);
   const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
-  const uint h = gl_WorkGroupID.y * uint(G) + sg % uint(G), b = gl_WorkGroupID.z;
+  const uint NS = SPLIT != 0 ? P(11) : 1u, split = SPLIT != 0 ? gl_WorkGroupID.z % NS : 0u;
+  const uint h = gl_WorkGroupID.y * uint(G) + sg % uint(G), b = gl_WorkGroupID.z / NS;
   const uint kvh = h / (Hq / Hkv);
   const uint wrow0 = gl_WorkGroupID.x * RB * 16u;  // the workgroup's first query row
   const uint i0 = wrow0 + (sg / uint(G)) * 16u;
@@ -109,17 +121,20 @@ void main() {
   const uint so = sg * 1024u, po = sg * 16u * LDP;
 
   // Q rows (scaled) to f16 matrices, via shared memory.
-  const uint qo = sg * 16u * LDK;
-  for (uint e = lane; e < 16u * uint(D); e += 32u) {
-    const uint rr = e / uint(D), d = e % uint(D);
-    float v = 0.0;
-    if (i0 + rr < Sq) v = LOADF(Q, DTQ, P(13) + b * P(14) + (i0 + rr) * P(15) + h * P(16) + d) * scale;
-    KVs[qo + rr * LDK + d] = float16_t(v);
+  const uint qo = sg * 16u * LDK4;
+  for (uint e = lane; e < 16u * uint(D) / 2u; e += 32u) {  // pairs of halves
+    const uint rr = e / uint(D / 2), d = (e % uint(D / 2)) * 2u;
+    vec2 v = vec2(0.0);
+    if (i0 + rr < Sq) {
+      const uint at = P(13) + b * P(14) + (i0 + rr) * P(15) + h * P(16) + d;
+      v = vec2(LOADF(Q, DTQ, at), LOADF(Q, DTQ, at + 1u)) * scale;
+    }
+    KVs[qo + rr * LDK4 + d / 8u][(d / 2u) % 4u] = packFloat2x16(f16vec2(v));
   }
   subgroupMemoryBarrierShared();
   subgroupBarrier();
   HALF qm[NQ];
-  for (int k = 0; k < NQ; ++k) coopMatLoadNV(qm[k], KVs, qo + uint(k) * 16u, LDK, false);
+  for (int k = 0; k < NQ; ++k) coopMatLoadNV(qm[k], KVs, qo + uint(k) * 2u, LDK4, false);
   barrier();  // KVs is rewritten by the first tile
 
   ACC o[NQ];
@@ -131,17 +146,25 @@ void main() {
   // decision is the workgroup's).
   const uint wlast = min(wrow0 + RB * 16u - 1u, Sq - 1u);
   // The K and V tiles in shared memory.
-  const uint kst = LDK, vst = LDK, kb = 0u, vb = BC * LDK;
+  // (kst, kb, vb: uvec4 units; vst, vb2: halves, for the scalar P V)
+  const uint kst = LDK4, kb = 0u, vb = BC * LDK4, vst = LDK, vb2 = BC * LDK;
 
-  // The causal end: every tile from here on is masked.
-  const uint jend = CAUSAL != 0 ? min(Skv, wlast + (Skv - Sq) + 1u) : Skv;
+  // This split's keys, and the causal end: every tile from there on is masked.
+  const uint jbeg = split * P(12);
+  const uint jstop = SPLIT != 0 ? min(Skv, jbeg + P(12)) : Skv;
+  const uint jend = CAUSAL != 0 ? min(jstop, wlast + (Skv - Sq) + 1u) : jstop;
   bool held = false;  // kq/vq hold tile j0 (prefetched by the previous live tile)
-  for (uint j0 = 0u; j0 < jend; j0 += BC) {
+  for (uint j0 = jbeg; j0 < jend; j0 += BC) {
     // 1. Bias of this lane's 16 cells (row i, keys c0..c0+15).
     const uint c0 = half_ * 16u;
     float bias[16];
     bool any_live = false, all_live = true;
-    for (uint c = 0u; c < 16u; ++c) {
+    const bool interior = HAS_MASK == 0 && i0 + 16u <= Sq && j0 + BC <= Skv &&
+                          (CAUSAL == 0 || j0 + BC - 1u <= i0 + (Skv - Sq));
+    if (interior) {
+      for (uint c = 0u; c < 16u; ++c) bias[c] = 0.0;
+      any_live = true;
+    } else for (uint c = 0u; c < 16u; ++c) {
       const uint j = j0 + c0 + c;
       float bv = 0.0;
       if (i >= Sq || j >= Skv) {
@@ -178,21 +201,23 @@ void main() {
         ACC s = ACC(0.0);
         for (int k = 0; k < NQ; ++k) {
           HALF km;
-          coopMatLoadNV(km, KVs, kb + uint(n) * 16u * kst + uint(k) * 16u, kst, true);
+          coopMatLoadNV(km, KVs, kb + uint(n) * 16u * kst + uint(k) * 2u, kst, true);
           s = coopMatMulAddNV(qm[k], km, s);
         }
-        coopMatStoreNV(s, SP, so + uint(n) * 16u, LDS, false);
+        coopMatStoreNV(s, SP, so / 4u + uint(n) * 4u, LDS / 4u, false);
       }
       subgroupMemoryBarrierShared();
       subgroupBarrier();
 
       // 3. Online softmax: two lanes a row, 16 cells each.
       float sv[16];
+      vec4 sr[4];  // the lane's 16 cells of S, 4 loads
+      for (uint c = 0u; c < 4u; ++c) sr[c] = uintBitsToFloat(SP[so / 4u + r * (LDS / 4u) + c0 / 4u + c]);
       float mx = NINF;
       for (uint c = 0u; c < 16u; ++c) {
         float x = NINF;
         if (bias[c] != NINF) {
-          x = SP[so + r * LDS + c0 + c];
+          x = sr[c / 4u][c % 4u];
           if (SOFTCAP != 0) x = softcap * tanh(x / softcap);
           x += bias[c];
         }
@@ -224,7 +249,7 @@ void main() {
         // 32 of row r's and (a tile with masked cells) adds their P V,
         // summed by scalar code that skips P == 0.
         for (int n0 = 0; n0 < NQ; n0 += 4) {
-          for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatStoreNV(o[n], SP, so + uint(n - n0) * 16u, 64u, false);
+          for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatStoreNV(o[n], SP, so / 4u + uint(n - n0) * 4u, 16u, false);
           subgroupMemoryBarrierShared();
           subgroupBarrier();
           float acc[32];
@@ -236,18 +261,18 @@ void main() {
               if (p == 0.0) continue;
               for (uint e = 0u; e < 32u; ++e) {
                 if (cb + e >= uint(D)) break;
-                acc[e] += p * float(KVs[vb + c * vst + cb + e]);
+                acc[e] += p * KVh(vb2 + c * vst + cb + e);
               }
             }
           }
           for (uint e = 0u; e < 32u; ++e) {
             if (cb + e >= uint(D)) break;
             const uint at = so + r * 64u + half_ * 32u + e;
-            SP[at] = SP[at] * alpha + acc[e];
+            SP[at >> 2][at & 3u] = floatBitsToUint(SPf(at) * alpha + acc[e]);
           }
           subgroupMemoryBarrierShared();
           subgroupBarrier();
-          for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatLoadNV(o[n], SP, so + uint(n - n0) * 16u, 64u, false);
+          for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatLoadNV(o[n], SP, so / 4u + uint(n - n0) * 4u, 16u, false);
           subgroupMemoryBarrierShared();
           subgroupBarrier();
         }
@@ -258,7 +283,7 @@ void main() {
         for (int n = 0; n < NQ; ++n) {
           for (int kk = 0; kk < 2; ++kk) {
             HALF vm;
-            coopMatLoadNV(vm, KVs, vb + uint(kk) * 16u * vst + uint(n) * 16u, vst, false);
+            coopMatLoadNV(vm, KVs, vb + uint(kk) * 16u * kst + uint(n) * 2u, kst, false);
             o[n] = coopMatMulAddNV(pm[kk], vm, o[n]);
           }
         }
@@ -268,23 +293,36 @@ void main() {
   }
 
   float f = 1.0, ll = l;
-  if (HAS_SINKS != 0) {
+  if (SPLIT != 0) {  // the partial (m, l, O unnormalized); sinks join in the merge
+    f = 1.0;
+    ll = 1.0;
+  } else if (HAS_SINKS != 0) {
     const float sink = Sk_f[P(38) + h];
     const float M = max(m, sink);
     f = m == NINF ? 0.0 : exp(m - M);
     ll = l * f + exp(sink - M);
   }
   const float fac = ll == 0.0 ? 0.0 : f / ll;
+  const uint rec = uint(D) + 2u;
+  const uint part = (((b * Hq + h) * Sq + i) * NS + split) * rec;
+  if (SPLIT != 0 && i < Sq && half_ == 0u) {
+    O_f[part] = m;
+    O_f[part + 1u] = l;
+  }
   // O out through shared memory, 64 columns at a time.
   for (int n0 = 0; n0 < NQ; n0 += 4) {
-    for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatStoreNV(o[n], SP, so + uint(n - n0) * 16u, 64u, false);
+    for (int n = n0; n < min(n0 + 4, NQ); ++n) coopMatStoreNV(o[n], SP, so / 4u + uint(n - n0) * 4u, 16u, false);
     subgroupMemoryBarrierShared();
     subgroupBarrier();
     if (i < Sq) {
       for (uint e = 0u; e < 32u; ++e) {
         const uint d = uint(n0) * 16u + half_ * 32u + e;
         if (d >= uint(D)) break;
-        STOREF(O, DTO, P(33) + b * P(34) + i * P(35) + h * P(36) + d, SP[so + r * 64u + half_ * 32u + e] * fac);
+        if (SPLIT != 0) {
+          O_f[part + 2u + d] = SPf(so + r * 64u + half_ * 32u + e);
+        } else {
+          STOREF(O, DTO, P(33) + b * P(34) + i * P(35) + h * P(36) + d, SPf(so + r * 64u + half_ * 32u + e) * fac);
+        }
       }
     }
     subgroupMemoryBarrierShared();
