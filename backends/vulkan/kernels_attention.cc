@@ -243,6 +243,9 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   spec.push_back(generic ? 1 : 0);
   spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg, fused ? 1 : 0,
                            fused ? static_cast<int32_t>(merge_words) : 1, row_loop ? 1 : 0});
+  // PIPE: the next step's loads issued before this step's math
+  // (KILN_VULKAN_FA_PIPE=1; not in the generic build).
+  spec.push_back(!generic && EnvInt("KILN_VULKAN_FA_PIPE", 0) == 1 ? 1 : 0);
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * row_groups, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);

@@ -1,7 +1,9 @@
 #include "backends/vulkan/vk_device.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -149,6 +151,9 @@ DeviceFacts Describe(VkInstance instance, VkPhysicalDevice pd) {
   f.bfloat16 = f.Has("VK_KHR_shader_bfloat16");
   f.creation_feedback = f.Has(VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME) ||
                         f.props.apiVersion >= VK_API_VERSION_1_3;
+  const char* stats = std::getenv("KILN_VULKAN_PIPELINE_STATS");
+  f.executable_stats = stats && std::string_view(stats) == "1" &&
+                       f.Has(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
   if (f.coopmat_nv) {
     auto get = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
         vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
@@ -323,6 +328,14 @@ absl::StatusOr<std::unique_ptr<Device>> Device::Create(std::shared_ptr<Instance>
     *tail = &cm;
     tail = &cm.pNext;
     exts.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  }
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pe{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  pe.pipelineExecutableInfo = VK_TRUE;
+  if (facts.executable_stats) {
+    *tail = &pe;
+    tail = &pe.pNext;
+    exts.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
   }
   if (facts.creation_feedback && facts.Has(VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME) &&
       facts.props.apiVersion < VK_API_VERSION_1_3) {

@@ -35,6 +35,10 @@ struct DeviceFacts {
   bool timeline = false;
   bool coopmat_nv = false, coopmat_khr = false;
   bool creation_feedback = false;  // VK_EXT_pipeline_creation_feedback / 1.3
+  // KILN_VULKAN_PIPELINE_STATS=1 on a device with
+  // VK_KHR_pipeline_executable_properties: each pipeline created prints the
+  // driver's statistics of it (registers, shared memory, ...) to stderr.
+  bool executable_stats = false;
   // Kernels built once with shapes and flags as parameters instead of one
   // pipeline per specialization: the default on CPU devices (lavapipe),
   // whose LLVM compiles cost more than the specialization gains.

@@ -1,5 +1,6 @@
 #include "backends/vulkan/vk_pipelines.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -114,12 +115,54 @@ absl::StatusOr<VkPipeline> Pipelines::Compile(const PipelineSpec& spec, VkPipeli
   VkPipelineCreationFeedbackCreateInfoEXT fci{VK_STRUCTURE_TYPE_PIPELINE_CREATION_FEEDBACK_CREATE_INFO_EXT};
   fci.pPipelineCreationFeedback = &feedback;
   if (device_.facts().creation_feedback) ci.pNext = &fci;
+  if (device_.facts().executable_stats) ci.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
   VkPipeline p = VK_NULL_HANDLE;
   VkResult r = vkCreateComputePipelines(device_.handle(), cache, 1, &ci, nullptr, &p);
   if (r != VK_SUCCESS) return VkError(r, absl::StrCat("vkCreateComputePipelines(", spec.Key(), ")"));
   *hit = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT_EXT) &&
          (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT_EXT);
+  if (device_.facts().executable_stats) PrintStatistics(spec, p);
   return p;
+}
+
+// KILN_VULKAN_PIPELINE_STATS=1: one line per pipeline, the driver's
+// statistics of its executable(s) (NVIDIA's include the register count,
+// which bounds how many workgroups an SM holds).
+void Pipelines::PrintStatistics(const PipelineSpec& spec, VkPipeline p) const {
+  VkDevice d = device_.handle();
+  auto props_fn = reinterpret_cast<PFN_vkGetPipelineExecutablePropertiesKHR>(
+      vkGetDeviceProcAddr(d, "vkGetPipelineExecutablePropertiesKHR"));
+  auto stats_fn = reinterpret_cast<PFN_vkGetPipelineExecutableStatisticsKHR>(
+      vkGetDeviceProcAddr(d, "vkGetPipelineExecutableStatisticsKHR"));
+  if (!props_fn || !stats_fn) return;
+  VkPipelineInfoKHR pi{VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR};
+  pi.pipeline = p;
+  uint32_t n = 0;
+  if (props_fn(d, &pi, &n, nullptr) != VK_SUCCESS) return;
+  std::vector<VkPipelineExecutablePropertiesKHR> execs(n, {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_PROPERTIES_KHR});
+  if (props_fn(d, &pi, &n, execs.data()) != VK_SUCCESS) return;
+  for (uint32_t e = 0; e < n; ++e) {
+    VkPipelineExecutableInfoKHR ei{VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+    ei.pipeline = p;
+    ei.executableIndex = e;
+    uint32_t ns = 0;
+    if (stats_fn(d, &ei, &ns, nullptr) != VK_SUCCESS) continue;
+    std::vector<VkPipelineExecutableStatisticKHR> st(ns, {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR});
+    if (stats_fn(d, &ei, &ns, st.data()) != VK_SUCCESS) continue;
+    std::string line = absl::StrCat("vulkan pipeline stats: ", spec.Key(), ": ", execs[e].name, ":");
+    for (const auto& s : st) {
+      absl::StrAppend(&line, " ", s.name, "=");
+      switch (s.format) {
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: absl::StrAppend(&line, s.value.b32 ? "true" : "false"); break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: absl::StrAppend(&line, s.value.i64); break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: absl::StrAppend(&line, s.value.u64); break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_FLOAT64_KHR: absl::StrAppend(&line, s.value.f64); break;
+        default: absl::StrAppend(&line, "?");
+      }
+      absl::StrAppend(&line, ";");
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 }
 
 absl::StatusOr<std::unique_ptr<VkPipelineObj>> Pipelines::Create(const PipelineSpec& spec, const PipelineKey& key,

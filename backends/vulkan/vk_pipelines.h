@@ -60,6 +60,7 @@ class Pipelines {
  private:
   absl::StatusOr<VkShaderModule> Module(const std::string& name);
   absl::StatusOr<VkPipeline> Compile(const PipelineSpec& spec, VkPipelineCache cache, bool* hit);
+  void PrintStatistics(const PipelineSpec& spec, VkPipeline p) const;
   const Device& device_;
   DiskCache disk_;
   std::string device_key_, driver_key_;

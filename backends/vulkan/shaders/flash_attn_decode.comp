@@ -61,6 +61,9 @@ layout(constant_id = 21) const int FMAX = 1;  // FUSED: Sq * G * splits at most 
 // where every row is live and 8 rows in one workgroup ran 2x slower on the
 // H200).
 layout(constant_id = 22) const int ROWLOOP = 1;
+// PIPE: a subgroup's next step's mask, K and V loads are issued before this
+// step's scores (software pipelining: twice the load registers).
+layout(constant_id = 23) const int PIPE = 0;
 const int GMAX = GENERIC != 0 ? 4 : G;
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
@@ -159,6 +162,30 @@ uint OrderedBits(float f) {
 }
 float FromOrderedBits(uint u) { return uintBitsToFloat((u & 0x80000000u) != 0u ? u & 0x7fffffffu : ~u); }
 
+// A step's mask, K and V loads (keys j0 + u * rows + slot), none waiting on
+// another: keys past the row's range read the last key of it (in bounds)
+// and are dead in the step.
+void LoadStep(uint j0, uint ke, uint b, uint i, uint h0, uint kvh, uint seg, uint slot, uint rows, uint nv,
+              out float mv[UNR][GMAX], out uvec4 kr[UNR][NVL][2], out uvec4 vr[UNR][NVL][2]) {
+  [[unroll]] for (int u = 0; u < UNR; ++u) {
+    const uint j = min(j0 + uint(u) * rows + slot, ke - 1u);
+    [[unroll]] for (int g = 0; g < GMAX; ++g) {
+      mv[u][g] = 0.0;
+      if (F_MASK != 0 && g < G_) mv[u][g] = LOADF(Mk, DT_M, P(28) + b * P(29) + (h0 + uint(g)) * P(30) + i * P(31) + j * P(32));
+    }
+    const uint kbase = P(18) + b * P(19) + j * P(20) + kvh * P(21);
+    const uint vbase = P(23) + b * P(24) + j * P(25) + kvh * P(26);
+    [[unroll]] for (int c = 0; c < NVL; ++c) {
+      const uint vi = seg + uint(c * LPR);
+      kr[u][c][0] = kr[u][c][1] = vr[u][c][0] = vr[u][c][1] = uvec4(0u);
+      if (vi < nv) {
+        RAW8(K, DT_K, kbase + vi * 8u, kr[u][c][0], kr[u][c][1]);
+        RAW8(V, DT_V, vbase + vi * 8u, vr[u][c][0], vr[u][c][1]);
+      }
+    }
+  }
+}
+
 void main() {
   const uint Sq = P(2), Skv = P(3), Hq = P(4);
   // ROWLOOP == 0: one query row per workgroup (x = row * groups + head
@@ -256,28 +283,28 @@ void main() {
       [[unroll]] for (int c = 0; c < NVL; ++c) acc[g][c][0] = acc[g][c][1] = vec4(0.0);
     }
 
-    [[dont_unroll]] for (uint j0 = kb + sg * step; j0 < ke; j0 += gl_NumSubgroups * step) {
-      // 1. Every mask, K and V load of the step issued at once, none
-      // waiting on another: keys past the row's range read the last key of
-      // it (in bounds) and are dead below.
+    const uint jstride = gl_NumSubgroups * step;
+    float mvn[UNR][GMAX];  // PIPE: the next step's loads
+    uvec4 krn[UNR][NVL][2], vrn[UNR][NVL][2];
+    if (PIPE != 0 && kb + sg * step < ke) LoadStep(kb + sg * step, ke, b, i, h0, kvh, seg, slot, rows, nv, mvn, krn, vrn);
+    [[dont_unroll]] for (uint j0 = kb + sg * step; j0 < ke; j0 += jstride) {
+      // 1. Every mask, K and V load of the step issued at once (PIPE: the
+      // next step's, this one's were issued a step ago).
       float mv[UNR][GMAX];
       uvec4 kr[UNR][NVL][2], vr[UNR][NVL][2];
-      [[unroll]] for (int u = 0; u < UNR; ++u) {
-        const uint j = min(j0 + uint(u) * rows + slot, ke - 1u);
-        [[unroll]] for (int g = 0; g < GMAX; ++g) {
-          mv[u][g] = 0.0;
-          if (F_MASK != 0 && g < G_) mv[u][g] = LOADF(Mk, DT_M, P(28) + b * P(29) + (h0 + uint(g)) * P(30) + i * P(31) + j * P(32));
-        }
-        const uint kbase = P(18) + b * P(19) + j * P(20) + kvh * P(21);
-        const uint vbase = P(23) + b * P(24) + j * P(25) + kvh * P(26);
-        [[unroll]] for (int c = 0; c < NVL; ++c) {
-          const uint vi = seg + uint(c * LPR);
-          kr[u][c][0] = kr[u][c][1] = vr[u][c][0] = vr[u][c][1] = uvec4(0u);
-          if (vi < nv) {
-            RAW8(K, DT_K, kbase + vi * 8u, kr[u][c][0], kr[u][c][1]);
-            RAW8(V, DT_V, vbase + vi * 8u, vr[u][c][0], vr[u][c][1]);
+      if (PIPE != 0) {
+        [[unroll]] for (int u = 0; u < UNR; ++u) {
+          [[unroll]] for (int g = 0; g < GMAX; ++g) mv[u][g] = mvn[u][g];
+          [[unroll]] for (int c = 0; c < NVL; ++c) {
+            kr[u][c][0] = krn[u][c][0];
+            kr[u][c][1] = krn[u][c][1];
+            vr[u][c][0] = vrn[u][c][0];
+            vr[u][c][1] = vrn[u][c][1];
           }
         }
+        if (j0 + jstride < ke) LoadStep(j0 + jstride, ke, b, i, h0, kvh, seg, slot, rows, nv, mvn, krn, vrn);
+      } else {
+        LoadStep(j0, ke, b, i, h0, kvh, seg, slot, rows, nv, mv, kr, vr);
       }
 
       // 2. The bias of the slots' keys per head; which keys any head sees.
