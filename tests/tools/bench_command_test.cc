@@ -42,6 +42,9 @@ TEST_F(BenchCommandTest, OneSmallCaseOfEachOp) {
   const auto j = nlohmann::json::parse(Slurp(json));
   ASSERT_EQ(j["results"].size(), 1u);
   EXPECT_GT(j["results"][0]["gflops"].get<double>(), 0);
+  // The node's own time (the CPU backend's timings) is there, within the run's.
+  EXPECT_GT(j["results"][0]["ms_node"].get<double>(), 0);
+  EXPECT_THAT(r.out, HasSubstr("node ms"));
   EXPECT_GT(j["limits"]["fma_f32_gflops"].get<double>(), 0);
   r = Kiln({"bench", "fa", "--case", "hq=4,hkv=2,dk=64,dv=64,sq=2,skv=256,mask=seq2", "--min-time", "1"});
   EXPECT_EQ(r.code, 0) << r.err;
