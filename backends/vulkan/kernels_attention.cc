@@ -183,10 +183,14 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   // The query rows loop inside a workgroup where a mask may leave most of
   // them dead in a split (several sequences over one cache); without a mask
   // (every row live) and in the generic build a workgroup each.
-  // KILN_VULKAN_FA_ROWLOOP=never|always overrides that (tuning).
+  // KILN_VULKAN_FA_ROWLOOP=never|always overrides that (tuning). Not with
+  // more than 2 heads per workgroup: lavapipe's specialized build gave wrong
+  // rows with 4 (q f32[1,3,8,72], K/V [1,4096,1,72], a mask of -inf tiles),
+  // while 1 and 2, and 4 without the row loop, matched; GPUs take 1 or 2.
   const char* rl = std::getenv("KILN_VULKAN_FA_ROWLOOP");
   const std::string_view rlv = rl ? rl : "";
-  const bool row_loop = !generic && Sq > 1 && (rlv == "always" || (rlv != "never" && mask.present()));
+  const bool row_loop =
+      !generic && Sq > 1 && G <= 2 && (rlv == "always" || (rlv != "never" && mask.present()));
   const int64_t row_groups = row_loop ? 1 : Sq;
   const int64_t wgs = B * Hkv * head_groups * row_groups;
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
