@@ -71,13 +71,17 @@ bool DecodeLoads(const TensorArg& t) {
   return true;
 }
 
-// The partials' scratch and the merge dispatch of a split-KV flash_attn.
-absl::Status AddMerge(KernelContext& ctx, Dispatch& d, const Slot& partials, int64_t splits) {
+// The partials' scratch ((m, l, acc[Dv]) per row, head and split; bound to
+// d's slot 5) and the merge dispatch of a split-KV flash_attn.
+absl::Status AddMerge(KernelContext& ctx, Dispatch& d, int64_t splits) {
   const TensorArg& q = ctx.in(kFlashAttnQ);
   const TensorArg& v = ctx.in(kFlashAttnV);
   const TensorArg& sinks = ctx.in(kFlashAttnSinks);
   const TensorArg& out = ctx.out(kFlashAttnOut);
   const int64_t B = q.dims[0], Sq = q.dims[1], Hq = q.dims[2], Dv = v.dims[3];
+  auto scratch = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (Dv + 2) * 4), false);
+  if (!scratch.ok()) return scratch.status();
+  const Slot partials = *scratch;
   d.Bind(5, partials);
   // One workgroup per row and 32 output elements (flash_attn_merge.comp's DCH).
   Dispatch& m = ctx.Add("flash_attn_merge",
@@ -247,9 +251,6 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   spec.push_back(generic ? 1 : 0);
   spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg, fused ? 1 : 0,
                            fused ? static_cast<int32_t>(merge_words) : 1, row_loop ? 1 : 0});
-  // PIPE: the next step's loads issued before this step's math
-  // (KILN_VULKAN_FA_PIPE=1; not in the generic build).
-  spec.push_back(!generic && EnvInt("KILN_VULKAN_FA_PIPE", 0) == 1 ? 1 : 0);
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * row_groups, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);
@@ -267,9 +268,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
     if (!s.ok()) return s.status();
     d.Bind(6, *s).Bind(5, out);
   } else if (splits > 1) {
-    auto s = ctx.scratch(static_cast<size_t>(part_words * 4), false);
-    if (!s.ok()) return s.status();
-    if (auto st = AddMerge(ctx, d, *s, splits); !st.ok()) return st;
+    if (auto st = AddMerge(ctx, d, splits); !st.ok()) return st;
   } else {
     d.Bind(5, out);
   }
@@ -317,14 +316,12 @@ absl::StatusOr<bool> RecordFlashAttnCoopmat(KernelContext& ctx) {
                          max_bias > 0 ? 1 : 0, ctx.node.GetBool("causal") ? 1 : 0, DtCode(out.dtype()), G,
                          splits > 1 ? 1 : 0},
                         (Sq + rows - 1) / rows, Hq / G, B * splits);
-  PushFlashAttnHeader(ctx, d, splits, splits > 1 ? per_split : Skv);
+  PushFlashAttnHeader(ctx, d, splits, per_split);
   while (d.params.size() < 64) d.U(0);
   PushAlibiSlopes(ctx, d);
   BindFlashAttnInputs(ctx, d);
   if (splits > 1) {
-    auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (D + 2) * 4), false);
-    if (!s.ok()) return s.status();
-    if (auto st = AddMerge(ctx, d, *s, splits); !st.ok()) return st;
+    if (auto st = AddMerge(ctx, d, splits); !st.ok()) return st;
   } else {
     d.Bind(5, out);
   }
@@ -369,12 +366,6 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
 
   const double max_bias = ctx.node.GetFloat("max_bias");
   const double softcap = ctx.node.GetFloat("softcap");
-  Slot partials;
-  if (splits > 1) {
-    auto s = ctx.scratch(static_cast<size_t>(B * Hq * Sq * splits * (Dv + 2) * 4), false);
-    if (!s.ok()) return s.status();
-    partials = *s;
-  }
   const std::vector<int32_t> shape = {
       static_cast<int32_t>(Dk), static_cast<int32_t>(Dv), DtCode(q.dtype()), DtCode(k.dtype()), DtCode(v.dtype()),
       mask.present() ? 1 : 0, mask.present() ? DtCode(mask.dtype()) : 0, sinks.present() ? 1 : 0, softcap > 0 ? 1 : 0,
@@ -398,7 +389,7 @@ absl::Status RecordFlashAttn(KernelContext& ctx) {
   PushAlibiSlopes(ctx, d);
   BindFlashAttnInputs(ctx, d);
   if (splits > 1) {
-    if (auto st = AddMerge(ctx, d, partials, splits); !st.ok()) return st;
+    if (auto st = AddMerge(ctx, d, splits); !st.ok()) return st;
   } else {
     d.Bind(5, out);
   }

@@ -17,8 +17,7 @@
 // Masked S cells are replaced by -inf, never used. A tile with no live cell
 // for the workgroup's rows is skipped without reading its K/V (the one tile
 // after a live tile is read ahead, used or not); past the causal diagonal
-// the walk ends. Keys past Skv (a last partial tile) are
-// masked.
+// the walk ends. Keys past Skv (a last partial tile) are masked.
 // SPLIT: the keys are split over gl_WorkGroupID.z (P(11) splits of P(12)
 // keys) for more workgroups than heads x row blocks give, and each writes
 // its (m, l, unnormalized O) partial for flash_attn_merge.comp.
@@ -292,11 +291,10 @@ void main() {
     subgroupBarrier();  // SP and Ps are rewritten by the next tile
   }
 
+  // SPLIT: the partial (m, l, O unnormalized) is written instead; sinks join
+  // in the merge.
   float f = 1.0, ll = l;
-  if (SPLIT != 0) {  // the partial (m, l, O unnormalized); sinks join in the merge
-    f = 1.0;
-    ll = 1.0;
-  } else if (HAS_SINKS != 0) {
+  if (SPLIT == 0 && HAS_SINKS != 0) {
     const float sink = Sk_f[P(38) + h];
     const float M = max(m, sink);
     f = m == NINF ? 0.0 : exp(m - M);

@@ -61,9 +61,6 @@ layout(constant_id = 21) const int FMAX = 1;  // FUSED: Sq * G * splits at most 
 // where every row is live and 8 rows in one workgroup ran 2x slower on the
 // H200).
 layout(constant_id = 22) const int ROWLOOP = 1;
-// PIPE: a subgroup's next step's mask, K and V loads are issued before this
-// step's scores (software pipelining: twice the load registers).
-layout(constant_id = 23) const int PIPE = 0;
 const int GMAX = GENERIC != 0 ? 4 : G;
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
@@ -283,29 +280,13 @@ void main() {
       [[unroll]] for (int c = 0; c < NVL; ++c) acc[g][c][0] = acc[g][c][1] = vec4(0.0);
     }
 
-    const uint jstride = gl_NumSubgroups * step;
-    float mvn[UNR][GMAX];  // PIPE: the next step's loads
-    uvec4 krn[UNR][NVL][2], vrn[UNR][NVL][2];
-    if (PIPE != 0 && kb + sg * step < ke) LoadStep(kb + sg * step, ke, b, i, h0, kvh, seg, slot, rows, nv, mvn, krn, vrn);
-    [[dont_unroll]] for (uint j0 = kb + sg * step; j0 < ke; j0 += jstride) {
-      // 1. Every mask, K and V load of the step issued at once (PIPE: the
-      // next step's, this one's were issued a step ago).
+    [[dont_unroll]] for (uint j0 = kb + sg * step; j0 < ke; j0 += gl_NumSubgroups * step) {
+      // 1. Every mask, K and V load of the step issued at once. (Issuing the
+      // next step's during this one's math was not faster on the H200:
+      // bench/RESULTS.md, session 7.)
       float mv[UNR][GMAX];
       uvec4 kr[UNR][NVL][2], vr[UNR][NVL][2];
-      if (PIPE != 0) {
-        [[unroll]] for (int u = 0; u < UNR; ++u) {
-          [[unroll]] for (int g = 0; g < GMAX; ++g) mv[u][g] = mvn[u][g];
-          [[unroll]] for (int c = 0; c < NVL; ++c) {
-            kr[u][c][0] = krn[u][c][0];
-            kr[u][c][1] = krn[u][c][1];
-            vr[u][c][0] = vrn[u][c][0];
-            vr[u][c][1] = vrn[u][c][1];
-          }
-        }
-        if (j0 + jstride < ke) LoadStep(j0 + jstride, ke, b, i, h0, kvh, seg, slot, rows, nv, mvn, krn, vrn);
-      } else {
-        LoadStep(j0, ke, b, i, h0, kvh, seg, slot, rows, nv, mv, kr, vr);
-      }
+      LoadStep(j0, ke, b, i, h0, kvh, seg, slot, rows, nv, mv, kr, vr);
 
       // 2. The bias of the slots' keys per head; which keys any head sees.
       float bias[UNR][GMAX];
