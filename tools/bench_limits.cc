@@ -173,20 +173,7 @@ bool CpuFlag(const std::string& flag) {
 
 }  // namespace
 
-int64_t LastLevelCacheBytes() {
-  int64_t best = 0;
-  for (int i = 0; i < 8; ++i) {
-    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size");
-    std::string s;
-    if (!(f >> s) || s.empty()) continue;
-    int64_t mult = 1;
-    if (s.back() == 'K') mult = 1024, s.pop_back();
-    else if (s.back() == 'M') mult = 1 << 20, s.pop_back();
-    int64_t v = 0;
-    if (absl::SimpleAtoi(s, &v)) best = std::max(best, v * mult);
-  }
-  return best;
-}
+int64_t LastLevelCacheBytes() { return cpu::HostLastLevelCacheBytes(); }
 
 HostLimits MeasureHostLimits(int threads) {
   HostLimits l;

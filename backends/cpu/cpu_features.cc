@@ -1,8 +1,11 @@
 // Host matrix units (cpu_features.h).
 #include "backends/cpu/cpu_features.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -67,6 +70,25 @@ MatrixUnits DecideMatrixUnits(const CpuidBits& bits, bool amx_granted) {
   u.avx512_bf16 = bits.avx512f && bits.avx512_bf16 && (bits.xcr0 & kXcr0Avx512) == kXcr0Avx512;
   u.amx_bf16 = bits.amx_tile && bits.amx_bf16 && (bits.xcr0 & kXcr0Amx) == kXcr0Amx && amx_granted;
   return u;
+}
+
+int64_t HostLastLevelCacheBytes() {
+  static const int64_t bytes = [] {
+    int64_t best = 0;
+    for (int i = 0; i < 8; ++i) {
+      std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size");
+      std::string s;
+      if (!(f >> s) || s.empty()) continue;
+      int64_t mult = 1;
+      if (s.back() == 'K') mult = 1024, s.pop_back();
+      else if (s.back() == 'M') mult = 1 << 20, s.pop_back();
+      char* end = nullptr;
+      const long long v = std::strtoll(s.c_str(), &end, 10);
+      if (end && *end == 0 && v > 0) best = std::max<int64_t>(best, v * mult);
+    }
+    return best;
+  }();
+  return bytes;
 }
 
 const MatrixUnits& HostMatrixUnits() {

@@ -4,6 +4,8 @@
 // this process the tile data state (Linux arch_prctl), asked for once.
 #pragma once
 
+#include <cstdint>
+
 namespace kiln::cpu {
 
 struct MatrixUnits {
@@ -21,6 +23,9 @@ struct MatrixUnits {
 // everywhere) and KILN_CPU_MATRIX=avx512bf16 leaves AMX out and runs bf16
 // GEMM on AVX512-BF16.
 const MatrixUnits& HostMatrixUnits();
+
+// The largest cache of cpu0 in bytes (sysfs; 0 when unknown), read once.
+int64_t HostLastLevelCacheBytes();
 
 // What the cpuid bits and XCR0 say, before asking the OS for AMX: the pure
 // decision, exposed for the unit test.

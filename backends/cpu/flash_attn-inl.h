@@ -66,19 +66,21 @@ class TileLines {
       : k_(k), v_(v), ks_(ks), vs_(vs), kl_((kbytes + 63) / 64), per_row_(kl_ + (vbytes + 63) / 64),
         total_(rows * per_row_) {}
 
-  // Issues the next n lines (fewer at the end).
+  // Issues the next n lines (fewer at the end). The (row, line) position
+  // is kept as two counters: a division per line cost about as much as
+  // the decode kernel's products (AVX2 EPYC, bench/RESULTS.md session 8).
   void Issue(int64_t n) {
     for (const int64_t end = std::min(total_, next_ + n); next_ < end; ++next_) {
-      const int64_t row = next_ / per_row_, x = next_ % per_row_;
-      const std::byte* p = x < kl_ ? k_ + row * ks_ + x * 64 : v_ + row * vs_ + (x - kl_) * 64;
+      const std::byte* p = x_ < kl_ ? k_ + row_ * ks_ + x_ * 64 : v_ + row_ * vs_ + (x_ - kl_) * 64;
       __builtin_prefetch(p, 0, 3);
+      if (++x_ == per_row_) x_ = 0, ++row_;
     }
   }
   int64_t lines() const { return total_; }
 
  private:
   const std::byte *k_ = nullptr, *v_ = nullptr;
-  int64_t ks_ = 0, vs_ = 0, kl_ = 0, per_row_ = 0, total_ = 0, next_ = 0;
+  int64_t ks_ = 0, vs_ = 0, kl_ = 0, per_row_ = 0, total_ = 0, next_ = 0, row_ = 0, x_ = 0;
 };
 
 // ---------------------------------------------------------------- conversion

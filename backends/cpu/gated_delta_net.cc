@@ -37,13 +37,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/kernel_util.h"
+#include "backends/cpu/tuning.h"
 #include "graph/dtype.h"
 #include "ops/gated_delta_net.h"
 
@@ -181,7 +184,7 @@ HWY_INLINE void ProjectKeys(const float* HWY_RESTRICT kd, size_t K, const float*
 // (kNext) u_next = S^T kd_next, in one sweep over the K rows. S is read from
 // Sin (rows si floats apart) and written to Sout (rows so apart), which may
 // be the same memory: each row is read before it is written.
-template <size_t kC, bool kKda, bool kNext>
+template <size_t kC, bool kKda, bool kNext, bool kStream = false>
 HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
                      const float* HWY_RESTRICT decay, const float* HWY_RESTRICT kd_next, size_t K,
                      const VF* d, const float* Sin, size_t si, float* Sout, size_t so, VF* o,
@@ -201,7 +204,11 @@ HWY_INLINE void Step(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
     float* out = Sout + i * so;
     for (size_t c = 0; c < kC; ++c) {
       const VF s = hn::MulAdd(di, hn::LoadU(df, in + c * N), hn::Mul(ki, d[c]));
-      hn::StoreU(s, df, out + c * N);
+      if constexpr (kStream) {
+        hn::Stream(s, df, out + c * N);
+      } else {
+        hn::StoreU(s, df, out + c * N);
+      }
       oa[c] = hn::MulAdd(qi, s, oa[c]);
       if (kNext) na[c] = hn::MulAdd(hn::Set(df, kd_next[i]), s, na[c]);
     }
@@ -244,7 +251,7 @@ HWY_INLINE void RunBlock(const Chunk& ch, size_t K, size_t cw, size_t col, float
 
 // One token (decode) straight from the state rows Sin to the final_state
 // rows Sout (si, so floats apart; possibly the same memory): no local copy.
-template <size_t kC, bool kKda>
+template <size_t kC, bool kKda, bool kStream>
 HWY_INLINE void RunTokenDirect(const Chunk& ch, size_t K, size_t col, const float* Sin, size_t si,
                                float* Sout, size_t so) {
   const DF df;
@@ -253,7 +260,7 @@ HWY_INLINE void RunTokenDirect(const Chunk& ch, size_t K, size_t col, const floa
   ProjectKeys<kC>(ch.kd, K, Sin, si, u);
   const VF bt = hn::Set(df, ch.beta[0]);
   for (size_t c = 0; c < kC; ++c) d[c] = hn::Mul(bt, hn::Sub(hn::Load(df, ch.v + col + c * N), u[c]));
-  Step<kC, kKda, false>(ch.q, ch.k, ch.decay, nullptr, K, d, Sin, si, Sout, so, o, nullptr);
+  Step<kC, kKda, false, kStream>(ch.q, ch.k, ch.decay, nullptr, K, d, Sin, si, Sout, so, o, nullptr);
   for (size_t c = 0; c < kC; ++c) hn::Store(o[c], df, ch.o + col + c * N);
 }
 
@@ -399,9 +406,21 @@ class Kernel {
            p_.final_state.strides[2] % 4 == 0;
   }
 
+  // Whether decode writes final_state with streaming stores (see RunDirect);
+  // KILN_CPU_GDN=stream=0|1 overrides.
+  bool Stream(const float* in, const float* out, size_t so) const {
+    const size_t N = hn::Lanes(DF());
+    if (in == out || reinterpret_cast<uintptr_t>(out) % (4 * N) != 0 || so % N != 0) return false;
+    const int64_t forced = TuningValue("KILN_CPU_GDN", "stream", -1);
+    if (forced >= 0) return forced > 0;
+    const double bytes = 4.0 * p_.B * p_.Hv * p_.K * p_.V;
+    const int64_t llc = HostLastLevelCacheBytes();
+    return llc > 0 && bytes >= 0.5 * static_cast<double>(llc);
+  }
+
   void RunDirect(int64_t b, int64_t hv, int64_t kh, size_t c0, size_t cw, Chunk& ch,
                  float* row) const {
-    const size_t N = hn::Lanes(DF()), W = kBlockVecs * N;
+    const size_t N = hn::Lanes(DF());
     ch.tokens = 1;
     Prepare(b, hv, kh, 0, c0, cw, cw, ch, row);
     const auto* in = reinterpret_cast<const float*>(p_.state.data + b * p_.state.strides[0] +
@@ -409,14 +428,34 @@ class Kernel {
     auto* out = reinterpret_cast<float*>(p_.final_state.data + b * p_.final_state.strides[0] +
                                          hv * p_.final_state.strides[1]) + c0;
     const size_t si = p_.state.strides[2] / 4, so = p_.final_state.strides[2] / 4;
-    // Plain stores: non-temporal ones measured slower here (the bench's
-    // final_state stays in L3 between runs; in place, as models run it,
-    // they would save nothing).
+    // Column blocks as wide as the row (up to 8 vectors): the state is then
+    // read as one sequential stream (2-vector blocks, rows 512 bytes apart,
+    // ran 1.2-1.7x slower). final_state is written around the caches when it
+    // is not the state itself and is at least half the LLC: it would not
+    // stay cached for the next step anyway, and plain stores read each line
+    // first (a third of the traffic). Both: bench/RESULTS.md, session 8.
+    // KILN_CPU_GDN=vecs=1|2|4|8 (read per call: tests and measurements set it).
+    const size_t vecs = static_cast<size_t>(std::clamp<int64_t>(TuningValue("KILN_CPU_GDN", "vecs", 8), 1, 8));
+    const bool stream = Stream(in, out, so);
     size_t col = 0;
-    for (; col + W <= cw; col += W) {
-      RunTokenDirect<kBlockVecs, kKda>(ch, K_, col, in + col, si, out + col, so);
+    auto blocks = [&](auto kc, auto st) HWY_ATTR {
+      constexpr size_t kC = decltype(kc)::value;
+      for (; col + kC * N <= cw; col += kC * N) {
+        RunTokenDirect<kC, kKda, decltype(st)::value>(ch, K_, col, in + col, si, out + col, so);
+      }
+    };
+    auto all = [&](auto st) HWY_ATTR {
+      if (vecs >= 8) blocks(std::integral_constant<size_t, 8>(), st);
+      if (vecs >= 4) blocks(std::integral_constant<size_t, 4>(), st);
+      if (vecs >= 2) blocks(std::integral_constant<size_t, 2>(), st);
+      blocks(std::integral_constant<size_t, 1>(), st);
+    };
+    if (stream) {
+      all(std::true_type());
+      hwy::FlushStream();
+    } else {
+      all(std::false_type());
     }
-    for (; col < cw; col += N) RunTokenDirect<1, kKda>(ch, K_, col, in + col, si, out + col, so);
     std::byte* dst = p_.out.data + b * p_.out.strides[0] + hv * p_.out.strides[2];
     StoreRow(p_.out.dtype, ch.o, cw, dst + c0 * ElementSize(p_.out.dtype));
   }

@@ -3,6 +3,7 @@
 // without a state, batches, l2norm, f16/bf16 inputs, strided views, threads
 // (column groups) and final_state aliasing state.
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -165,6 +166,35 @@ TEST(CpuGatedDeltaNetTest, FinalStateMayAliasState) {
   GdnSpec s;  // one head over several threads: column groups share one state
   s.B = 1, s.Hv = 1, s.T = 3, s.K = s.V = 128, s.alias = true, s.threads = 8;
   ExpectMatches(s);
+}
+
+// Decode's column blocks of 1, 2, 4 and 8 vectors (V = 120 on AVX2 and 240
+// on AVX-512 are 8 + 4 + 2 + 1 vectors) and final_state written with
+// streaming stores, which the default takes only for states of at least
+// half the LLC. Through the backend: streaming stores need its aligned
+// tensors.
+TEST(CpuGatedDeltaNetTest, DecodeBlockWidthsAndStreamingStores) {
+  auto backend = CreateCpuBackend(BackendOptions{2});
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  const char* old = std::getenv("KILN_CPU_GDN");
+  const std::string saved = old ? old : "";
+  for (const char* tuning : {"vecs=1", "vecs=2,stream=1", "vecs=4,stream=1", "vecs=8,stream=1", "stream=0"}) {
+    setenv("KILN_CPU_GDN", tuning, 1);
+    for (bool kda : {false, true}) {
+      for (int64_t v : {120, 240}) {
+        for (bool alias : {false, true}) {
+          GdnSpec s;
+          s.B = 2, s.Hv = 3, s.K = 64, s.V = v, s.kda = kda, s.alias = alias, s.l2norm = true;
+          EXPECT_TRUE(testing_util::MatchesReference(**backend, MakeCase(s))) << tuning << " " << Name(s);
+        }
+      }
+    }
+  }
+  if (old) {
+    setenv("KILN_CPU_GDN", saved.c_str(), 1);
+  } else {
+    unsetenv("KILN_CPU_GDN");
+  }
 }
 
 TEST(CpuGatedDeltaNetTest, StridedViewsAndThreads) {
