@@ -484,8 +484,11 @@ absl::StatusOr<bool> RecordGdnDecode(KernelContext& ctx) {
   if (T > 8 || EnvInt("KILN_VULKAN_GDN_DECODE", 1) == 0) return false;
   // 8 columns per subgroup (a 32-byte sector per row and load); K = 256:
   // 4, so that a lane of 32 keeps K / 8 rows (registers).
-  const int64_t cps = std::min<int64_t>(K <= 128 ? 8 : 4, sg);
-  const int64_t sgs = 2;  // subgroups per workgroup (H200: 1 and 4 were 3-4% slower)
+  // KILN_VULKAN_GDN_CPS (a power of 2 up to the subgroup size, with at most
+  // 64 rows per lane) and _SGS override both (tuning).
+  int64_t cps = std::min<int64_t>(K <= 128 ? 8 : 4, sg);
+  if (const int64_t c = EnvInt("KILN_VULKAN_GDN_CPS", 0); c > 0 && c <= sg && (c & (c - 1)) == 0 && K * c / sg <= 64) cps = c;
+  const int64_t sgs = std::clamp<int64_t>(EnvInt("KILN_VULKAN_GDN_SGS", 2), 1, 8);  // subgroups per workgroup (H200: 1 and 4 were 3-4% slower)
   const int64_t subgroups = Hv * ((V + cps - 1) / cps);
   std::vector<int32_t> spec = {static_cast<int32_t>(sg * sgs), static_cast<int32_t>(sg), static_cast<int32_t>(cps)};
   for (int32_t w : GdnShapeWords(ctx)) spec.push_back(w);  // constants 3..12

@@ -62,6 +62,7 @@ layout(constant_id = 21) const int FMAX = 1;  // FUSED: Sq * G * splits at most 
 // H200).
 layout(constant_id = 22) const int ROWLOOP = 1;
 const int GMAX = GENERIC != 0 ? 4 : G;
+const int NROWS = ROWLOOP != 0 ? 8 : 1;  // rows of a workgroup at most (kernels_attention.cc's kDecodeRows)
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
 #define DT_K (GENERIC != 0 ? int(P(51)) : DTK)
@@ -74,6 +75,10 @@ const int DMAX = 8 * DMAX8;
 #define F_CAUSAL (GENERIC != 0 ? int(P(58)) : CAUSAL)
 #define DT_O (GENERIC != 0 ? int(P(59)) : DTO)
 #define G_ (GENERIC != 0 ? int(P(60)) : G)
+// The live-key scan before the row loop (see main). Not with one row per
+// workgroup: on the H200 it made a lone masked row (8192 live keys) 1.5-2x
+// slower and a 4096-key sliding window over 32768 no faster (session 8).
+#define LIVE_SCAN (F_MASK != 0 && ROWLOOP != 0)
 
 DECLARE_SLOT(0, Q)
 DECLARE_SLOT(1, K)
@@ -210,26 +215,27 @@ void main() {
   // With a mask: the live keys of each query row in this split, as the
   // range [first, last + 1] (a shared cache's block-diagonal mask: one
   // row's block, the other rows none). Every invocation checks its keys for
-  // all rows at once (the loads of all rows and heads in flight together),
-  // so a row none of whose keys is live costs one round of mask loads, not
-  // a key loop. Not in the generic build (its LLVM compile time on
-  // lavapipe): there every row loops over the whole split, its dead keys
-  // selected away below.
-  if (F_MASK != 0 && ROWLOOP != 0) {
-    if (tid < uint(MAXROWS)) {
+  // all of the workgroup's rows at once (the loads of all rows and heads in
+  // flight together), so a row none of whose keys is live costs one round
+  // of mask loads, not a key loop. Not in the generic build (its LLVM
+  // compile time on lavapipe): there every row loops over the whole split,
+  // its dead keys selected away below.
+  if (LIVE_SCAN) {
+    if (tid < uint(NROWS)) {
       lo_s[tid] = 0xffffffffu;
       end_s[tid] = 0u;
     }
     barrier();
-    uint lo[MAXROWS], hi[MAXROWS];
-    [[unroll]] for (int r = 0; r < MAXROWS; ++r) { lo[r] = 0xffffffffu; hi[r] = 0u; }
+    uint lo[NROWS], hi[NROWS];
+    [[unroll]] for (int r = 0; r < NROWS; ++r) { lo[r] = 0xffffffffu; hi[r] = 0u; }
     [[dont_unroll]] for (uint j = k_begin + tid; j < k_end; j += gl_WorkGroupSize.x) {
-      [[unroll]] for (int r = 0; r < MAXROWS; ++r) {
-        if (uint(r) < Sq && KeyLive(b, h0, uint(r), j, Sq, Skv)) { lo[r] = min(lo[r], j); hi[r] = j + 1u; }
+      [[unroll]] for (int r = 0; r < NROWS; ++r) {
+        const uint row = row0 + uint(r);
+        if (row < row_end && KeyLive(b, h0, row, j, Sq, Skv)) { lo[r] = min(lo[r], j); hi[r] = j + 1u; }
       }
     }
-    [[unroll]] for (int r = 0; r < MAXROWS; ++r) {
-      if (uint(r) >= Sq) break;
+    [[unroll]] for (int r = 0; r < NROWS; ++r) {
+      if (row0 + uint(r) >= row_end) break;
       const uint l2 = subgroupMin(lo[r]), h2 = subgroupMax(hi[r]);
       if (subgroupElect()) { atomicMin(lo_s[r], l2); atomicMax(end_s[r], h2); }
     }
@@ -239,9 +245,9 @@ void main() {
   [[dont_unroll]] for (uint i = row0; i < row_end; ++i) {
     // The row's keys in this split: [kb, ke).
     uint kb = k_begin, ke = k_end;
-    if (F_MASK != 0 && ROWLOOP != 0) {
-      kb = lo_s[i];
-      ke = end_s[i];
+    if (LIVE_SCAN) {
+      kb = lo_s[i - row0];
+      ke = end_s[i - row0];
       kb = min(kb, ke);  // a dead row: the empty range [ke, ke)
     } else if (F_CAUSAL != 0) {
       ke = min(ke, i + (Skv - Sq) + 1u);
