@@ -162,8 +162,6 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   // at Skv=16384 against 85 us for 16 loads, bench/RESULTS.md: fewer
   // registers, more subgroups resident). Generic: the f32 worst case.
   const int64_t words = generic || k.dtype() == DType::kF32 || v.dtype() == DType::kF32 ? 2 : 1;
-  const int unr = static_cast<int>(std::clamp<int64_t>(
-      EnvInt("KILN_VULKAN_FA_UNR", std::max<int64_t>(1, 8 / (2 * nvl * words))), 1, 16));
   // Invocations: 4 subgroups (none waits on another in the key loop).
   const int64_t sg = ctx.facts.subgroup_size;
   const int wg = static_cast<int>(
@@ -196,6 +194,11 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const bool row_loop =
       !generic && Sq > 1 && G <= 2 && (rlv == "always" || (rlv != "never" && mask.present()));
   const int64_t row_groups = row_loop ? 1 : Sq;
+  // With the row loop over a mask, one slot per lane: a split's live row
+  // is short work, and fewer registers won (H200, 8 sequences x 512 cells
+  // 37.1 -> 31.3 us, x 2048 101.1 -> 98.0; bench/RESULTS.md session 8).
+  const int64_t unr_default = row_loop && mask.present() ? 1 : std::max<int64_t>(1, 8 / (2 * nvl * words));
+  const int unr = static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_VULKAN_FA_UNR", unr_default), 1, 16));
   const int64_t wgs = B * Hkv * head_groups * row_groups;
   // KV splits of a multiple of 128 keys: enough workgroups to keep the
   // GPU's memory busy; with a mask, one split per 128 keys so that a row's
