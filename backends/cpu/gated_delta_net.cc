@@ -290,6 +290,12 @@ class Kernel {
       groups = std::min<size_t>(blocks, (2 * p.threads + heads - 1) / heads);
     }
     group_width_ = (blocks + groups - 1) / groups * block;
+    // Decode's block width and store kind (RunDirect), once per call.
+    direct_vecs_ = static_cast<size_t>(std::clamp<int64_t>(TuningValue("KILN_CPU_GDN", "vecs", 8), 1, 8));
+    const int64_t forced = TuningValue("KILN_CPU_GDN", "stream", -1);
+    const double bytes = 4.0 * p.B * p.Hv * p.K * p.V;
+    const int64_t llc = HostLastLevelCacheBytes();
+    stream_ = forced >= 0 ? forced > 0 : llc > 0 && bytes >= 0.5 * static_cast<double>(llc);
     groups_ = (vp_ + group_width_ - 1) / group_width_;
   }
 
@@ -406,18 +412,6 @@ class Kernel {
            p_.final_state.strides[2] % 4 == 0;
   }
 
-  // Whether decode writes final_state with streaming stores (see RunDirect);
-  // KILN_CPU_GDN=stream=0|1 overrides.
-  bool Stream(const float* in, const float* out, size_t so) const {
-    const size_t N = hn::Lanes(DF());
-    if (in == out || reinterpret_cast<uintptr_t>(out) % (4 * N) != 0 || so % N != 0) return false;
-    const int64_t forced = TuningValue("KILN_CPU_GDN", "stream", -1);
-    if (forced >= 0) return forced > 0;
-    const double bytes = 4.0 * p_.B * p_.Hv * p_.K * p_.V;
-    const int64_t llc = HostLastLevelCacheBytes();
-    return llc > 0 && bytes >= 0.5 * static_cast<double>(llc);
-  }
-
   void RunDirect(int64_t b, int64_t hv, int64_t kh, size_t c0, size_t cw, Chunk& ch,
                  float* row) const {
     const size_t N = hn::Lanes(DF());
@@ -434,9 +428,8 @@ class Kernel {
     // is not the state itself and is at least half the LLC: it would not
     // stay cached for the next step anyway, and plain stores read each line
     // first (a third of the traffic). Both: bench/RESULTS.md, session 8.
-    // KILN_CPU_GDN=vecs=1|2|4|8 (read per call: tests and measurements set it).
-    const size_t vecs = static_cast<size_t>(std::clamp<int64_t>(TuningValue("KILN_CPU_GDN", "vecs", 8), 1, 8));
-    const bool stream = Stream(in, out, so);
+    const bool stream = stream_ && static_cast<const void*>(in) != out &&
+                        reinterpret_cast<uintptr_t>(out) % (4 * N) == 0 && so % N == 0;
     size_t col = 0;
     auto blocks = [&](auto kc, auto st) HWY_ATTR {
       constexpr size_t kC = decltype(kc)::value;
@@ -445,9 +438,9 @@ class Kernel {
       }
     };
     auto all = [&](auto st) HWY_ATTR {
-      if (vecs >= 8) blocks(std::integral_constant<size_t, 8>(), st);
-      if (vecs >= 4) blocks(std::integral_constant<size_t, 4>(), st);
-      if (vecs >= 2) blocks(std::integral_constant<size_t, 2>(), st);
+      if (direct_vecs_ >= 8) blocks(std::integral_constant<size_t, 8>(), st);
+      if (direct_vecs_ >= 4) blocks(std::integral_constant<size_t, 4>(), st);
+      if (direct_vecs_ >= 2) blocks(std::integral_constant<size_t, 2>(), st);
       blocks(std::integral_constant<size_t, 1>(), st);
     };
     if (stream) {
@@ -603,6 +596,8 @@ class Kernel {
   const size_t K_, V_, vp_;
   bool chunked_ = false;
   size_t group_width_ = 0, groups_ = 1;
+  size_t direct_vecs_ = 8;  // KILN_CPU_GDN=vecs=1|2|4|8
+  bool stream_ = false;     // final_state streamed when it is not the state (KILN_CPU_GDN=stream=0|1)
 };
 
 template <int kK, int kV, bool kKda>

@@ -62,7 +62,6 @@ layout(constant_id = 21) const int FMAX = 1;  // FUSED: Sq * G * splits at most 
 // H200).
 layout(constant_id = 22) const int ROWLOOP = 1;
 const int GMAX = GENERIC != 0 ? 4 : G;
-const int NROWS = ROWLOOP != 0 ? 8 : 1;  // rows of a workgroup at most (kernels_attention.cc's kDecodeRows)
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
 #define DT_K (GENERIC != 0 ? int(P(51)) : DTK)
@@ -101,6 +100,7 @@ shared float m_s[NSG * GMAX];
 shared float l_s[NSG * GMAX];
 shared float acc_s[NSG * GMAX * DMAX];
 const int MAXROWS = 8;  // query rows at most (kernels_attention.cc's kDecodeRows)
+const int NROWS = ROWLOOP != 0 ? MAXROWS : 1;  // rows of one workgroup at most
 // With a mask: per query row, its live keys in the split as [lo_s, end_s).
 shared uint lo_s[MAXROWS];
 shared uint end_s[MAXROWS];
