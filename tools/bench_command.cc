@@ -34,6 +34,7 @@ const FlagSpec kFlags[] = {
     {"quick", "", "a few small cases per op (seconds)"},
     {"full", "", "add the slow cases (prefill over 32768 cells, 8 sequences of 32768)"},
     {"min-time", "MS", "time each case for at least MS milliseconds (default 300)"},
+    {"copies", "N", "copies of a memory-bound case's inputs, run in turn (default: enough to read 4x the LLC)"},
     {"threads", "N", "CPU threads (default: all cores)"},
     {"seed", "S", "seed of the input values (default 1)"},
 };
@@ -72,7 +73,7 @@ double NowMs() {
 }
 
 absl::StatusOr<Row> RunCase(const BenchCaseSpec& spec, const std::shared_ptr<Backend>& backend,
-                            const HostLimits& limits, double min_ms, uint64_t seed) {
+                            const HostLimits& limits, double min_ms, uint64_t seed, int copies) {
   auto built = BuildCase(spec.op, spec.params, seed);
   if (!built.ok()) return built.status();
   Row row;
@@ -88,6 +89,7 @@ absl::StatusOr<Row> RunCase(const BenchCaseSpec& spec, const std::shared_ptr<Bac
                                              std::max(1.0, std::floor((1 << 30) / built->bytes))));
     row.copies = std::min(row.copies, 64);
   }
+  if (copies > 0) row.copies = copies;
   std::vector<std::unique_ptr<Executable>> exes;
   for (int i = 0; i < row.copies; ++i) {
     auto exe = Executable::Create(built->graph, {backend});
@@ -216,7 +218,8 @@ int BenchCommand(const std::vector<std::string>& argv) {
   auto min_ms = args->GetInt("min-time", 300, 1, 600000);
   auto threads = args->GetInt("threads", 0, 0, 4096);
   auto seed = args->GetInt("seed", 1, 0, INT64_MAX);
-  for (const auto* st : {&min_ms, &threads, &seed}) {
+  auto copies = args->GetInt("copies", 0, 1, 64);
+  for (const auto* st : {&min_ms, &threads, &seed, &copies}) {
     if (!st->ok()) return usage(st->status().message());
   }
   std::vector<BenchCaseSpec> specs;
@@ -257,7 +260,8 @@ int BenchCommand(const std::vector<std::string>& argv) {
   std::string last_op;
   for (const BenchCaseSpec& spec : specs) {
     if (spec.op != last_op) PrintHeader(spec.op), last_op = spec.op;
-    auto row = RunCase(spec, be, limits, static_cast<double>(*min_ms), static_cast<uint64_t>(*seed));
+    auto row = RunCase(spec, be, limits, static_cast<double>(*min_ms), static_cast<uint64_t>(*seed),
+                       static_cast<int>(*copies));
     if (!row.ok()) {
       return Fail(kExitRunError, absl::StrCat("bench ", spec.op, " ", spec.name, ": ", row.status().message()));
     }

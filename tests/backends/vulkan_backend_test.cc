@@ -135,6 +135,30 @@ TEST_F(VulkanBackendTest, SplitKvDecode) {
   ::unsetenv("KILN_VULKAN_FA_SPLIT_KEYS");
 }
 
+// The specialized decode kernel (the H200's), split on lavapipe too: a
+// partial last split, the causal limit of 3 rows over 2 batch rows, two
+// head groups, and a mask with sinks.
+TEST_F(VulkanBackendTest, SpecializedSplitKvDecode) {
+  ::setenv("KILN_VULKAN_FA_SPLIT_KEYS", "128", 1);
+  BackendOptions o;
+  o.cache_dir = "off";
+  o.flags["specialize"] = "on";
+  auto be = CreateBackend("vulkan", o);
+  ASSERT_TRUE(be.ok()) << be.status();
+  std::vector<OpCase> cases = {
+      {"flash_attn", {In(kF32, {1, 1, 8, 64}), In(kF16, {1, 700, 1, 64}), In(kF16, {1, 700, 1, 64})}},
+      {"flash_attn",
+       {In(kF32, {2, 3, 4, 32}), In(kF16, {2, 530, 2, 32}), In(kF16, {2, 530, 2, 32})},
+       {{"causal", true}}},
+      {"flash_attn",
+       {In(kF32, {1, 3, 4, 32}), In(kF16, {1, 260, 2, 32}), In(kF16, {1, 260, 2, 32}), In(kF16, {1, 1, 3, 260}),
+        In(kF32, {4})}},
+  };
+  uint32_t seed = 300;
+  for (const OpCase& c : cases) EXPECT_TRUE(MatchesReference(**be, c, seed++));
+  ::unsetenv("KILN_VULKAN_FA_SPLIT_KEYS");
+}
+
 // gated_delta_net_decode.comp runs only in specialized builds, which CPU
 // devices (lavapipe, CI) do not use by default: one backend with
 // specialize=on checks it there (state in and out, KDA, a column block
