@@ -34,6 +34,7 @@ const FlagSpec kFlags[] = {
     {"quick", "", "a few small cases per op (seconds)"},
     {"full", "", "add the slow cases (prefill over 32768 cells, 8 sequences of 32768)"},
     {"min-time", "MS", "time each case for at least MS milliseconds (default 300)"},
+    {"warmup", "MS", "run each case back to back for MS milliseconds before timing it (default 500)"},
     {"copies", "N", "copies of a memory-bound case's inputs, run in turn (default: enough to read 4x the LLC)"},
     {"threads", "N", "CPU threads (default: all cores)"},
     {"seed", "S", "seed of the input values (default 1)"},
@@ -73,7 +74,8 @@ double NowMs() {
 }
 
 absl::StatusOr<Row> RunCase(const BenchCaseSpec& spec, const std::shared_ptr<Backend>& backend,
-                            const HostLimits& limits, double min_ms, uint64_t seed, int copies) {
+                            const HostLimits& limits, double min_ms, double warmup_ms, uint64_t seed,
+                            int copies) {
   auto built = BuildCase(spec.op, spec.params, seed);
   if (!built.ok()) return built.status();
   Row row;
@@ -100,8 +102,18 @@ absl::StatusOr<Row> RunCase(const BenchCaseSpec& spec, const std::shared_ptr<Bac
     exes.push_back(std::move(*exe));
   }
   built->inputs.clear();
-  for (auto& e : exes) {  // warmup
+  // Warmup: every copy once, then back-to-back runs for warmup_ms. A GPU
+  // left idle while the case was built drops its clocks (the H200 under
+  // Vulkan: 1980 -> 345 MHz after ~1 s) and takes a while of steady work to
+  // raise them again; timed at once, a memory-bound node read 4-8x slower
+  // (bench/RESULTS.md, session 9).
+  for (auto& e : exes) {
     if (auto st = e->Run(); !st.ok()) return st;
+  }
+  for (const double w0 = NowMs(); NowMs() - w0 < warmup_ms;) {
+    for (auto& e : exes) {
+      if (auto st = e->Run(); !st.ok()) return st;
+    }
   }
   std::vector<double> ms;
   const double start = NowMs();
@@ -219,7 +231,8 @@ int BenchCommand(const std::vector<std::string>& argv) {
   auto threads = args->GetInt("threads", 0, 0, 4096);
   auto seed = args->GetInt("seed", 1, 0, INT64_MAX);
   auto copies = args->GetInt("copies", 0, 1, 64);
-  for (const auto* st : {&min_ms, &threads, &seed, &copies}) {
+  auto warmup_ms = args->GetInt("warmup", 500, 0, 600000);
+  for (const auto* st : {&min_ms, &threads, &seed, &copies, &warmup_ms}) {
     if (!st->ok()) return usage(st->status().message());
   }
   std::vector<BenchCaseSpec> specs;
@@ -260,8 +273,8 @@ int BenchCommand(const std::vector<std::string>& argv) {
   std::string last_op;
   for (const BenchCaseSpec& spec : specs) {
     if (spec.op != last_op) PrintHeader(spec.op), last_op = spec.op;
-    auto row = RunCase(spec, be, limits, static_cast<double>(*min_ms), static_cast<uint64_t>(*seed),
-                       static_cast<int>(*copies));
+    auto row = RunCase(spec, be, limits, static_cast<double>(*min_ms), static_cast<double>(*warmup_ms),
+                       static_cast<uint64_t>(*seed), static_cast<int>(*copies));
     if (!row.ok()) {
       return Fail(kExitRunError, absl::StrCat("bench ", spec.op, " ", spec.name, ": ", row.status().message()));
     }

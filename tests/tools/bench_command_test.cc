@@ -51,10 +51,12 @@ TEST_F(BenchCommandTest, OneSmallCaseOfEachOp) {
   r = Kiln({"bench", "gdn", "--case", "b=2,t=3,hk=2,hv=4,k=32,v=32,gate=kda", "--min-time", "1"});
   EXPECT_EQ(r.code, 0) << r.err;
   // --copies sets how many input sets a memory-bound case rotates over.
-  r = Kiln({"bench", "fa", "--case", "hq=4,hkv=2,dk=64,dv=64,sq=1,skv=256", "--min-time", "1", "--copies", "3"});
+  r = Kiln({"bench", "fa", "--case", "hq=4,hkv=2,dk=64,dv=64,sq=1,skv=256", "--min-time", "1", "--copies", "3",
+            "--warmup", "20"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("(x3 rotated)"));
   ExpectOneErrorLine(Kiln({"bench", "fa", "--copies", "0"}), 2);
+  ExpectOneErrorLine(Kiln({"bench", "fa", "--warmup", "-1"}), 2);
   ExpectOneErrorLine(Kiln({"bench", "fa", "linear", "--case", "m=1"}), 2);
   ExpectOneErrorLine(Kiln({"bench", "linear", "--case", "q=1"}), 2);
   ExpectOneErrorLine(Kiln({"bench", "conv"}), 2);
