@@ -393,6 +393,8 @@ class Decoder {
   // adjacent in a cell, and 1-2 tiles ahead is the lead the per-head L1
   // prefetch (NextLines) does not give: on the Zen 4 decode at d8192 /
   // d32768 ran 1.1-1.3x faster with it (bench/RESULTS.md, session 9).
+  // Called from live tiles only: a masked run of tiles costs at most the
+  // one tile after the last live one.
   void SetFarLines(int64_t b, int64_t kvh, int64_t j0, int64_t t1, int64_t calls, TileLines& next) const {
     const int64_t jf = j0 + far_ * kTileKeys;
     const TensorView &k = p_.k, &v = p_.v;
