@@ -56,6 +56,7 @@ const FlagSpec kFlags[] = {
     {"layers", "N", "NAME: only the first N layers"},
     {"dtype", "f16|bf16", "NAME: projection weights (default f16)"},
     {"reps", "R", "timed repetitions of each test, the median reported (default 1)"},
+    {"warmup", "MS", "after building, decode steps back to back for MS milliseconds before timing (default 500)"},
     {"threads", "N", "CPU threads (default: all cores)"},
     {"seed", "S", "seed of the weights, tokens and state values (default 1)"},
     {"json", "FILE", "also write the results as JSON to FILE"},
@@ -193,7 +194,7 @@ struct Entries {
 
 struct Settings {
   std::vector<std::shared_ptr<Backend>> backends;
-  int64_t prompt = 512, gen = 32, reps = 1;
+  int64_t prompt = 512, gen = 32, reps = 1, warmup_ms = 500;
   std::vector<int64_t> depths, seqs;
   uint64_t seed = 1;
 };
@@ -353,10 +354,12 @@ int BenchModelCommand(const std::vector<std::string>& argv) {
   auto reps = args->GetInt("reps", 1, 1, 1000);
   auto threads = args->GetInt("threads", 0, 0, 4096);
   auto seed = args->GetInt("seed", 1, 0, INT64_MAX);
-  for (const auto* st : {&prompt, &gen, &reps, &threads, &seed}) {
+  auto warmup = args->GetInt("warmup", 500, 0, 600000);
+  for (const auto* st : {&prompt, &gen, &reps, &threads, &seed, &warmup}) {
     if (!st->ok()) return usage(st->status().message());
   }
   s.prompt = *prompt, s.gen = *gen, s.reps = *reps, s.seed = static_cast<uint64_t>(*seed);
+  s.warmup_ms = *warmup;
   auto depths = IntList("depth", args->Get("depth", "0,1024,8192,32768"), 0);
   auto seqs = IntList("seqs", args->Get("seqs", "1"), 1);
   if (!depths.ok()) return usage(depths.status().message());
@@ -416,6 +419,12 @@ int BenchModelCommand(const std::vector<std::string>& argv) {
         if (auto t = TimePrefill(*e, 0); !t.ok()) return Fail(kExitRunError, t.status());
       }
       if (auto t = TimeDecode(*e, S, 0, 1); !t.ok()) return Fail(kExitRunError, t.status());
+      // Then steady work for a while: a GPU left idle while the model was
+      // built drops its clocks and is slow to raise them (the H200 under
+      // Vulkan: 1980 -> 345 MHz within ~1.5 s idle, bench/RESULTS.md).
+      for (const auto w0 = Clock::now(); Ms(w0) < static_cast<double>(s.warmup_ms);) {
+        if (auto t = TimeDecode(*e, S, 0, 1); !t.ok()) return Fail(kExitRunError, t.status());
+      }
       for (size_t di = 0; di < s.depths.size(); ++di) {
         const int64_t d = s.depths[di];
         if (e->prefill) {

@@ -83,7 +83,7 @@ TEST(ModelRunTest, BenchModelOnAFile) {
   auto files = WriteExampleModel(c, o, dir + "/h.kgraph");
   ASSERT_TRUE(files.ok()) << files.status();
   const std::string json = dir + "/bench.json";
-  EXPECT_EQ(tools::BenchModelCommand({files->prefill, "-n", "2", "-d", "0,8", "--json", json}), 0);
+  EXPECT_EQ(tools::BenchModelCommand({files->prefill, "-n", "2", "-d", "0,8", "--warmup", "20", "--json", json}), 0);
   auto text = ReadFile(json, 1 << 20);
   ASSERT_TRUE(text.ok()) << text.status();
   const auto j = nlohmann::json::parse(*text);
@@ -97,6 +97,7 @@ TEST(ModelRunTest, BenchModelOnAFile) {
   // Too deep for the file's 16-cell cache; --seqs needs a NAME.
   EXPECT_NE(tools::BenchModelCommand({files->prefill, "-n", "2", "-d", "14"}), 0);
   EXPECT_NE(tools::BenchModelCommand({files->prefill, "--seqs", "2"}), 0);
+  EXPECT_NE(tools::BenchModelCommand({files->prefill, "--warmup", "-1"}), 0);
   std::filesystem::remove_all(dir);
 }
 
