@@ -102,19 +102,17 @@ absl::StatusOr<Row> RunCase(const BenchCaseSpec& spec, const std::shared_ptr<Bac
     exes.push_back(std::move(*exe));
   }
   built->inputs.clear();
-  // Warmup: every copy once, then back-to-back runs for warmup_ms. A GPU
+  // Warmup: every copy at least once, back to back for warmup_ms. A GPU
   // left idle while the case was built drops its clocks (the H200 under
   // Vulkan: 1980 -> 345 MHz after ~1 s) and takes a while of steady work to
   // raise them again; timed at once, a memory-bound node read 4-8x slower
   // (bench/RESULTS.md, session 9).
-  for (auto& e : exes) {
-    if (auto st = e->Run(); !st.ok()) return st;
-  }
-  for (const double w0 = NowMs(); NowMs() - w0 < warmup_ms;) {
+  const double w0 = NowMs();
+  do {
     for (auto& e : exes) {
       if (auto st = e->Run(); !st.ok()) return st;
     }
-  }
+  } while (NowMs() - w0 < warmup_ms);
   std::vector<double> ms;
   const double start = NowMs();
   while (ms.size() < 3 || NowMs() - start < min_ms) {

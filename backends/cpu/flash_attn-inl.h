@@ -75,15 +75,14 @@ class TileLines {
       __builtin_prefetch(p, 0, 3);
       if (++x_ == per_row_) x_ = 0, ++row_;
     }
-    for (const int64_t end = std::min(far_total_, far_next_ + far_per_); far_next_ < end; ++far_next_) {
-      const int64_t half = far_total_ / 2;
-      __builtin_prefetch(far_next_ < half ? far_k_ + far_next_ * 64 : far_v_ + (far_next_ - half) * 64, 0, 2);
+    for (const int64_t end = std::min(2 * far_lines_, far_next_ + far_per_); far_next_ < end; ++far_next_) {
+      __builtin_prefetch(far_next_ < far_lines_ ? far_k_ + far_next_ * 64 : far_v_ + (far_next_ - far_lines_) * 64, 0, 2);
     }
   }
   // Also brings `lines` lines from each of far_k and far_v towards the L2,
   // `per` of them on each Issue.
   void SetFar(const std::byte* far_k, const std::byte* far_v, int64_t lines, int64_t per) {
-    far_k_ = far_k, far_v_ = far_v, far_total_ = 2 * lines, far_per_ = per;
+    far_k_ = far_k, far_v_ = far_v, far_lines_ = lines, far_per_ = per;
   }
   int64_t lines() const { return total_; }
 
@@ -91,7 +90,7 @@ class TileLines {
   const std::byte *k_ = nullptr, *v_ = nullptr;
   int64_t ks_ = 0, vs_ = 0, kl_ = 0, per_row_ = 0, total_ = 0, next_ = 0, row_ = 0, x_ = 0;
   const std::byte *far_k_ = nullptr, *far_v_ = nullptr;
-  int64_t far_total_ = 0, far_next_ = 0, far_per_ = 0;
+  int64_t far_lines_ = 0, far_next_ = 0, far_per_ = 0;
 };
 
 // ---------------------------------------------------------------- conversion

@@ -390,7 +390,7 @@ class Decoder {
   // Part kvh (of Hkv) of tile (j0 / kTileKeys + far_)'s K and V rows, for
   // all heads, towards the L2, spread over `calls` Issue calls: the rows of
   // a tile are one contiguous run of K and one of V when the heads are
-  // adjacent in a cell, and 1-2 tiles ahead is the lead the per-head L1
+  // adjacent in a cell, and a tile ahead is the lead the per-head L1
   // prefetch (NextLines) does not give: on the Zen 4 decode at d8192 /
   // d32768 ran 1.1-1.3x faster with it (bench/RESULTS.md, session 9).
   // Called from live tiles only: a masked run of tiles costs at most the

@@ -3,8 +3,10 @@
 // Skipped where no Vulkan device is present.
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "backends/registry.h"
 #include "gmock/gmock.h"
@@ -37,6 +39,14 @@ class VulkanBackendTest : public ::testing::Test {
   }
   void SetUp() override {
     if (!backend_) GTEST_SKIP() << "no Vulkan device here";
+  }
+  // A second backend with the specialized kernels, which CPU devices
+  // (lavapipe, CI) do not build by default.
+  static absl::StatusOr<std::unique_ptr<Backend>> Specialized() {
+    BackendOptions o;
+    o.cache_dir = "off";
+    o.flags["specialize"] = "on";
+    return CreateBackend("vulkan", o);
   }
   static Backend* backend_;
 };
@@ -140,10 +150,7 @@ TEST_F(VulkanBackendTest, SplitKvDecode) {
 // head groups, and a mask with sinks.
 TEST_F(VulkanBackendTest, SpecializedSplitKvDecode) {
   ::setenv("KILN_VULKAN_FA_SPLIT_KEYS", "128", 1);
-  BackendOptions o;
-  o.cache_dir = "off";
-  o.flags["specialize"] = "on";
-  auto be = CreateBackend("vulkan", o);
+  auto be = Specialized();
   ASSERT_TRUE(be.ok()) << be.status();
   std::vector<OpCase> cases = {
       {"flash_attn", {In(kF32, {1, 1, 8, 64}), In(kF16, {1, 700, 1, 64}), In(kF16, {1, 700, 1, 64})}},
@@ -164,10 +171,7 @@ TEST_F(VulkanBackendTest, SpecializedSplitKvDecode) {
 // specialize=on checks it there (state in and out, KDA, a column block
 // past V, f16 q/k, grouped and tiled head maps, several tokens).
 TEST_F(VulkanBackendTest, SpecializedGdnDecode) {
-  BackendOptions o;
-  o.cache_dir = "off";
-  o.flags["specialize"] = "on";
-  auto be = CreateBackend("vulkan", o);
+  auto be = Specialized();
   ASSERT_TRUE(be.ok()) << be.status();
   std::vector<OpCase> cases = {
       {"gated_delta_net",
