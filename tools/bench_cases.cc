@@ -19,7 +19,8 @@ namespace {
 // Qwen3.5-like gated delta net layer, and an 8B model's FFN up projection.
 const CaseParams& Defaults(absl::string_view op) {
   static const CaseParams fa = {{"b", "1"},      {"hq", "32"},  {"hkv", "8"},   {"dk", "128"}, {"dv", "128"},
-                                {"sq", "1"},     {"skv", "4096"}, {"kv", "f16"}, {"q", "f32"},  {"mask", "none"}};
+                                {"sq", "1"},     {"skv", "4096"}, {"kv", "f16"}, {"q", "f32"},  {"mask", "none"},
+                                {"cache", "shd"}};
   static const CaseParams gdn = {{"b", "1"},  {"t", "1"},     {"hk", "16"},     {"hv", "32"},
                                  {"k", "128"}, {"v", "128"},  {"gate", "gda"},  {"qkv", "f32"}};
   static const CaseParams linear = {{"m", "1"}, {"n", "12288"}, {"k", "4096"}, {"w", "f16"}, {"x", "f32"}};
@@ -153,13 +154,26 @@ absl::StatusOr<BuiltCase> BuildFa(const CaseParams& p, uint64_t seed) {
   KILN_ASSIGN(kv, Type(p, "kv"));
   KILN_ASSIGN(qt, Type(p, "q"));
   KILN_ASSIGN(mask, ParseMask(p.find("mask")->second));
+  // The K/V storage: "shd" [b, skv, hkv, d] (a token's heads together) or
+  // "hsd" [b, hkv, skv, d] (a head's tokens together), read through a view.
+  const std::string& cache = p.find("cache")->second;
+  if (cache != "shd" && cache != "hsd") {
+    return absl::InvalidArgumentError(absl::StrCat("case key cache=", cache, ": want shd or hsd"));
+  }
   if (mask.kind == MaskKind::kSeq && (sq % mask.n != 0 || skv % mask.n != 0)) {
     return absl::InvalidArgumentError("case mask=seqN needs sq and skv multiples of N");
   }
   GraphBuilder gb("bench_fa");
   Tensor q = gb.Input("q", qt, {b, sq, hq, dk});
-  Tensor k = gb.Input("k", kv, {b, skv, hkv, dk});
-  Tensor v = gb.Input("v", kv, {b, skv, hkv, dv});
+  auto kv_input = [&](const char* name, int64_t d) {
+    if (cache == "shd") return gb.Input(name, kv, {b, skv, hkv, d});
+    Tensor base = gb.Input(name, kv, {b, hkv, skv, d});
+    const int64_t row = RowBytes(kv, d);
+    return gb.View(base, {b, skv, hkv, d}, {hkv * skv * row, row, skv * row, ElementSize(kv)}, 0,
+                   absl::StrCat(name, "_view"));
+  };
+  Tensor k = kv_input("k", dk);
+  Tensor v = kv_input("v", dv);
   const bool has_mask = mask.kind == MaskKind::kSeq || mask.kind == MaskKind::kWindow;
   Tensor m = has_mask ? gb.Input("mask", DType::kF16, {1, 1, sq, skv}) : Tensor{};
   Attrs attrs = {{"causal", mask.kind == MaskKind::kCausal}};
