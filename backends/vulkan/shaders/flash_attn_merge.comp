@@ -6,6 +6,7 @@
 // SGR-th split for the block's elements (loads issued unconditionally, so
 // that many are in flight; a split of weight 0 adds 0, its values unused)
 // and the groups' sums are added through shared memory.
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 #define NINF uintBitsToFloat(0xff800000u)
 const int DCH = 32;  // output elements per workgroup
@@ -22,16 +23,14 @@ shared float w_s[MAX_SPLITS];
 shared float red[256];
 shared float sums[SGR * DCH];
 
-// The workgroup's max (op 0) or sum (op 1) of v.
+// The workgroup's max or sum of v: each subgroup's, then those of all
+// subgroups from shared memory (two barriers, not a tree of eight).
 float WgReduce(float v, bool sum) {
-  const uint t = gl_LocalInvocationID.x;
-  red[t] = v;
+  v = sum ? subgroupAdd(v) : subgroupMax(v);
+  if (subgroupElect()) red[gl_SubgroupID] = v;
   barrier();
-  for (uint w = 128u; w > 0u; w >>= 1) {
-    if (t < w) red[t] = sum ? red[t] + red[t + w] : max(red[t], red[t + w]);
-    barrier();
-  }
-  const float r = red[0];
+  float r = sum ? 0.0 : NINF;
+  for (uint s = 0u; s < gl_NumSubgroups; ++s) r = sum ? r + red[s] : max(r, red[s]);
   barrier();
   return r;
 }
