@@ -6,11 +6,13 @@
 // SGR-th split for the block's elements (loads issued unconditionally, so
 // that many are in flight; a split of weight 0 adds 0, its values unused)
 // and the groups' sums are added through shared memory.
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 #define NINF uintBitsToFloat(0xff800000u)
 const int DCH = 32;  // output elements per workgroup
 const int SGR = 8;   // split groups
+const int PRE = 8;   // values per invocation loaded up front
 layout(local_size_x = 256) in;  // DCH * SGR
 layout(constant_id = 0) const int DV = 128;
 layout(constant_id = 1) const int HAS_SINKS = 0;
@@ -43,6 +45,18 @@ void main() {
   const uint t = gl_LocalInvocationID.x;
   const uint rec = uint(DV + 2);
   const uint base = row * NS * rec;
+  const uint dl = t % uint(DCH), g = t / uint(DCH);
+  const uint d = gl_WorkGroupID.y * uint(DCH) + dl;
+  const uint dc = min(d, uint(DV) - 1u);  // past DV: read in range, not stored
+  // The first PRE of this invocation's splits' values loaded now, with the
+  // m and l below: one memory round trip, not two, for up to SGR * PRE
+  // splits. (A dead split's values were never written: its weight 0
+  // selects them away below.)
+  float xs[PRE];
+  [[unroll]] for (int k = 0; k < PRE; ++k) {
+    const uint s = g + uint(k * SGR);
+    xs[k] = s < NS ? Part_f[base + s * rec + 2u + dc] : 0.0;
+  }
   // M = max over the splits' m (and the sink); NS <= 256: one split each.
   const float ms = t < NS ? Part_f[base + t * rec] : NINF;
   const float ls = t < NS ? Part_f[base + t * rec + 1u] : 0.0;
@@ -53,11 +67,13 @@ void main() {
   if (t < NS) w_s[t] = w;
   const float L = WgReduce(w != 0.0 ? ls * w : 0.0, true) + (HAS_SINKS != 0 && M != NINF ? exp(sink - M) : 0.0);
   // w_s is visible: WgReduce ends with a barrier.
-  const uint dl = t % uint(DCH), g = t / uint(DCH);
-  const uint d = gl_WorkGroupID.y * uint(DCH) + dl;
-  const uint dc = min(d, uint(DV) - 1u);  // past DV: read in range, not stored
   float v = 0.0;
-  for (uint s = g; s < NS; s += uint(SGR)) {
+  [[unroll]] for (int k = 0; k < PRE; ++k) {
+    const uint s = g + uint(k * SGR);
+    const float ws = s < NS ? w_s[s] : 0.0;
+    v += ws != 0.0 ? xs[k] * ws : 0.0;
+  }
+  for (uint s = g + uint(PRE * SGR); s < NS; s += uint(SGR)) {
     const float x = Part_f[base + s * rec + 2u + dc];
     const float ws = w_s[s];
     v += ws != 0.0 ? x * ws : 0.0;
