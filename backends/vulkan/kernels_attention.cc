@@ -164,9 +164,9 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   const int64_t words = generic || k.dtype() == DType::kF32 || v.dtype() == DType::kF32 ? 2 : 1;
   // Invocations: 4 subgroups (none waits on another in the key loop).
   const int64_t sg = ctx.facts.subgroup_size;
-  int wg = static_cast<int>(
+  const int wg = static_cast<int>(
       std::clamp<int64_t>(cpu ? 4 * sg : EnvInt("KILN_VULKAN_FA_WG", 128), sg, 1024) / sg * sg);
-  int nsg = static_cast<int>(wg / sgmin);
+  const int nsg = static_cast<int>(wg / sgmin);
   const int64_t gqa = Hq / Hkv;
   // Heads per workgroup (their K/V rows read once for all, Q and the sums
   // of each in registers): 2 on GPUs (the next pair reads them from the
@@ -181,16 +181,7 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   for (int g = 1; g <= std::min<int64_t>(gqa, gmax); ++g) {
     if (gqa % g == 0) G = g;
   }
-  // Head sets per workgroup (flash_attn_decode.comp's HSPLIT), each on its
-  // own subgroups (KILN_VULKAN_FA_HSPLIT overrides, tuning).
-  int hsplit = 1;
-  if (!generic) {
-    const int want = static_cast<int>(std::clamp<int64_t>(EnvInt("KILN_VULKAN_FA_HSPLIT", 1), 1, 4));
-    if (gqa % (G * want) == 0) hsplit = want;
-  }
-  const int64_t head_groups = gqa / (G * hsplit);
-  wg *= hsplit;
-  nsg *= hsplit;
+  const int64_t head_groups = gqa / G;
   // The query rows loop inside a workgroup where a mask may leave most of
   // them dead in a split (several sequences over one cache); without a mask
   // (every row live) and in the generic build a workgroup each.
@@ -257,12 +248,12 @@ absl::StatusOr<bool> RecordFlashAttnDecode(KernelContext& ctx) {
   // dispatch but measured slower on the H200 (Skv=16384: 58.0 against 46.0
   // us; the last workgroup merges alone), so it is not the default.
   const int64_t merge_words = Sq * G * splits;
-  const bool fused = splits > 1 && row_loop && hsplit == 1 && merge_words * 8 + nsg * G * D * 4 <= 24 * 1024 &&
+  const bool fused = splits > 1 && row_loop && merge_words * 8 + nsg * G * D * 4 <= 24 * 1024 &&
                      EnvInt("KILN_VULKAN_FA_FUSED_MERGE", 0) == 1;
   spec.push_back(splits > 1 ? 1 : 0);
   spec.push_back(generic ? 1 : 0);
   spec.insert(spec.end(), {unr, static_cast<int32_t>(lpr), static_cast<int32_t>(nvl), nsg, fused ? 1 : 0,
-                           fused ? static_cast<int32_t>(merge_words) : 1, row_loop ? 1 : 0, hsplit});
+                           fused ? static_cast<int32_t>(merge_words) : 1, row_loop ? 1 : 0});
   Dispatch& d = ctx.Add("flash_attn_decode", spec, head_groups * row_groups, Hkv, B * splits);
   PushFlashAttnHeader(ctx, d, splits, per_split);
   d.U(head_groups);

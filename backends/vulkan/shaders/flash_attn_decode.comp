@@ -61,11 +61,6 @@ layout(constant_id = 21) const int FMAX = 1;  // FUSED: Sq * G * splits at most 
 // where every row is live and 8 rows in one workgroup ran 2x slower on the
 // H200).
 layout(constant_id = 22) const int ROWLOOP = 1;
-// HSPLIT head sets of G heads per workgroup, each on its own NSG / HSPLIT
-// subgroups, all of them walking the same keys: the second set's K/V loads
-// hit the L1 the first set's filled, so a GQA group's K/V crosses from the
-// L2 once, while each subgroup holds only G heads' Q and sums in registers.
-layout(constant_id = 23) const int HSPLIT = 1;
 const int GMAX = GENERIC != 0 ? 4 : G;
 const int DMAX = 8 * DMAX8;
 #define DT_Q (GENERIC != 0 ? int(P(50)) : DTQ)
@@ -205,10 +200,7 @@ void main() {
   const uint row_end = ROWLOOP == 0 ? row0 + 1u : Sq;
   const uint kvh = gl_WorkGroupID.y;
   const uint b = gl_WorkGroupID.z / P(11), split = gl_WorkGroupID.z % P(11);
-  const uint nsgk = gl_NumSubgroups / uint(HSPLIT);  // subgroups of a head set
-  const uint hs = gl_SubgroupID / nsgk, sgk = gl_SubgroupID % nsgk;
-  const uint hbase = kvh * (Hq / P(5)) + hg * uint(HSPLIT * G_);  // the workgroup's first head
-  const uint h0 = hbase + hs * uint(G_);  // this subgroup's set's first head
+  const uint h0 = kvh * (Hq / P(5)) + hg * uint(G_);
   const float scale = PF(6), softcap = PF(7);
   const uint Dh = P(61);
   const uint nv = DV8 > 0 ? uint(DV8) : Dh / 8u;  // 8-element vectors per row
@@ -263,8 +255,8 @@ void main() {
     if (SPLIT != 0 && kb >= ke) {
       // No live key: m = -inf alone (flash_attn_merge.comp gives it weight
       // 0 and never reads its acc), 8 bytes instead of D * 4.
-      if (tid < uint(HSPLIT * G_)) {
-        const uint rec = (((b * Hq + hbase + tid) * Sq + i) * P(11) + split) * (Dh + 2u);
+      if (tid < uint(G_)) {
+        const uint rec = (((b * Hq + h0 + tid) * Sq + i) * P(11) + split) * (Dh + 2u);
         PutPart(rec, NINF);
         PutPart(rec + 1u, 0.0);
       }
@@ -294,7 +286,7 @@ void main() {
       [[unroll]] for (int c = 0; c < NVL; ++c) acc[g][c][0] = acc[g][c][1] = vec4(0.0);
     }
 
-    [[dont_unroll]] for (uint j0 = kb + sgk * step; j0 < ke; j0 += nsgk * step) {
+    [[dont_unroll]] for (uint j0 = kb + sg * step; j0 < ke; j0 += gl_NumSubgroups * step) {
       // 1. Every mask, K and V load of the step issued at once. (Issuing the
       // next step's during this one's math was not faster on the H200:
       // bench/RESULTS.md, session 7.)
@@ -408,22 +400,21 @@ void main() {
       }
     }
     barrier();
-    // Per head of the workgroup (set hs2, head g of it): its set's subgroups.
-    for (uint e = tid; e < uint(HSPLIT * G_) * Dh; e += gl_WorkGroupSize.x) {
-      const uint gg = e / Dh, d = e % Dh;
-      const uint hs2 = gg / uint(G_), g = gg % uint(G_);
+    const uint nsg = gl_NumSubgroups;
+    for (uint e = tid; e < uint(G_) * Dh; e += gl_WorkGroupSize.x) {
+      const uint g = e / Dh, d = e % Dh;
       float mm = NINF;
-      for (uint q2 = 0u; q2 < nsgk; ++q2) mm = max(mm, m_s[(hs2 * nsgk + q2) * uint(GMAX) + g]);
+      for (uint q2 = 0u; q2 < nsg; ++q2) mm = max(mm, m_s[q2 * uint(GMAX) + g]);
       float ll = 0.0, o = 0.0;
-      for (uint q2 = 0u; q2 < nsgk; ++q2) {
-        const uint at = (hs2 * nsgk + q2) * uint(GMAX) + g;
+      for (uint q2 = 0u; q2 < nsg; ++q2) {
+        const uint at = q2 * uint(GMAX) + g;
         const float ms = m_s[at];
         if (ms == NINF) continue;  // saw no live key: its sums are unused
         const float w = exp(ms - mm);
         ll += l_s[at] * w;
         o += acc_s[at * uint(DMAX) + d] * w;
       }
-      const uint h = hbase + gg;
+      const uint h = h0 + g;
       if (SPLIT != 0) {
         // Partials [b][h][i][split] of (m, l, acc[D]).
         const uint rec = (((b * Hq + h) * Sq + i) * P(11) + split) * (Dh + 2u);
@@ -463,7 +454,7 @@ void main() {
   // 1. Every split's m and l of every pair at once; the pairs' max m.
   for (uint e = tid; e < pairs * NS; e += gl_WorkGroupSize.x) {
     const uint pr = e / NS, sp = e % NS;
-    const uint at = (((b * Hq + hbase + pr % uint(G_)) * Sq + pr / uint(G_)) * NS + sp) * rec;
+    const uint at = (((b * Hq + h0 + pr % uint(G_)) * Sq + pr / uint(G_)) * NS + sp) * rec;
     const float m = part_f[at];
     w_s[e] = m;
     lw_s[e] = part_f[at + 1u];
@@ -474,7 +465,7 @@ void main() {
   for (uint e = tid; e < pairs * NS; e += gl_WorkGroupSize.x) {
     const uint pr = e / NS;
     float M = FromOrderedBits(mx_s[pr]);
-    if (F_SINKS != 0) M = max(M, Sk_f[P(38) + hbase + pr % uint(G_)]);
+    if (F_SINKS != 0) M = max(M, Sk_f[P(38) + h0 + pr % uint(G_)]);
     const float m = w_s[e];
     const float w = m == NINF ? 0.0 : exp(m - M);
     w_s[e] = w;
@@ -484,7 +475,7 @@ void main() {
   // 3. Each output element: the weighted sum of the live splits' acc.
   for (uint e = tid; e < pairs * Dh; e += gl_WorkGroupSize.x) {
     const uint pr = e / Dh, d = e % Dh;
-    const uint g = pr % uint(G_), i = pr / uint(G_), h = hbase + g;
+    const uint g = pr % uint(G_), i = pr / uint(G_), h = h0 + g;
     const uint base = ((b * Hq + h) * Sq + i) * NS * rec;
     float L = 0.0, v = 0.0;
     for (uint sp = 0u; sp < NS; ++sp) {
