@@ -79,11 +79,11 @@ const int DMAX = 8 * DMAX8;
 // slower and a 4096-key sliding window over 32768 no faster (session 8).
 #define LIVE_SCAN (F_MASK != 0 && ROWLOOP != 0)
 
-DECLARE_SLOT(0, Q)
-DECLARE_SLOT(1, K)
-DECLARE_SLOT(2, V)
-DECLARE_SLOT(3, Mk)
-DECLARE_SLOT(4, Sk)
+DECLARE_SLOT_RO(0, Q)
+DECLARE_SLOT_RO(1, K)
+DECLARE_SLOT_RO(2, V)
+DECLARE_SLOT_RO(3, Mk)
+DECLARE_SLOT_RO(4, Sk)
 DECLARE_SLOT(5, O)
 // FUSED: the partials, then one counter per (b, KV head, head group) at
 // word P(62) (zeroed by the backend before the first run; the merging

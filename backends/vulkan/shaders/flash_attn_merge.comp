@@ -17,8 +17,8 @@ layout(local_size_x = 256) in;  // DCH * SGR
 layout(constant_id = 0) const int DV = 128;
 layout(constant_id = 1) const int HAS_SINKS = 0;
 layout(constant_id = 2) const int DTO = 0;
-DECLARE_SLOT(0, Part)
-DECLARE_SLOT(4, Sk)
+DECLARE_SLOT_RO(0, Part)
+DECLARE_SLOT_RO(4, Sk)
 DECLARE_SLOT(5, O)
 const uint MAX_SPLITS = 256u;  // kernels_attention.cc keeps splits within this
 shared float w_s[MAX_SPLITS];

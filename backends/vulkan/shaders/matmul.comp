@@ -19,10 +19,10 @@ layout(constant_id = 7) const int VECA = 0;
 // GEMV: 16-byte weight loads per lane in flight.
 layout(constant_id = 8) const int NV = 2;
 
-DECLARE_SLOT(0, A)
-DECLARE_SLOT(1, B)
+DECLARE_SLOT_RO(0, A)
+DECLARE_SLOT_RO(1, B)
 DECLARE_SLOT(2, O)
-DECLARE_SLOT(3, Bias)
+DECLARE_SLOT_RO(3, Bias)
 
 // params: 1 M, 2 N, 3 K, 4 batch dim 1 (z = b0 * it + b1)
 //         5 A: off, s_b0, s_b1, s_m, s_k   10 B: off, s_b0, s_b1, s_k, s_n
