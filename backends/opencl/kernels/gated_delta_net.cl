@@ -24,7 +24,6 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
                    int V, float scale, int l2norm, int tiled) {
   __local float qv[KB], kv[KB], gk[KB];
   __local float red[5][KSPLIT][VC];  // u, w and the three norms' partials
-  __local float dcol[VC];
   const int lid = get_local_id(0);
   const int ncb = (V + VC - 1) / VC;
   const int g0 = get_group_id(0);
@@ -53,7 +52,7 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
     }
     // Loaded now, used after the reduction: their latency overlaps it.
     const float bt = beta[be_off + (long)b * bes.x + (long)t * bes.y + (long)hv * bes.z];
-    const float vj = (ksi == 0 && jv) ? ld(v, vdt, v_off + (long)b * vst.x + (long)t * vst.y + (long)hv * vst.z + j) : 0.0f;
+    const float vj_all = jv ? ld(v, vdt, v_off + (long)b * vst.x + (long)t * vst.y + (long)hv * vst.z + j) : 0.0f;
     const float decay = kda ? 1.0f : exp(g[gb]);
     barrier(CLK_LOCAL_MEM_FENCE);
     // u = S^T k and w = S^T q of the decayed state, and |q|^2, |k|^2, k.q,
@@ -90,22 +89,24 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
         rk = 1.0f / sqrt(sk + 1e-6f);
       }
     }
+    // Every work-item of the column sums u itself (no second barrier for a
+    // broadcast); one writes the output.
+    float u = 0.0f;
+    for (int x = 0; x < KSPLIT; ++x) u += red[0][x][col];
+    const float dl = bt * (vj_all - u * rk);
     if (ksi == 0) {
-      float u = 0.0f, w = 0.0f, kqs = 0.0f;
+      float w = 0.0f, kqs = 0.0f;
       for (int x = 0; x < KSPLIT; ++x) {
-        u += red[0][x][col];
         w += red[1][x][col];
         kqs += red[4][x][0];
       }
-      const float d = bt * (vj - u * rk);
-      dcol[col] = d;
-      if (jv) st(out, vdt, o_off + (((long)b * T + t) * Hv + hv) * V + j, scale * (w * rq + d * kqs * rq * rk));
+      if (jv) st(out, vdt, o_off + (((long)b * T + t) * Hv + hv) * V + j, scale * (w * rq + dl * kqs * rq * rk));
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const float d = dcol[col] * rk;
+    const float d = dl * rk;
 #pragma unroll
     for (int r = 0; r < RPT; ++r) s[r] = fma(kv[ksi * RPT + r], d, s[r]);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    // red, qv and kv are the next token's (none after the last).
+    if (t + 1 < T) barrier(CLK_LOCAL_MEM_FENCE);
   }
 #pragma unroll
   for (int r = 0; r < RPT; ++r) {
