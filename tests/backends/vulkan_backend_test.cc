@@ -147,7 +147,8 @@ TEST_F(VulkanBackendTest, SplitKvDecode) {
 
 // The specialized decode kernel (the H200's), split on lavapipe too: a
 // partial last split, the causal limit of 3 rows over 2 batch rows, two
-// head groups, and a mask with sinks.
+// head groups, a mask with sinks, and more splits than the merge loads at
+// once.
 TEST_F(VulkanBackendTest, SpecializedSplitKvDecode) {
   ::setenv("KILN_VULKAN_FA_SPLIT_KEYS", "128", 1);
   auto be = Specialized();
@@ -160,6 +161,8 @@ TEST_F(VulkanBackendTest, SpecializedSplitKvDecode) {
       {"flash_attn",
        {In(kF32, {1, 3, 4, 32}), In(kF16, {1, 260, 2, 32}), In(kF16, {1, 260, 2, 32}), In(kF16, {1, 1, 3, 260}),
         In(kF32, {4})}},
+      // 70 splits: the merge's splits past the 64 it loads up front.
+      {"flash_attn", {In(kF32, {1, 1, 2, 32}), In(kF16, {1, 8960, 1, 32}), In(kF16, {1, 8960, 1, 32})}},
   };
   uint32_t seed = 300;
   for (const OpCase& c : cases) EXPECT_TRUE(MatchesReference(**be, c, seed++));
