@@ -64,11 +64,13 @@ HWY_INLINE int64_t NR() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
 // 8 KiB for rows of at most 2 KiB (K <= 1024 at 16 bits: a group of 4 rows
 // is one contiguous 8 KiB, too short a stream for the hardware prefetcher;
 // on the Xeon 0.6B.up ran 1.4x faster, bench/RESULTS.md), none for longer
-// rows (no gain measured). KILN_CPU_GEMV=prefetch=BYTES overrides (0: none).
-HWY_INLINE int64_t GemvPrefetch(int64_t row_bytes) {
+// rows (no gain measured). q8_0 rows, whose int8 x int16 loop leaves the
+// hardware prefetcher further behind, 8 KiB at every length (1.7B.up
+// 1.03-1.4x, 8B.up ~1.07x). KILN_CPU_GEMV=prefetch=BYTES overrides (0: none).
+HWY_INLINE int64_t GemvPrefetch(int64_t row_bytes, bool q8 = false) {
   static const int64_t bytes = TuningValue("KILN_CPU_GEMV", "prefetch", -1);
   if (bytes >= 0) return bytes;
-  return row_bytes <= 2048 ? 8192 : 0;
+  return q8 || row_bytes <= 2048 ? 8192 : 0;
 }
 
 // Widens k in [k0, k0 + n) of one weight row to f32 (q8_0: k0 % 32 == 0).
@@ -495,10 +497,14 @@ HWY_INLINE void GemvQ8I16Group(int64_t K, const int16_t* xq, const float* xs, co
   for (int64_t r = 0; r < kRows; ++r) {
     for (int64_t g = 0; g < kGroup; ++g) total[r][g] = hn::Zero(d);
   }
+  const int64_t pf = GemvPrefetch(b.row_stride, /*q8=*/true);
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int8_t* p[kGroup];
     float wscale[kGroup];
     for (int64_t g = 0; g < kGroup; ++g) p[g] = Q8Block(b, n + g, blk, &wscale[g]);
+    if (pf > 0 && (blk & 1) == 0) {  // about once per cache line (68 bytes per 2 blocks)
+      for (int64_t g = 0; g < kGroup; ++g) hwy::Prefetch(reinterpret_cast<const char*>(p[g]) + pf);
+    }
     hn::Vec<decltype(di)> s0[kRows][kGroup], s1[kRows][kGroup];
     for (int64_t r = 0; r < kRows; ++r) {
       for (int64_t g = 0; g < kGroup; ++g) s0[r][g] = s1[r][g] = hn::Zero(di);
