@@ -32,27 +32,19 @@ void RaiseError(uint code, int value, int limit, uint pos) {
   }
 }
 
-#define DECLARE_SLOT(B, N) \
-  layout(std430, set = 0, binding = B) buffer N##_F32 { float N##_f[]; }; \
-  layout(std430, set = 0, binding = B) buffer N##_U16 { uint16_t N##_h[]; }; \
-  layout(std430, set = 0, binding = B) buffer N##_U32 { uint N##_u[]; }; \
-  layout(std430, set = 0, binding = B) buffer N##_I8 { int8_t N##_b[]; }; \
-  layout(std430, set = 0, binding = B) buffer N##_U8 { uint8_t N##_ub[]; }; \
-  layout(std430, set = 0, binding = B) buffer N##_V4 { uvec4 N##_v4[]; }; \
-  layout(std430, set = 0, binding = B) buffer N##_F4 { vec4 N##_f4[]; };
-
-// The same for a binding the shader only reads: `readonly` lets the
-// driver use its read-only cached load path (the memory may lie in the
-// same VkBuffer as an output, at other offsets: never written during the
-// dispatch).
-#define DECLARE_SLOT_RO(B, N) \
-  layout(std430, set = 0, binding = B) readonly buffer N##_F32 { float N##_f[]; }; \
-  layout(std430, set = 0, binding = B) readonly buffer N##_U16 { uint16_t N##_h[]; }; \
-  layout(std430, set = 0, binding = B) readonly buffer N##_U32 { uint N##_u[]; }; \
-  layout(std430, set = 0, binding = B) readonly buffer N##_I8 { int8_t N##_b[]; }; \
-  layout(std430, set = 0, binding = B) readonly buffer N##_U8 { uint8_t N##_ub[]; }; \
-  layout(std430, set = 0, binding = B) readonly buffer N##_V4 { uvec4 N##_v4[]; }; \
-  layout(std430, set = 0, binding = B) readonly buffer N##_F4 { vec4 N##_f4[]; };
+#define DECLARE_SLOT_QUAL(B, N, QUAL) \
+  layout(std430, set = 0, binding = B) QUAL buffer N##_F32 { float N##_f[]; }; \
+  layout(std430, set = 0, binding = B) QUAL buffer N##_U16 { uint16_t N##_h[]; }; \
+  layout(std430, set = 0, binding = B) QUAL buffer N##_U32 { uint N##_u[]; }; \
+  layout(std430, set = 0, binding = B) QUAL buffer N##_I8 { int8_t N##_b[]; }; \
+  layout(std430, set = 0, binding = B) QUAL buffer N##_U8 { uint8_t N##_ub[]; }; \
+  layout(std430, set = 0, binding = B) QUAL buffer N##_V4 { uvec4 N##_v4[]; }; \
+  layout(std430, set = 0, binding = B) QUAL buffer N##_F4 { vec4 N##_f4[]; };
+#define DECLARE_SLOT(B, N) DECLARE_SLOT_QUAL(B, N, )
+// A binding the shader only reads: `readonly` lets the driver use its
+// read-only cached load path (the memory may lie in the same VkBuffer as
+// an output, at other offsets: never written during the dispatch).
+#define DECLARE_SLOT_RO(B, N) DECLARE_SLOT_QUAL(B, N, readonly)
 
 float bf16_to_f32(uint h) { return uintBitsToFloat(h << 16); }
 float f16_to_f32(uint h) { return unpackHalf2x16(h).x; }
