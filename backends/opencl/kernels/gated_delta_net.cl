@@ -52,7 +52,7 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
     }
     // Loaded now, used after the reduction: their latency overlaps it.
     const float bt = beta[be_off + (long)b * bes.x + (long)t * bes.y + (long)hv * bes.z];
-    const float vj_all = jv ? ld(v, vdt, v_off + (long)b * vst.x + (long)t * vst.y + (long)hv * vst.z + j) : 0.0f;
+    const float vj = jv ? ld(v, vdt, v_off + (long)b * vst.x + (long)t * vst.y + (long)hv * vst.z + j) : 0.0f;
     const float decay = kda ? 1.0f : exp(g[gb]);
     barrier(CLK_LOCAL_MEM_FENCE);
     // u = S^T k and w = S^T q of the decayed state, and |q|^2, |k|^2, k.q,
@@ -93,7 +93,7 @@ void gdn_recurrent(gout out, long o_off, gin q, long q_off, int4 qs, int qdt, gi
     // broadcast); one writes the output.
     float u = 0.0f;
     for (int x = 0; x < KSPLIT; ++x) u += red[0][x][col];
-    const float dl = bt * (vj_all - u * rk);
+    const float dl = bt * (vj - u * rk);
     if (ksi == 0) {
       float w = 0.0f, kqs = 0.0f;
       for (int x = 0; x < KSPLIT; ++x) {

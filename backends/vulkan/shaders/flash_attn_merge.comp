@@ -37,6 +37,10 @@ float WgReduce(float v, bool sum) {
   return r;
 }
 
+// A split's value times its weight; 0 for a split of weight 0, whatever
+// its (never written) value holds.
+float Weighted(float x, float w) { return w != 0.0 ? x * w : 0.0; }
+
 // params: 1 B, 2 Sq, 3 Hq, 4 splits, 5 out T, 10 sinks off
 void main() {
   const uint Sq = P(2), Hq = P(3), NS = P(4);
@@ -70,14 +74,9 @@ void main() {
   float v = 0.0;
   [[unroll]] for (int k = 0; k < PRE; ++k) {
     const uint s = g + uint(k * SGR);
-    const float ws = s < NS ? w_s[s] : 0.0;
-    v += ws != 0.0 ? xs[k] * ws : 0.0;
+    if (s < NS) v += Weighted(xs[k], w_s[s]);
   }
-  for (uint s = g + uint(PRE * SGR); s < NS; s += uint(SGR)) {
-    const float x = Part_f[base + s * rec + 2u + dc];
-    const float ws = w_s[s];
-    v += ws != 0.0 ? x * ws : 0.0;
-  }
+  for (uint s = g + uint(PRE * SGR); s < NS; s += uint(SGR)) v += Weighted(Part_f[base + s * rec + 2u + dc], w_s[s]);
   sums[g * uint(DCH) + dl] = v;
   barrier();
   if (g != 0u || d >= uint(DV)) return;
