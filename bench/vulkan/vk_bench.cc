@@ -404,6 +404,8 @@ int main(int argc, char** argv) {
   }
   if (want("linear")) {
     for (DType w : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kF32}) rs.push_back(Linear(b, 1, 4096, 4096, w));
+    // 8 tokens: a decode step of 8 sequences (the GEMV's 8-row variant).
+    for (DType w : {DType::kF16, DType::kQ8_0}) rs.push_back(Linear(b, 8, 4096, 4096, w));
     rs.push_back(Linear(b, 512, 4096, 4096, DType::kF16));
   }
   if (want("gdn")) {
