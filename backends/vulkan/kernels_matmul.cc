@@ -20,6 +20,19 @@ int GemvLoads() {
   return n >= 1 && n <= 32 ? n : 2;
 }
 
+// Output columns per subgroup of the GEMV (matmul.comp's NR): each piece
+// of A loaded serves that many weight rows. 4 for q8_0 weights (H200,
+// 4096x4096: 1 token 26.2 -> 16.3 us, 8 tokens 145 -> 55 us), 1 for the
+// rest (f16 1 token 13.8 us against 14.3 / 15.0 for 2 / 4, 8 tokens 48.5
+// against 50 / 53; bench/RESULTS.md). KILN_VULKAN_GEMV_NR (1, 2 or 4) is a
+// tuning knob.
+int GemvColumns(DType weights) {
+  const char* v = std::getenv("KILN_VULKAN_GEMV_NR");
+  const int n = v ? std::atoi(v) : 0;
+  if (n == 1 || n == 2 || n == 4) return n;
+  return weights == DType::kQ8_0 ? 4 : 1;
+}
+
 Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& facts) {
   if (node.op == "linear") {
     const TensorInfo& w = graph.tensors[node.inputs[1]];
@@ -95,8 +108,13 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
   const int32_t rows = gemv ? (g.M <= 1 ? 1 : g.M <= 2 ? 2 : g.M <= 4 ? 4 : 8) : 1;
   const uint64_t batches = g.b0 * g.b1;
   uint64_t gx, gy;
+  // GEMV: 256 / NR invocations a workgroup (at least a subgroup), so that
+  // a workgroup covers about 8 output columns whatever NR.
+  const int nr = gemv ? GemvColumns(bt) : 1;
+  const uint32_t sgs = std::max<uint32_t>(1, ctx.facts.subgroup_size);
+  const uint32_t wgs = gemv ? std::max<uint32_t>(sgs, 256 / nr / sgs * sgs) : 256;
   if (gemv) {
-    const uint64_t per_group = 256 / std::max<uint32_t>(1, ctx.facts.subgroup_size);
+    const uint64_t per_group = uint64_t{wgs / sgs} * nr;
     gx = std::min<uint64_t>(65535, (g.N + per_group - 1) / per_group);
     gy = 1;
   } else {
@@ -107,7 +125,7 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
                         {gemv ? 0 : 1, DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0,
                          g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows,
                          gemv && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0,
-                         GemvLoads()},
+                         GemvLoads(), static_cast<int32_t>(wgs), nr},
                         gx, gy, batches);
   PushGemm(d, g);
 }

@@ -1,12 +1,13 @@
 #version 450
 // out[z][m][n] = sum_k A[z][m][k] * B[z][k][n] (+ bias[n]), f32 out.
-// MODE 0 (GEMV, M <= 8 rows): one subgroup per output column n reads B's
-// column (a weight row of `linear`) once for all M rows, vector loads when
-// the row is contiguous and aligned (VEC; q8_0: word loads of block pairs). MODE 1: 64x64 tiles through
-// shared memory, 4x4 outputs per invocation.
+// MODE 0 (GEMV, M <= 8 rows): a subgroup takes NR output columns n (weight
+// rows of `linear`), reads each once for all M rows of A and loads each
+// piece of A once for its NR columns; vector loads where the rows are
+// contiguous and aligned (VEC; q8_0: word loads of block pairs). MODE 1:
+// 64x64 tiles through shared memory, 4x4 outputs per invocation.
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
-layout(local_size_x = 256) in;
+layout(local_size_x_id = 9) in;
 layout(constant_id = 0) const int MODE = 0;
 layout(constant_id = 1) const int DTA = 0;
 layout(constant_id = 2) const int DTB = 0;
@@ -16,8 +17,12 @@ layout(constant_id = 5) const int VEC = 0;
 layout(constant_id = 6) const int MROWS = 1;
 // VECA: f32 A rows contiguous in k and 16-byte aligned (GEMV reads them as vectors).
 layout(constant_id = 7) const int VECA = 0;
-// GEMV: 16-byte weight loads per lane in flight.
+// GEMV: 16-byte weight loads per lane and column in flight.
 layout(constant_id = 8) const int NV = 2;
+// Invocations per workgroup (MODE 1: 256).
+layout(constant_id = 9) const int WGS = 256;
+// GEMV: output columns per subgroup.
+layout(constant_id = 10) const int NR = 1;
 
 DECLARE_SLOT_RO(0, A)
 DECLARE_SLOT_RO(1, B)
@@ -46,140 +51,140 @@ void Store(uint m, uint n, float v) {
 shared float As[16][65];
 shared float Bs[16][65];
 
+// 8 weights from a 16-byte piece of a 16-bit weight row.
+void Unpack8(uvec4 w, out vec4 lo, out vec4 hi) {
+  float f[8];
+  [[unroll]] for (int j = 0; j < 4; ++j) {
+    if (DTB == DT_F16) {
+      const vec2 h = unpackHalf2x16(w[j]);
+      f[2 * j] = h.x;
+      f[2 * j + 1] = h.y;
+    } else {
+      f[2 * j] = uintBitsToFloat(w[j] << 16);
+      f[2 * j + 1] = uintBitsToFloat(w[j] & 0xffff0000u);
+    }
+  }
+  lo = vec4(f[0], f[1], f[2], f[3]);
+  hi = vec4(f[4], f[5], f[6], f[7]);
+}
+// 4 int8 of a word as floats, times d.
+vec4 I8x4(uint q, float d) {
+  return vec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24) * d;
+}
+// A(m, k .. k + 3).
+vec4 LoadA4(int m, uint k) {
+  if (VECA != 0) return A_f4[AAt(m, k) >> 2];
+  return vec4(LoadA(m, k), LoadA(m, k + 1u), LoadA(m, k + 2u), LoadA(m, k + 3u));
+}
+
 void gemv() {
   const uint M = P(1), N = P(2), K = P(3);
   const uint sg = gl_SubgroupSize;
   const uint lane = gl_SubgroupInvocationID;
-  for (uint n = gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID; n < N;
-       n += gl_NumWorkGroups.x * gl_NumSubgroups) {
-  float acc[MROWS];
-  [[unroll]] for (int m = 0; m < MROWS; ++m) acc[m] = 0.0;
-  const uint rowB = P(10) + zb0 * P(11) + zb1 * P(12) + n * P(14);  // element (bytes for q8_0) of B(0, n)
+  for (uint n0 = (gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID) * uint(NR); n0 < N;
+       n0 += gl_NumWorkGroups.x * gl_NumSubgroups * uint(NR)) {
+  float acc[NR][MROWS];
+  uint rowB[NR];  // element (bytes for q8_0) of B(0, n); past N: the last column again, not stored
+  [[unroll]] for (int r = 0; r < NR; ++r) {
+    [[unroll]] for (int m = 0; m < MROWS; ++m) acc[r][m] = 0.0;
+    rowB[r] = P(10) + zb0 * P(11) + zb1 * P(12) + min(n0 + uint(r), N - 1u) * P(14);
+  }
   if (DTB == DT_Q8 && VEC != 0) {
     // Rows of whole pairs of blocks (68 bytes, 17 words) at word-aligned
-    // starts: a lane loads a pair's 17 words at once, then unpacks them.
+    // starts: a lane loads a pair's 17 words of each column at once, then
+    // per 4 words of int8 loads A once for the NR columns. Scales are
+    // applied to the weights (one multiply each), so no per-block sums.
     const uint pairs = K / 64u;
     for (uint pi = lane; pi < pairs; pi += sg) {
-      const uint wb = (rowB >> 2) + pi * 17u;
-      uint w[17];
-      [[unroll]] for (int j = 0; j < 17; ++j) w[j] = B_u[wb + uint(j)];
-      const float d0 = f16_to_f32(w[0] & 0xffffu), d1 = f16_to_f32(w[8] >> 16);
-      [[unroll]] for (int m = 0; m < MROWS; ++m) {
-        if (m >= int(M)) break;
-        float s0 = 0.0, s1 = 0.0;
-        [[unroll]] for (int j = 0; j < 8; ++j) {
-          // Block 0's int8 run starts at byte 2, block 1's at byte 36.
-          const uint q0 = (w[j] >> 16) | (w[j + 1] << 16), q1 = w[9 + j];
-          const vec4 f0 = vec4(int(q0 << 24) >> 24, int(q0 << 16) >> 24, int(q0 << 8) >> 24, int(q0) >> 24);
-          const vec4 f1 = vec4(int(q1 << 24) >> 24, int(q1 << 16) >> 24, int(q1 << 8) >> 24, int(q1) >> 24);
-          const uint k0 = pi * 64u + uint(4 * j), k1 = k0 + 32u;
-          vec4 x0, x1;
-          if (VECA != 0) {
-            x0 = A_f4[AAt(m, k0) >> 2];
-            x1 = A_f4[AAt(m, k1) >> 2];
-          } else {
-            x0 = vec4(LoadA(m, k0), LoadA(m, k0 + 1u), LoadA(m, k0 + 2u), LoadA(m, k0 + 3u));
-            x1 = vec4(LoadA(m, k1), LoadA(m, k1 + 1u), LoadA(m, k1 + 2u), LoadA(m, k1 + 3u));
-          }
-          s0 += dot(f0, x0);
-          s1 += dot(f1, x1);
+      uint w[NR][17];
+      [[unroll]] for (int r = 0; r < NR; ++r) {
+        const uint wb = (rowB[r] >> 2) + pi * 17u;
+        [[unroll]] for (int j = 0; j < 17; ++j) w[r][j] = B_u[wb + uint(j)];
+      }
+      [[unroll]] for (int j = 0; j < 8; ++j) {
+        // Block 0's int8 run starts at byte 2, block 1's at byte 36.
+        vec4 f0[NR], f1[NR];
+        [[unroll]] for (int r = 0; r < NR; ++r) {
+          f0[r] = I8x4((w[r][j] >> 16) | (w[r][j + 1] << 16), f16_to_f32(w[r][0] & 0xffffu));
+          f1[r] = I8x4(w[r][9 + j], f16_to_f32(w[r][8] >> 16));
         }
-        acc[m] += d0 * s0 + d1 * s1;
+        const uint ka = pi * 64u + uint(4 * j);
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
+          if (m >= int(M)) break;
+          const vec4 x0 = LoadA4(m, ka), x1 = LoadA4(m, ka + 32u);
+          [[unroll]] for (int r = 0; r < NR; ++r) acc[r][m] += dot(f0[r], x0) + dot(f1[r], x1);
+        }
       }
     }
   } else if (DTB == DT_Q8) {
     // A lane takes whole blocks: the f16 scale and 16 pairs of int8.
     const uint blocks = K / 32u;
     for (uint bi = lane; bi < blocks; bi += sg) {
-      const uint bb = rowB + bi * 34u;
-      const float d = f16_to_f32(uint(B_h[bb >> 1]));
-      float part[MROWS];
-      [[unroll]] for (int m = 0; m < MROWS; ++m) part[m] = 0.0;
-      for (uint j = 0; j < 16u; ++j) {
-        const uint pair = uint(B_h[(bb >> 1) + 1u + j]);
-        const float q0 = float(int(pair << 24) >> 24), q1 = float(int(pair << 16) >> 24);
-        [[unroll]] for (int m = 0; m < MROWS; ++m) {
-          if (m < int(M)) part[m] += q0 * LoadA(m, bi * 32u + 2u * j) + q1 * LoadA(m, bi * 32u + 2u * j + 1u);
-        }
-      }
-      [[unroll]] for (int m = 0; m < MROWS; ++m) acc[m] += d * part[m];
-    }
-  } else if (VEC != 0 && (DTB == DT_F16 || DTB == DT_BF16)) {
-    // NV weight vectors per lane in flight before their use.
-    const uint chunks = K / 8u;
-    for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
-      uvec4 w4[NV];
-      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
-        const uint c = c0 + u * sg;
-        w4[u] = c < chunks ? B_v4[(rowB >> 3) + c] : uvec4(0u);
-      }
-      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
-        const uint c = c0 + u * sg;
-        if (c >= chunks) break;
-        float wf[8];
-        [[unroll]] for (int j = 0; j < 4; ++j) {
-          const uint w = w4[u][j];
-          if (DTB == DT_F16) {
-            const vec2 h = unpackHalf2x16(w);
-            wf[2 * j] = h.x;
-            wf[2 * j + 1] = h.y;
-          } else {
-            wf[2 * j] = uintBitsToFloat(w << 16);
-            wf[2 * j + 1] = uintBitsToFloat(w & 0xffff0000u);
-          }
-        }
-        [[unroll]] for (int m = 0; m < MROWS; ++m) {
-          if (m >= int(M)) break;
-          if (VECA != 0) {
-            const uint ab = AAt(m, c * 8u) >> 2;
-            const vec4 x0 = A_f4[ab], x1 = A_f4[ab + 1u];
-            acc[m] += dot(vec4(wf[0], wf[1], wf[2], wf[3]), x0) + dot(vec4(wf[4], wf[5], wf[6], wf[7]), x1);
-          } else if (DTA == DT_F32 && P(9) == 1u) {
-            const uint ab = AAt(m, c * 8u);
-            float s = 0.0;
-            [[unroll]] for (int j = 0; j < 8; ++j) s += wf[j] * A_f[ab + j];
-            acc[m] += s;
-          } else {
-            [[unroll]] for (int j = 0; j < 8; ++j) acc[m] += wf[j] * LoadA(m, c * 8u + j);
+      [[unroll]] for (int r = 0; r < NR; ++r) {
+        const uint bb = rowB[r] + bi * 34u;
+        const float d = f16_to_f32(uint(B_h[bb >> 1]));
+        for (uint j = 0; j < 16u; ++j) {
+          const uint pair = uint(B_h[(bb >> 1) + 1u + j]);
+          const float q0 = d * float(int(pair << 24) >> 24), q1 = d * float(int(pair << 16) >> 24);
+          [[unroll]] for (int m = 0; m < MROWS; ++m) {
+            if (m < int(M)) acc[r][m] += q0 * LoadA(m, bi * 32u + 2u * j) + q1 * LoadA(m, bi * 32u + 2u * j + 1u);
           }
         }
       }
     }
-  } else if (VEC != 0 && DTB == DT_F32) {
-    const uint chunks = K / 4u;
+  } else if (VEC != 0 && DTB != DT_I32) {
+    // NV 16-byte pieces of each of the NR columns per lane in flight before
+    // their use; each piece of A loaded once for the NR columns.
+    const uint per = DTB == DT_F32 ? 4u : 8u;  // weights per 16 bytes
+    const uint chunks = K / per;
+    const uint rs = DTB == DT_F32 ? 2u : 3u;   // element -> 16-byte index
     for (uint c0 = lane; c0 < chunks; c0 += uint(NV) * sg) {
-      vec4 w4[NV];
-      [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
-        const uint c = c0 + u * sg;
-        w4[u] = c < chunks ? B_f4[(rowB >> 2) + c] : vec4(0.0);
+      uvec4 w4[NR][NV];
+      [[unroll]] for (int r = 0; r < NR; ++r) {
+        [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
+          const uint c = c0 + u * sg;
+          w4[r][u] = c < chunks ? B_v4[(rowB[r] >> rs) + c] : uvec4(0u);
+        }
       }
       [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
         const uint c = c0 + u * sg;
         if (c >= chunks) break;
-        const vec4 w = w4[u];
+        vec4 lo[NR], hi[NR];
+        [[unroll]] for (int r = 0; r < NR; ++r) {
+          if (DTB == DT_F32) {
+            lo[r] = uintBitsToFloat(w4[r][u]);
+          } else {
+            Unpack8(w4[r][u], lo[r], hi[r]);
+          }
+        }
         [[unroll]] for (int m = 0; m < MROWS; ++m) {
           if (m >= int(M)) break;
-          if (VECA != 0) {
-            acc[m] += dot(w, A_f4[AAt(m, 4u * c) >> 2]);
+          const vec4 x0 = LoadA4(m, c * per);
+          if (DTB == DT_F32) {
+            [[unroll]] for (int r = 0; r < NR; ++r) acc[r][m] += dot(lo[r], x0);
           } else {
-            acc[m] += w.x * LoadA(m, 4u * c) + w.y * LoadA(m, 4u * c + 1u) + w.z * LoadA(m, 4u * c + 2u) +
-                      w.w * LoadA(m, 4u * c + 3u);
+            const vec4 x1 = LoadA4(m, c * per + 4u);
+            [[unroll]] for (int r = 0; r < NR; ++r) acc[r][m] += dot(lo[r], x0) + dot(hi[r], x1);
           }
         }
       }
     }
   } else {
     for (uint k = lane; k < K; k += sg) {
-      const float w = LoadB(k, n);
-      [[unroll]] for (int m = 0; m < MROWS; ++m) {
-        if (m < int(M)) acc[m] += w * LoadA(m, k);
+      [[unroll]] for (int r = 0; r < NR; ++r) {
+        const float w = LoadB(k, min(n0 + uint(r), N - 1u));
+        [[unroll]] for (int m = 0; m < MROWS; ++m) {
+          if (m < int(M)) acc[r][m] += w * LoadA(m, k);
+        }
       }
     }
   }
-  [[unroll]] for (int m = 0; m < MROWS; ++m) {
-    if (m >= int(M)) break;
-    const float s = subgroupAdd(acc[m]);
-    if (lane == 0u) Store(m, n, s);
+  [[unroll]] for (int r = 0; r < NR; ++r) {
+    [[unroll]] for (int m = 0; m < MROWS; ++m) {
+      if (m >= int(M)) break;
+      const float s = subgroupAdd(acc[r][m]);
+      if (lane == 0u && n0 + uint(r) < N) Store(m, n0 + uint(r), s);
+    }
   }
   }
 }
