@@ -80,12 +80,13 @@ void AddLinear(std::vector<OpSubGrid>& grids) {
   g.strength = 2;
   grids.push_back({"linear", std::move(g)});
 
-  // Decode rows (1-2) over q8_0 weights long enough that a GPU GEMV stages
-  // them in several chunks (OpenCL: 128 blocks), with K a multiple of 256
+  // Decode rows (1, 2 and 7: the GEMVs' 8-row variants) over q8_0 weights
+  // long enough that a GPU GEMV stages them in several chunks (OpenCL: 128
+  // blocks) or loops over their block pairs, with K a multiple of 256
   // (whole 16-byte pieces) or not.
   SubGrid q8;
   q8.name = "linear_q8_long";
-  q8.axes = {{"k", {4128, 8192}}, {"m", {1, 2}}, {"layout", {0, 2}}};  // contiguous; weight padded
+  q8.axes = {{"k", {4128, 8192}}, {"m", {1, 2, 7}}, {"layout", {0, 2}}};  // contiguous; weight padded
   q8.make = [](const Point& p) -> std::optional<Case> {
     auto iw = WithLayout(In(DType::kQ8_0, {5, p.at("k")}, UnitRows()), p.at("layout") == 2 ? kPadded : kContiguous);
     if (!iw) return std::nullopt;
