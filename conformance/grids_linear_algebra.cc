@@ -80,6 +80,24 @@ void AddLinear(std::vector<OpSubGrid>& grids) {
   g.strength = 2;
   grids.push_back({"linear", std::move(g)});
 
+  // A few rows of x (several sequences decoding: the GPU GEMVs' multi-row
+  // variants) over weight rows longer than one chunk of x staged in
+  // shared memory (Vulkan: 512-1024 values), K a multiple of the chunk or not.
+  SubGrid rows;
+  rows.name = "linear_gemv_rows";
+  rows.axes = {{"m", {2, 5, 8}},
+               {"k", {1544, 2048}},
+               {"n", {33, 130}},
+               {"w", DTypes({DType::kF32, DType::kF16, DType::kBF16})}};
+  rows.make = [](const Point& p) -> std::optional<Case> {
+    return Case{.op = "linear",
+                .inputs = {In(DType::kF32, {p.at("m"), p.at("k")}),
+                           In(AsDType(p.at("w")), {p.at("n"), p.at("k")}, UnitRows())}};
+  };
+  rows.strength = 2;
+  rows.quick_extra = 0;
+  grids.push_back({"linear", std::move(rows)});
+
   // Decode rows (1, 2 and 7: the GEMVs' 8-row variants) over q8_0 weights
   // long enough that a GPU GEMV stages them in several chunks (OpenCL: 128
   // blocks) or loops over their block pairs, with K a multiple of 256

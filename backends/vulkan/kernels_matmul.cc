@@ -25,12 +25,13 @@ int GemvLoads() {
 // 4096x4096: 1 token 26.2 -> 16.3 us, 8 tokens 145 -> 55 us), 1 for the
 // rest (f16 1 token 13.8 us against 14.3 / 15.0 for 2 / 4, 8 tokens 48.5
 // against 50 / 53; bench/RESULTS.md). KILN_VULKAN_GEMV_NR (1, 2 or 4) is a
-// tuning knob.
-int GemvColumns(DType weights) {
+// tuning knob. With A in shared memory (several rows of A), 2: f16 8
+// tokens 47.4-47.9 us unstaged, 68.2 staged with 1, 40.9 with 2 and 4.
+int GemvColumns(DType weights, bool staged_a) {
   const char* v = std::getenv("KILN_VULKAN_GEMV_NR");
   const int n = v ? std::atoi(v) : 0;
   if (n == 1 || n == 2 || n == 4) return n;
-  return weights == DType::kQ8_0 ? 4 : 1;
+  return weights == DType::kQ8_0 ? 4 : staged_a ? 2 : 1;
 }
 
 Support SupportsMatmul(const Graph& graph, const Node& node, const DeviceFacts& facts) {
@@ -106,13 +107,28 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
     return;
   }
   const int32_t rows = gemv ? (g.M <= 1 ? 1 : g.M <= 2 ? 2 : g.M <= 4 ? 4 : 8) : 1;
+  const bool veca = gemv && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2);
+  // Several rows of A over 16-bit or f32 weights: A staged through shared
+  // memory (matmul.comp's XS, the most values of k per row, up to 1024,
+  // that fit beside the GEMM's tiles; KILN_VULKAN_GEMV_XS=0: not).
+  int32_t xs = 0;
+  if (gemv && vec && veca && g.M > 1 && (bt == DType::kF32 || bt == DType::kF16 || bt == DType::kBF16)) {
+    const char* env = std::getenv("KILN_VULKAN_GEMV_XS");
+    const int64_t room = static_cast<int64_t>(ctx.facts.props.limits.maxComputeSharedMemorySize) - 2 * 16 * 65 * 4;
+    if (!env || std::atoi(env) != 0) {
+      for (int32_t v = 1024; v >= 64 && xs == 0; v /= 2) {
+        if (int64_t{rows} * v * 4 <= room) xs = v;
+      }
+    }
+  }
   const uint64_t batches = g.b0 * g.b1;
   uint64_t gx, gy;
   // GEMV: 256 / NR invocations a workgroup (at least a subgroup), so that
-  // a workgroup covers about 8 output columns whatever NR.
-  const int nr = gemv ? GemvColumns(bt) : 1;
+  // a workgroup covers about 8 output columns whatever NR; 256 with A in
+  // shared memory (fewer copies of it).
+  const int nr = gemv ? GemvColumns(bt, xs > 0) : 1;
   const uint32_t sgs = std::max<uint32_t>(1, ctx.facts.subgroup_size);
-  const uint32_t wgs = gemv ? std::max<uint32_t>(sgs, 256 / nr / sgs * sgs) : 256;
+  const uint32_t wgs = gemv && xs == 0 ? std::max<uint32_t>(sgs, 256 / nr / sgs * sgs) : 256;
   if (gemv) {
     const uint64_t per_group = uint64_t{wgs / sgs} * nr;
     gx = std::min<uint64_t>(65535, (g.N + per_group - 1) / per_group);
@@ -124,8 +140,7 @@ void RecordGemm(KernelContext& ctx, const Gemm& g) {
   Dispatch& d = ctx.Add("matmul",
                         {gemv ? 0 : 1, DtCode(g.A->dtype()), DtCode(bt), g.bias ? 1 : 0,
                          g.bias ? DtCode(g.bias->dtype()) : 0, vec ? 1 : 0, rows,
-                         gemv && g.A->dtype() == DType::kF32 && VectorRows(DType::kF32, g.K, g.a_off, g.a, 3, 2) ? 1 : 0,
-                         GemvLoads(), static_cast<int32_t>(wgs), nr},
+                         veca ? 1 : 0, GemvLoads(), static_cast<int32_t>(wgs), nr, xs},
                         gx, gy, batches);
   PushGemm(d, g);
 }

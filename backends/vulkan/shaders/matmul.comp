@@ -23,6 +23,9 @@ layout(constant_id = 8) const int NV = 2;
 layout(constant_id = 9) const int WGS = 256;
 // GEMV: output columns per subgroup.
 layout(constant_id = 10) const int NR = 1;
+// GEMV over 16-bit or f32 weights with several rows of A (VEC, VECA): A's
+// rows staged through shared memory XS values of k at a time (0: not).
+layout(constant_id = 11) const int XS = 0;
 
 DECLARE_SLOT_RO(0, A)
 DECLARE_SLOT_RO(1, B)
@@ -50,6 +53,7 @@ void Store(uint m, uint n, float v) {
 
 shared float As[16][65];
 shared float Bs[16][65];
+shared vec4 xs[XS > 0 ? MROWS * XS / 4 : 1];
 
 // 8 weights from a 16-byte piece of a 16-bit weight row.
 void Unpack8(uvec4 w, out vec4 lo, out vec4 hi) {
@@ -189,6 +193,79 @@ void gemv() {
   }
 }
 
+// The GEMV with A's rows in shared memory (XS): with 8 rows of A the
+// weights' loads are few but A's are many, and A (8 x K floats) does not
+// stay in the L1, so every subgroup would read it from the L2 again. The
+// workgroup copies XS values of each row at a time, then its subgroups
+// read them from shared memory for their NR columns each. Every loop is
+// uniform over the workgroup (barriers): columns past N are computed as
+// the last one and not stored.
+void gemv_xs() {
+  const uint M = P(1), N = P(2), K = P(3);
+  const uint sg = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
+  const uint per = DTB == DT_F32 ? 4u : 8u;  // weights per 16 bytes
+  const uint rs = DTB == DT_F32 ? 2u : 3u;   // element -> 16-byte index
+  const uint cols = gl_NumSubgroups * uint(NR);
+  for (uint nb = gl_WorkGroupID.x * cols; nb < N; nb += gl_NumWorkGroups.x * cols) {
+    const uint n0 = nb + gl_SubgroupID * uint(NR);
+    float acc[NR][MROWS];
+    uint rowB[NR];
+    [[unroll]] for (int r = 0; r < NR; ++r) {
+      [[unroll]] for (int m = 0; m < MROWS; ++m) acc[r][m] = 0.0;
+      rowB[r] = P(10) + zb0 * P(11) + zb1 * P(12) + min(n0 + uint(r), N - 1u) * P(14);
+    }
+    for (uint k0 = 0u; k0 < K; k0 += uint(XS)) {
+      const uint kn = min(uint(XS), K - k0);  // a multiple of 8 (K is)
+      barrier();  // the previous chunk's reads are done
+      for (uint e = gl_LocalInvocationID.x; e < uint(MROWS) * kn / 4u; e += gl_WorkGroupSize.x) {
+        const uint m = e / (kn / 4u), q = e % (kn / 4u);
+        xs[m * uint(XS / 4) + q] = m < M ? A_f4[AAt(m, k0 + 4u * q) >> 2] : vec4(0.0);
+      }
+      barrier();
+      const uint c1 = (k0 + kn) / per;
+      for (uint c0 = k0 / per + lane; c0 < c1; c0 += uint(NV) * sg) {
+        uvec4 w4[NR][NV];
+        [[unroll]] for (int r = 0; r < NR; ++r) {
+          [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
+            const uint c = c0 + u * sg;
+            w4[r][u] = c < c1 ? B_v4[(rowB[r] >> rs) + c] : uvec4(0u);
+          }
+        }
+        [[unroll]] for (uint u = 0u; u < uint(NV); ++u) {
+          const uint c = c0 + u * sg;
+          if (c >= c1) break;
+          vec4 lo[NR], hi[NR];
+          [[unroll]] for (int r = 0; r < NR; ++r) {
+            if (DTB == DT_F32) {
+              lo[r] = uintBitsToFloat(w4[r][u]);
+            } else {
+              Unpack8(w4[r][u], lo[r], hi[r]);
+            }
+          }
+          const uint xq = (c * per - k0) / 4u;  // vec4 index within the chunk
+          [[unroll]] for (int m = 0; m < MROWS; ++m) {
+            if (m >= int(M)) break;
+            const vec4 x0 = xs[uint(m) * uint(XS / 4) + xq];
+            if (DTB == DT_F32) {
+              [[unroll]] for (int r = 0; r < NR; ++r) acc[r][m] += dot(lo[r], x0);
+            } else {
+              const vec4 x1 = xs[uint(m) * uint(XS / 4) + xq + 1u];
+              [[unroll]] for (int r = 0; r < NR; ++r) acc[r][m] += dot(lo[r], x0) + dot(hi[r], x1);
+            }
+          }
+        }
+      }
+    }
+    [[unroll]] for (int r = 0; r < NR; ++r) {
+      [[unroll]] for (int m = 0; m < MROWS; ++m) {
+        if (m >= int(M)) break;
+        const float s = subgroupAdd(acc[r][m]);
+        if (lane == 0u && n0 + uint(r) < N) Store(m, n0 + uint(r), s);
+      }
+    }
+  }
+}
+
 void gemm() {
   const uint M = P(1), N = P(2), K = P(3);
   const uint m0 = gl_WorkGroupID.y * 64u, n0 = gl_WorkGroupID.x * 64u;
@@ -230,5 +307,11 @@ void main() {
   const uint z = gl_WorkGroupID.z;
   zb0 = z / P(4);
   zb1 = z % P(4);
-  if (MODE == 0) gemv(); else gemm();
+  if (MODE == 0 && XS > 0) {
+    gemv_xs();
+  } else if (MODE == 0) {
+    gemv();
+  } else {
+    gemm();
+  }
 }
