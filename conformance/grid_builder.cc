@@ -76,6 +76,7 @@ double CaseCost(const Case& c) {
 }
 
 std::vector<Case> Expand(const SubGrid& grid, GridSize size) {
+  if (grid.full_only && size != GridSize::kFull) return {};
   // Every valid point: its case, cost and value indices.
   struct Entry {
     Case c;

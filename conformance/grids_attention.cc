@@ -247,7 +247,7 @@ Case GdnCase(const GdnShape& s, const GdnOptions& o) {
 void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
   SubGrid shapes;
   shapes.name = "gated_delta_net.shapes";
-  shapes.axes = {{"kda", {0, 1}}, {"kv", {16, 32, 64, 128, 256}}, {"t", {1, 2, 17, 64, 127, 256, 512}},
+  shapes.axes = {{"kda", {0, 1}}, {"kv", {16, 32, 64, 128, 256}}, {"t", {1, 2, 17, 64, 127, 256}},
                  {"state", {0, 1}}, {"b", {1, 3}}};
   shapes.make = [](const Point& p) -> std::optional<Case> {
     const int64_t kv = p.at("kv");
@@ -255,7 +255,14 @@ void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
   };
   shapes.strength = 2;
   shapes.quick_extra = 8;
+  // T = 512 only in the full grid (lavapipe's chunked kernel is slow; the
+  // chunked sub-grid covers several chunks in the quick grid).
+  SubGrid shapes_long = shapes;
+  shapes_long.name = "gated_delta_net.shapes_long";
+  shapes_long.axes[2].values = {512};
+  shapes_long.full_only = true;
   grids.push_back({"gated_delta_net", std::move(shapes)});
+  grids.push_back({"gated_delta_net", std::move(shapes_long)});
 
   SubGrid heads;
   heads.name = "gated_delta_net.heads";
@@ -271,31 +278,39 @@ void AddGatedDeltaNet(std::vector<OpSubGrid>& grids) {
   heads.quick_extra = 4;
   grids.push_back({"gated_delta_net", std::move(heads)});
 
-  // Configurations of real models: every one is in the quick grid.
+  // Configurations of real models. The quick grid has the decode ones whole
+  // and the prefill ones with fewer heads (the same head maps, dtypes and
+  // flags, over several chunks): the whole Qwen3-Next prefill alone took
+  // 175 s per run on lavapipe (bench/RESULTS.md). The full grid has both.
   struct Model {
     GdnShape shape;
     GdnOptions options;
+    GdnShape quick_shape;  // the quick grid's stand-in (the same shape for decode)
   };
   static const std::vector<Model> models = {
       // Qwen3-Next decode: 16 q/k heads, 32 value heads, state in place.
-      {{4, 1, 16, 32, 128, 128}, {.inplace = true, .dtype = DType::kBF16}},
+      {{4, 1, 16, 32, 128, 128}, {.inplace = true, .dtype = DType::kBF16}, {4, 1, 16, 32, 128, 128}},
       // Qwen3-Next prefill from an empty state.
-      {{1, 512, 16, 32, 128, 128}, {.state = false, .dtype = DType::kBF16}},
+      {{1, 512, 16, 32, 128, 128}, {.state = false, .dtype = DType::kBF16}, {1, 160, 2, 4, 128, 128}},
       // Kimi (KDA) decode, state in place.
-      {{2, 1, 32, 32, 128, 128}, {.kda = true, .inplace = true}},
+      {{2, 1, 32, 32, 128, 128}, {.kda = true, .inplace = true}, {2, 1, 32, 32, 128, 128}},
       // KDA prefill continuing from a state.
-      {{1, 256, 8, 8, 128, 128}, {.kda = true, .dtype = DType::kF16}},
+      {{1, 256, 8, 8, 128, 128}, {.kda = true, .dtype = DType::kF16}, {1, 256, 2, 2, 128, 128}},
       // Tiled head map, 4 q/k heads for 16 value heads.
-      {{1, 64, 4, 16, 128, 128}, {.tiled = true}},
+      {{1, 64, 4, 16, 128, 128}, {.tiled = true}, {1, 64, 2, 8, 128, 128}},
   };
-  SubGrid model;
-  model.name = "gated_delta_net.models";
-  model.axes = {{"model", Indices(models.size())}};
-  model.make = [](const Point& p) -> std::optional<Case> {
-    return GdnCase(models[p.at("model")].shape, models[p.at("model")].options);
-  };
-  model.quick_extra = 0;
-  grids.push_back({"gated_delta_net", std::move(model)});
+  for (const bool full : {false, true}) {
+    SubGrid model;
+    model.name = full ? "gated_delta_net.models" : "gated_delta_net.models_quick";
+    model.axes = {{"model", Indices(models.size())}};
+    model.make = [full](const Point& p) -> std::optional<Case> {
+      const Model& m = models[p.at("model")];
+      return GdnCase(full ? m.shape : m.quick_shape, m.options);
+    };
+    model.quick_extra = 0;
+    model.full_only = full;
+    grids.push_back({"gated_delta_net", std::move(model)});
+  }
 
   static const std::vector<std::pair<int64_t, int64_t>> kv_sizes = {{128, 64}, {64, 128}, {128, 128}};
   SubGrid layout;
