@@ -137,6 +137,32 @@ void AddFlashAttn(std::vector<OpSubGrid>& grids) {
   masks.quick_extra = 8;
   grids.push_back({"flash_attn", std::move(masks)});
 
+  // Decode without a mask (every key live), f16 K/V: the Vulkan
+  // cooperative-matrix decode kernel's cases (GQA groups as matrix rows,
+  // 16-key tiles, KV splits), with lengths on both sides of a tile and of a
+  // split, head counts that do not fill 16 rows, and every flag it takes.
+  SubGrid nomask;
+  nomask.name = "flash_attn.decode_nomask";
+  nomask.axes = {{"head", Indices(kFaHeads.size())},
+                 {"gqa", {1, 2, 4, 6, 8, 16}},
+                 {"sq", {1, 2, 3, 8}},
+                 {"skv", {1, 7, 16, 113, 256, 1000, 4100}},
+                 {"flag", Indices(4)},  // none, sinks, softcap, causal
+                 {"q", DTypes({DType::kF32, DType::kF16, DType::kBF16})},
+                 {"out", DTypes({DType::kF32, DType::kF16})},
+                 {"b", {1, 2}}};
+  nomask.make = [](const Point& p) -> std::optional<Case> {
+    const auto [dk, dv] = kFaHeads[p.at("head")];
+    const int64_t gqa = p.at("gqa"), hkv = gqa <= 4 ? 2 : 1;
+    const int64_t flag = p.at("flag");
+    return FlashAttnCase({p.at("b"), p.at("sq"), p.at("skv"), gqa * hkv, hkv, dk, dv},
+                         {.q = AsDType(p.at("q")), .out = AsDType(p.at("out")), .causal = flag == 3,
+                          .sinks = flag == 1, .softcap = flag == 2 ? 5.0 : 0.0});
+  };
+  nomask.strength = 2;
+  nomask.quick_extra = 8;
+  grids.push_back({"flash_attn", std::move(nomask)});
+
   // Configurations of real models (head counts scaled down where the
   // reference would be slow): every one is in the quick grid.
   struct Model {

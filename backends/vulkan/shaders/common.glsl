@@ -93,3 +93,9 @@ uvec4 Unflatten(uint i, uvec4 d) {
   return r;
 }
 uvec4 PDims(uint w) { return uvec4(P(w), P(w + 1), P(w + 2), P(w + 3)); }
+
+// flash_attn's causal rule, j > i + (Skv - Sq), in unsigned arithmetic that
+// cannot wrap: with Sq > Skv the first Sq - Skv rows see no key at all.
+bool CausalHidden(uint i, uint j, uint Sq, uint Skv) { return j + Sq > i + Skv; }
+// The keys [0, CausalKeys) that query row i sees.
+uint CausalKeys(uint i, uint Sq, uint Skv) { return i + Skv + 1u > Sq ? i + Skv + 1u - Sq : 0u; }

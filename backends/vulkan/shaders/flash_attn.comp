@@ -126,7 +126,7 @@ void main() {
       float bias = NINF;
       if (i < Sq && j < k_end) {
         bias = 0.0;
-        if (F_CAUSAL != 0 && j > i + (Skv - Sq)) bias = NINF;
+        if (F_CAUSAL != 0 && CausalHidden(i, j, Sq, Skv)) bias = NINF;
         else if (F_MASK != 0) {
           const float m = LOADF(Mk, DT_M, P(28) + b * P(29) + h * P(30) + i * P(31) + j * P(32));
           bias = m == NINF ? NINF : Slope(h) * m;

@@ -151,7 +151,7 @@ void main() {
   // This split's keys, and the causal end: every tile from there on is masked.
   const uint jbeg = split * P(12);
   const uint jstop = SPLIT != 0 ? min(Skv, jbeg + P(12)) : Skv;
-  const uint jend = CAUSAL != 0 ? min(jstop, wlast + (Skv - Sq) + 1u) : jstop;
+  const uint jend = CAUSAL != 0 ? min(jstop, CausalKeys(wlast, Sq, Skv)) : jstop;
   bool held = false;  // kq/vq hold tile j0 (prefetched by the previous live tile)
   for (uint j0 = jbeg; j0 < jend; j0 += BC) {
     // 1. Bias of this lane's 16 cells (row i, keys c0..c0+15).
@@ -159,7 +159,7 @@ void main() {
     float bias[16];
     bool any_live = false, all_live = true;
     const bool interior = HAS_MASK == 0 && i0 + 16u <= Sq && j0 + BC <= Skv &&
-                          (CAUSAL == 0 || j0 + BC - 1u <= i0 + (Skv - Sq));
+                          (CAUSAL == 0 || !CausalHidden(i0, j0 + BC - 1u, Sq, Skv));
     if (interior) {
       for (uint c = 0u; c < 16u; ++c) bias[c] = 0.0;
       any_live = true;
@@ -168,7 +168,7 @@ void main() {
       float bv = 0.0;
       if (i >= Sq || j >= Skv) {
         bv = NINF;
-      } else if (CAUSAL != 0 && j > i + (Skv - Sq)) {
+      } else if (CAUSAL != 0 && CausalHidden(i, j, Sq, Skv)) {
         bv = NINF;
       } else if (HAS_MASK != 0) {
         const float mv = LOADF(Mk, DTM, P(28) + b * P(29) + h * P(30) + i * P(31) + j * P(32));

@@ -140,7 +140,7 @@ void Fold(inout float m, inout float l, float m2, float l2, out float a, out flo
 
 // Whether query row i sees key j for any of the G heads (mask and causal).
 bool KeyLive(uint b, uint h0, uint i, uint j, uint Sq, uint Skv) {
-  if (F_CAUSAL != 0 && j > i + (Skv - Sq)) return false;
+  if (F_CAUSAL != 0 && CausalHidden(i, j, Sq, Skv)) return false;
   bool live = F_MASK == 0;
   if (F_MASK != 0) {
     [[unroll]] for (int g = 0; g < GMAX; ++g) {
@@ -250,7 +250,7 @@ void main() {
       ke = end_s[i - row0];
       kb = min(kb, ke);  // a dead row: the empty range [ke, ke)
     } else if (F_CAUSAL != 0) {
-      ke = min(ke, i + (Skv - Sq) + 1u);
+      ke = min(ke, CausalKeys(i, Sq, Skv));
     }
     if (SPLIT != 0 && kb >= ke) {
       // No live key: m = -inf alone (flash_attn_merge.comp gives it weight
@@ -302,7 +302,7 @@ void main() {
         live[u] = false;
         [[unroll]] for (int g = 0; g < GMAX; ++g) {
           bias[u][g] = NINF;
-          if (g < G_ && j < ke && !(F_CAUSAL != 0 && j > i + (Skv - Sq))) {
+          if (g < G_ && j < ke && !(F_CAUSAL != 0 && CausalHidden(i, j, Sq, Skv))) {
             bias[u][g] = F_MASK == 0 ? 0.0 : mv[u][g] == NINF ? NINF : (F_ALIBI != 0 ? PF(64u + h0 + uint(g)) : 1.0) * mv[u][g];
           }
           live[u] = live[u] || bias[u][g] != NINF;
