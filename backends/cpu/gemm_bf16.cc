@@ -2,10 +2,10 @@
 // AMX: the weight rows are the tiles' first operand as they lie in memory
 // (16 rows x 32 bf16 of depth, no packing); A, rounded to bf16, is packed
 // once into the second operand's pair-interleaved layout; each thread takes
-// a range of columns and, per block of 256 rows of A, keeps the product
-// (C^T) in f32 tiles of a buffer across depth blocks (256 rows x 768
-// columns: 768 KiB, with 256 KiB of packed A, inside a 2 MiB L2), then
-// transposes it into C.
+// a range of columns, in chunks of 384, and per block of 256 rows of A
+// keeps the product (C^T) in f32 tiles of a buffer across depth blocks of
+// 2048 (256 rows x 384 columns: 384 KiB, with 1 MiB of packed A, inside a
+// 2 MiB L2), then transposes it into C.
 // AVX512-BF16: A rounded to bf16 row-major; per 32 weight rows and depth
 // block a panel of (k, k+1) pairs, 32 columns a row; a 6 x 32 register tile
 // of vdpbf16ps (two products per f32 lane and instruction).
@@ -31,7 +31,8 @@ constexpr int64_t kTile = 16;       // rows of a tile; f32 columns of an accumul
 constexpr int64_t kTileK = 32;      // bf16 depth of one tdpbf16ps
 constexpr int64_t kTileBytes = 1024;
 constexpr int64_t kMc = 256;        // rows of A per block (multiple of 32); KILN_CPU_AMX=rows=N
-constexpr int64_t kKc = 512;        // depth per block (multiple of 32); KILN_CPU_AMX=depth=N
+constexpr int64_t kKc = 2048;       // depth per block (multiple of 32); KILN_CPU_AMX=depth=N
+constexpr int64_t kNc = 384;        // columns per block of a thread (multiple of 32); KILN_CPU_AMX=cols=N
 constexpr int64_t kDotMr = 6;       // AVX512-BF16 register tile: 6 rows x 2 vectors (12 accumulators)
 constexpr int64_t kDotKcPairs = 256;  // depth pairs per panel: 32 columns x 256 pairs = 32 KiB (L1)
 
@@ -42,7 +43,7 @@ constexpr int64_t kDotKcPairs = 256;  // depth pairs per panel: 32 columns x 256
 // it from there; `prefetch`: the next panel is prefetched into L2 while
 // this one runs (both on by default).
 struct AmxTuning {
-  int64_t rows = kMc, depth = kKc;
+  int64_t rows = kMc, depth = kKc, cols = kNc;
   bool panel = true, prefetch = true;
 };
 
@@ -292,6 +293,8 @@ int64_t GemmBf16Units(int64_t M, int64_t N, int64_t K, const float* a, int64_t l
     const int64_t rows = TuningValue("KILN_CPU_AMX", "rows", kMc), depth = TuningValue("KILN_CPU_AMX", "depth", kKc);
     t.rows = rows >= 32 && rows % 32 == 0 ? rows : kMc;
     t.depth = depth >= kTileK && depth % kTileK == 0 ? depth : kKc;
+    const int64_t cols = TuningValue("KILN_CPU_AMX", "cols", kNc);
+    t.cols = cols >= 32 && cols % 32 == 0 ? cols : kNc;
     t.panel = TuningValue("KILN_CPU_AMX", "panel", 1) != 0;
     t.prefetch = TuningValue("KILN_CPU_AMX", "prefetch", 1) != 0;
     return t;
@@ -308,11 +311,17 @@ int64_t GemmBf16Units(int64_t M, int64_t N, int64_t K, const float* a, int64_t l
       [&](int64_t n0, int64_t n1) {
         thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> cb, bb;
         thread_local size_t ccap = 0, bcap = 0;
-        float* cbuf = reinterpret_cast<float*>(Scratch(cb, ccap, (n1 - n0) * std::min(tune.rows, mt_n * kTile) * 4));
+        const int64_t nc = std::min(tune.cols, n1 - n0);
+        float* cbuf = reinterpret_cast<float*>(Scratch(cb, ccap, nc * std::min(tune.rows, mt_n * kTile) * 4));
         uint8_t* bpanel = Scratch(bb, bcap, 2 * (tune.depth / kTileK) * kTileBytes);
-        for (int64_t m0 = 0; m0 < M; m0 += tune.rows) {
-          Block(n0, n1, m0, std::min(tune.rows, M - m0), K, ap + (m0 / kTile) * kb_n * (kTileBytes / 4), b, c, ldc,
-                accumulate, tune, cbuf, bpanel);
+        // A thread's columns in chunks of tune.cols, so that its C^T buffer
+        // stays in L2 however few threads share N.
+        for (int64_t c0 = n0; c0 < n1; c0 += nc) {
+          const int64_t c1 = std::min(n1, c0 + nc);
+          for (int64_t m0 = 0; m0 < M; m0 += tune.rows) {
+            Block(c0, c1, m0, std::min(tune.rows, M - m0), K, ap + (m0 / kTile) * kb_n * (kTileBytes / 4), b, c,
+                  ldc, accumulate, tune, cbuf, bpanel);
+          }
         }
       },
       kBf16Columns);

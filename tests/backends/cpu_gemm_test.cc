@@ -156,7 +156,7 @@ TEST(CpuGemm, WideAndDeep) {
 // path where the host has one (A rounded to bf16: NMSE ~1e-6, OPS.md allows 5e-4 for
 // bf16 inputs), the f32 path elsewhere; both must match. Shapes cross the
 // 32-column pass (N % 32 left to the f32 path), the 16-row tile, the
-// 256-row and 512-deep blocks.
+// 256-row and 2048-deep blocks and a thread's 384-column chunks.
 TEST(CpuGemm, Bf16WeightRowsOnMatrixUnits) {
   const MatrixUnits& u = HostMatrixUnits();
   const bool units = u.amx_bf16 || u.avx512_bf16_gemm;
@@ -171,6 +171,9 @@ TEST(CpuGemm, Bf16WeightRowsOnMatrixUnits) {
       }
     }
   }
+  // Past one depth block (2048) and one column chunk (384) of a thread.
+  Check({40, 800, 2112, DType::kBF16, true}, 1, false, 1e-4);
+  Check({20, 1650, 2080, DType::kBF16, true}, 2, true, 1e-4);
   // Never for f16 weights, matmul's B[K, N], K % 32 != 0 or few rows.
   EXPECT_FALSE(Bf16UnitsSuit(64, 64, 64, GemmB{DType::kF16, nullptr, 0, true}));
   EXPECT_FALSE(Bf16UnitsSuit(64, 64, 64, GemmB{DType::kBF16, nullptr, 0, false}));
