@@ -27,6 +27,7 @@
 #include "backends/cpu/flash_attn_problem.h"
 #include "backends/cpu/kernel_util.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/tuning.h"
 #include "graph/dtype.h"
 
 #ifndef HWY_DISABLED_TARGETS
@@ -46,6 +47,17 @@ namespace HWY_NAMESPACE {
 // (P.V): 12 accumulators + 3 loads + 1 broadcast = 16 AVX2 registers.
 constexpr size_t kTileVecs = 3;
 constexpr size_t kTileCols = 4;
+// With 32 vector registers (AVX-512), 8 keys or columns: 24 accumulators,
+// half the passes over Q^T and O^T per tile (KILN_CPU_FA=wide=0 for 4).
+#if HWY_TARGET <= HWY_AVX3 && HWY_ARCH_X86
+constexpr size_t kWideCols = 8;
+#else
+constexpr size_t kWideCols = 4;
+#endif
+inline bool WideTiles() {
+  static const bool on = TuningValue("KILN_CPU_FA", "wide", 1) != 0;
+  return on;
+}
 // Micro-tiles of rows per item (target): enough rows to reuse each K/V tile.
 constexpr size_t kItemTiles = 2;
 
@@ -307,8 +319,14 @@ class Prefiller {
   void Scores(const float* qt, const float* kt, int64_t nk, float* st, TileLines& next,
               int64_t per) const {
     const size_t R = rows_, tv = tv_, tk = kTileKeys;
+    const int64_t wide = kWideCols > 4 && WideTiles() ? kWideCols : 0;
     for (size_t r = 0; r < R; r += tv) {
-      for (int64_t c = 0; c < nk; c += 4) {
+      int64_t c = 0;
+      for (; wide && c + wide <= nk; c += wide) {
+        ScoreTile<kWideCols, kTileVecs>(qt + At(0, r, dk_), tv, kt + c * dkp_, dkp_, dk_, st + At(c, r, tk), tv);
+        next.Issue(2 * per);
+      }
+      for (; c < nk; c += 4) {
         ScoreTile<4, kTileVecs>(qt + At(0, r, dk_), tv, kt + c * dkp_, dkp_, dk_, st + At(c, r, tk), tv);
         next.Issue(per);
       }
@@ -385,6 +403,12 @@ class Prefiller {
     const size_t R = rows_, tv = tv_, tk = kTileKeys;
     for (size_t r = 0; r < R; r += tv) {
       size_t c = 0;
+      if (kWideCols > kTileCols && WideTiles()) {
+        for (; c + kWideCols <= dv_; c += kWideCols) {
+          PvTile<kWideCols, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
+          next.Issue(2 * per);
+        }
+      }
       for (; c + kTileCols <= dv_; c += kTileCols) {
         PvTile<kTileCols, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
         next.Issue(per);
