@@ -61,16 +61,17 @@ HWY_INLINE int64_t NR() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
 
 // GEMV software prefetch distance in bytes along each weight row (past
 // its end: into the rows after it, which lie next in memory). By default
-// 8 KiB for rows of at most 2 KiB (K <= 1024 at 16 bits: a group of 4 rows
+// 8 KiB for rows under 8 KiB (K <= 1024 at 16 bits: a group of 4 rows
 // is one contiguous 8 KiB, too short a stream for the hardware prefetcher;
-// on the Xeon 0.6B.up ran 1.4x faster, bench/RESULTS.md), none for longer
-// rows (no gain measured). q8_0 rows, whose int8 x int16 loop leaves the
+// on the Xeon 0.6B.up ran 1.4x faster, 4B.up's 5 KiB rows 1.04x,
+// bench/RESULTS.md), none for longer rows (8B.up's 8 KiB and 8B.down's
+// 24 KiB rows ran 1-5% slower with it). q8_0 rows, whose int8 x int16 loop leaves the
 // hardware prefetcher further behind, 8 KiB at every length (1.7B.up
 // 1.03-1.4x, 8B.up ~1.07x). KILN_CPU_GEMV=prefetch=BYTES overrides (0: none).
 HWY_INLINE int64_t GemvPrefetch(int64_t row_bytes, bool q8 = false) {
   static const int64_t bytes = TuningValue("KILN_CPU_GEMV", "prefetch", -1);
   if (bytes >= 0) return bytes;
-  return q8 || row_bytes <= 2048 ? 8192 : 0;
+  return q8 || row_bytes < 8192 ? 8192 : 0;
 }
 
 // Widens k in [k0, k0 + n) of one weight row to f32 (q8_0: k0 % 32 == 0).
