@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -35,6 +37,15 @@ constexpr size_t kAlignment = 64;
 // From this size on, memory comes from mmap: page aligned, and zeroed by the
 // kernel page by page on first touch instead of by a memset up front.
 constexpr size_t kMapThreshold = size_t{1} << 20;
+constexpr size_t kHugeBytes = size_t{2} << 20;  // an x86-64 / arm64 huge page
+// KILN_CPU_HUGEPAGES=0: plain 4 KiB pages (to compare).
+bool HugePagesWanted() {
+  static const bool on = [] {
+    const char* e = std::getenv("KILN_CPU_HUGEPAGES");
+    return !(e && std::string_view(e) == "0");
+  }();
+  return on;
+}
 
 // Host memory: owned (64-byte aligned, zeroed) or wrapped caller memory.
 class CpuBuffer : public Buffer {
@@ -147,13 +158,32 @@ class CpuBackend : public Backend {
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes, BufferUsage usage,
                                                    absl::string_view label) override {
     if (bytes >= kMapThreshold) {
-      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) {
+      // From kHugeBytes on, mapped on a 2 MiB boundary with transparent huge
+      // pages asked for (where the kernel grants them only on request): the
+      // kernels walk weights, caches and token rows with page-sized strides,
+      // and 4 KiB pages cost a TLB miss per row.
+      const bool huge = bytes >= kHugeBytes && HugePagesWanted();
+      const size_t span = huge ? bytes + kHugeBytes : bytes;
+      void* m = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED) {
         return absl::ResourceExhaustedError(
             absl::StrCat("cpu: out of host memory mapping ", bytes, " bytes for ", label));
       }
-      return std::unique_ptr<Buffer>(
-          new CpuBuffer(static_cast<std::byte*>(p), bytes, bytes, CpuBuffer::Owner::kMapped));
+      auto* p = static_cast<std::byte*>(m);
+      size_t mapped = span;
+      if (huge) {
+        // Keep the aligned [p, p + bytes rounded to pages) and return the rest.
+        const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        const uintptr_t a = (reinterpret_cast<uintptr_t>(m) + kHugeBytes - 1) & ~(uintptr_t{kHugeBytes} - 1);
+        mapped = (bytes + page - 1) / page * page;
+        auto* start = reinterpret_cast<std::byte*>(a);
+        if (start > p) munmap(p, static_cast<size_t>(start - p));
+        std::byte* end = start + mapped;
+        if (end < p + span) munmap(end, static_cast<size_t>(p + span - end));
+        p = start;
+        madvise(p, mapped, MADV_HUGEPAGE);  // a hint: EINVAL without THP is fine
+      }
+      return std::unique_ptr<Buffer>(new CpuBuffer(p, bytes, mapped, CpuBuffer::Owner::kMapped));
     }
     // aligned_alloc wants whole alignment units; never 0 bytes.
     const size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);

@@ -3,8 +3,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -60,6 +62,26 @@ TEST(CpuBackend, AllocatesAlignedZeroedMemory) {
     ASSERT_NE((*buf)->host_data(), nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>((*buf)->host_data()) % 64, 0u);
     for (size_t i = 0; i < n; ++i) ASSERT_EQ((*buf)->host_data()[i], std::byte{0}) << i;
+  }
+}
+
+// From 2 MiB on a buffer starts on a huge-page boundary (transparent huge
+// pages asked for); sizes off page and huge-page multiples, written end to
+// end and freed (the trimmed mapping's edges).
+TEST(CpuBackend, LargeBuffersStartOnHugePageBoundaries) {
+  if (const char* e = std::getenv("KILN_CPU_HUGEPAGES"); e && std::string(e) == "0") GTEST_SKIP() << "huge pages off";
+  auto cpu = Cpu();
+  for (size_t n : {size_t{2} << 20, (size_t{5} << 20) + 123, (size_t{8} << 20) - 4096}) {
+    for (int round = 0; round < 3; ++round) {
+      auto buf = cpu->Allocate(n, BufferUsage::kArena, "test");
+      ASSERT_TRUE(buf.ok()) << buf.status();
+      std::byte* p = (*buf)->host_data();
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (size_t{2} << 20), 0u) << n;
+      EXPECT_EQ(p[0], std::byte{0});
+      EXPECT_EQ(p[n - 1], std::byte{0});
+      std::memset(p, 0x5a, n);
+      EXPECT_EQ(p[n - 1], std::byte{0x5a});
+    }
   }
 }
 
