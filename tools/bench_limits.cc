@@ -60,8 +60,6 @@ float SumStreams(const float* HWY_RESTRICT p, int64_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -217,14 +215,7 @@ HostLimits MeasureHostLimits(int threads) {
   const int64_t bytes = std::max<int64_t>(int64_t{256} << 20, 8 * l.llc_bytes);
   const int64_t n = bytes / 4;
   auto buf = hwy::AllocateAligned<float>(n);
-  {
-    // Transparent huge pages, as the CPU backend's large buffers ask for
-    // (cpu_backend.cc): the limit is read with the pages the kernels get.
-    constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-    const uintptr_t a = (reinterpret_cast<uintptr_t>(buf.get()) + kHuge - 1) & ~(kHuge - 1);
-    const uintptr_t e = reinterpret_cast<uintptr_t>(buf.get() + n) & ~(kHuge - 1);
-    if (e > a) madvise(reinterpret_cast<void*>(a), e - a, MADV_HUGEPAGE);
-  }
+  cpu::AdviseHugePages(buf.get(), 4 * static_cast<size_t>(n));  // the pages the kernels get
   std::vector<float> sums(l.threads);
   const int64_t per = (n / l.threads) & ~int64_t{4095};
   // First touch on the reading thread.

@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/cpu_kernel.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernel_util.h"
@@ -37,7 +38,6 @@ constexpr size_t kAlignment = 64;
 // From this size on, memory comes from mmap: page aligned, and zeroed by the
 // kernel page by page on first touch instead of by a memset up front.
 constexpr size_t kMapThreshold = size_t{1} << 20;
-constexpr size_t kHugeBytes = size_t{2} << 20;  // an x86-64 / arm64 huge page
 // KILN_CPU_HUGEPAGES=0: plain 4 KiB pages (to compare).
 bool HugePagesWanted() {
   static const bool on = [] {
@@ -158,12 +158,13 @@ class CpuBackend : public Backend {
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes, BufferUsage usage,
                                                    absl::string_view label) override {
     if (bytes >= kMapThreshold) {
-      // From kHugeBytes on, mapped on a 2 MiB boundary with transparent huge
-      // pages asked for (where the kernel grants them only on request): the
-      // kernels walk weights, caches and token rows with page-sized strides,
-      // and 4 KiB pages cost a TLB miss per row.
-      const bool huge = bytes >= kHugeBytes && HugePagesWanted();
-      const size_t span = huge ? bytes + kHugeBytes : bytes;
+      // From a huge page's size on, mapped on a huge-page boundary with
+      // transparent huge pages asked for (where the kernel grants them only
+      // on request): the kernels walk weights, caches and token rows with
+      // page-sized strides, and 4 KiB pages cost a TLB miss per row.
+      constexpr size_t kHuge = cpu::kHugePageBytes;
+      const bool huge = bytes >= kHuge && HugePagesWanted();
+      const size_t span = huge ? bytes + kHuge : bytes;
       void* m = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (m == MAP_FAILED) {
         return absl::ResourceExhaustedError(
@@ -174,14 +175,14 @@ class CpuBackend : public Backend {
       if (huge) {
         // Keep the aligned [p, p + bytes rounded to pages) and return the rest.
         const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-        const uintptr_t a = (reinterpret_cast<uintptr_t>(m) + kHugeBytes - 1) & ~(uintptr_t{kHugeBytes} - 1);
+        const uintptr_t a = (reinterpret_cast<uintptr_t>(m) + kHuge - 1) & ~(uintptr_t{kHuge} - 1);
         mapped = (bytes + page - 1) / page * page;
         auto* start = reinterpret_cast<std::byte*>(a);
         if (start > p) munmap(p, static_cast<size_t>(start - p));
         std::byte* end = start + mapped;
         if (end < p + span) munmap(end, static_cast<size_t>(p + span - end));
         p = start;
-        madvise(p, mapped, MADV_HUGEPAGE);  // a hint: EINVAL without THP is fine
+        cpu::AdviseHugePages(p, mapped);
       }
       return std::unique_ptr<Buffer>(new CpuBuffer(p, bytes, mapped, CpuBuffer::Owner::kMapped));
     }

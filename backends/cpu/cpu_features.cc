@@ -1,7 +1,10 @@
 // Host matrix units (cpu_features.h).
 #include "backends/cpu/cpu_features.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -89,6 +92,12 @@ int64_t HostLastLevelCacheBytes() {
     return best;
   }();
   return bytes;
+}
+
+void AdviseHugePages(void* p, size_t bytes) {
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) & ~(uintptr_t{kHugePageBytes} - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(uintptr_t{kHugePageBytes} - 1);
+  if (e > a) madvise(reinterpret_cast<void*>(a), e - a, MADV_HUGEPAGE);  // EINVAL without THP: fine
 }
 
 const MatrixUnits& HostMatrixUnits() {

@@ -4,6 +4,7 @@
 // this process the tile data state (Linux arch_prctl), asked for once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace kiln::cpu {
@@ -26,6 +27,13 @@ const MatrixUnits& HostMatrixUnits();
 
 // The largest cache of cpu0 in bytes (sysfs; 0 when unknown), read once.
 int64_t HostLastLevelCacheBytes();
+
+// Transparent huge pages (x86-64 / arm64: 2 MiB) asked for the whole huge
+// pages inside [p, p + bytes); a hint, ignored where the kernel has none.
+// The CPU backend's large buffers and `kiln bench`'s bandwidth buffer use
+// it, so that the limit is read with the pages the kernels get.
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+void AdviseHugePages(void* p, size_t bytes);
 
 // What the cpuid bits and XCR0 say, before asking the OS for AMX: the pure
 // decision, exposed for the unit test.

@@ -54,9 +54,10 @@ constexpr size_t kWideCols = 8;
 #else
 constexpr size_t kWideCols = 4;
 #endif
-inline bool WideTiles() {
+// Keys (scores) or columns (P.V) of the wide tiles, 0 for none.
+inline size_t WideCols() {
   static const bool on = TuningValue("KILN_CPU_FA", "wide", 1) != 0;
-  return on;
+  return kWideCols > kTileCols && on ? kWideCols : 0;
 }
 // Micro-tiles of rows per item (target): enough rows to reuse each K/V tile.
 constexpr size_t kItemTiles = 2;
@@ -319,7 +320,7 @@ class Prefiller {
   void Scores(const float* qt, const float* kt, int64_t nk, float* st, TileLines& next,
               int64_t per) const {
     const size_t R = rows_, tv = tv_, tk = kTileKeys;
-    const int64_t wide = kWideCols > 4 && WideTiles() ? kWideCols : 0;
+    const int64_t wide = static_cast<int64_t>(WideCols());
     for (size_t r = 0; r < R; r += tv) {
       int64_t c = 0;
       for (; wide && c + wide <= nk; c += wide) {
@@ -403,11 +404,9 @@ class Prefiller {
     const size_t R = rows_, tv = tv_, tk = kTileKeys;
     for (size_t r = 0; r < R; r += tv) {
       size_t c = 0;
-      if (kWideCols > kTileCols && WideTiles()) {
-        for (; c + kWideCols <= dv_; c += kWideCols) {
-          PvTile<kWideCols, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
-          next.Issue(2 * per);
-        }
+      for (const size_t wide = WideCols(); wide && c + wide <= dv_; c += wide) {
+        PvTile<kWideCols, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
+        next.Issue(2 * per);
       }
       for (; c + kTileCols <= dv_; c += kTileCols) {
         PvTile<kTileCols, kTileVecs>(pt + At(0, r, tk), tv, vt + c, dv_, nk, ot + At(c, r, dv_), tv);
